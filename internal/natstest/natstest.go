@@ -1,0 +1,83 @@
+// Package natstest starts embedded JetStream servers for tests: one per test, storage in the
+// test's temp dir, listening on 127.0.0.1 with a random port, shut down in t.Cleanup.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options adjusts the server started by [RunServer].
+type Options struct {
+	// MaxPayload overrides the server's max_payload (default 1 MiB).
+	MaxPayload int32
+	// StoreDir reuses a JetStream store directory (to restart a server on the same state);
+	// empty means a fresh t.TempDir().
+	StoreDir string
+	// Port fixes the listen port (to restart on the same address); 0 means random.
+	Port int
+}
+
+// RunServer starts a JetStream-enabled nats-server on 127.0.0.1 and stops it when the test ends.
+func RunServer(t testing.TB, opts ...Options) *server.Server {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	sopts := &server.Options{
+		Host:       "127.0.0.1",
+		Port:       -1,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: o.MaxPayload,
+	}
+	if sopts.StoreDir == "" {
+		sopts.StoreDir = t.TempDir()
+	}
+	if o.Port != 0 {
+		sopts.Port = o.Port
+	}
+	s, err := server.NewServer(sopts)
+	if err != nil {
+		t.Fatalf("new nats server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server not ready within 10s")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect opens a client connection to s and closes it when the test ends.
+func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream connects to s and returns a JetStream context on that connection.
+func JetStream(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc := Connect(t, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}

@@ -1,0 +1,255 @@
+package reducto
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sentinel errors, matched with errors.Is against errors returned by [Client] methods. An
+// [*APIError] matches the sentinel of its HTTP status.
+var (
+	// ErrNotFound: Reducto answered 404 (unknown job id).
+	ErrNotFound = errors.New("reducto: not found")
+	// ErrGone: the job was deleted: 410, or 409 while its deletion is in progress.
+	ErrGone = errors.New("reducto: job deleted")
+	// ErrUnauthorized: 401 or 403, the API key is missing, wrong or not allowed.
+	ErrUnauthorized = errors.New("reducto: unauthorized")
+	// ErrRateLimited: 429, of any of the three kinds (see [APIError.RateLimitCode]).
+	ErrRateLimited = errors.New("reducto: rate limited")
+	// ErrMalformedResponse: a response Reducto could not have meant (truncated JSON, an HTML
+	// page from a proxy, a 200 whose body is not the expected object). Transient.
+	ErrMalformedResponse = errors.New("reducto: malformed response")
+)
+
+// Rate-limit codes from Reducto's 429 bodies (docs.reducto.ai/reference/rate-limits).
+const (
+	// RateLimitAll is "[CODE 1000] rate limit exceeded, retry with exponential backoff": the
+	// all-endpoints limit (1,000 req/s per key).
+	RateLimitAll = 1000
+	// RateLimitPolling is "[CODE 2000] ... please use webhooks instead of polling": the
+	// GET /job limit (200 req/s per key).
+	RateLimitPolling = 2000
+)
+
+// APIError is an HTTP error answer from Reducto. It never contains the API key.
+type APIError struct {
+	// Op is what the client was doing ("get job", "cancel job", "list jobs", "submit parse").
+	Op string
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Message is Reducto's message, read from any documented body shape: FastAPI's "detail"
+	// (a string or a list of {loc, msg}), {"error": {"message"}}, or a flat {"message"}.
+	Message string
+	// Name is Reducto's error type or name when the body carries one (e.g. "JOB_DELETED").
+	Name string
+	// RateLimitCode is 1000 or 2000 for documented 429s, 0 for a code-less (infra-shed) 429.
+	RateLimitCode int
+	// RetryAfter is the server's Retry-After (or retry-after-ms), capped; 0 when absent.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("reducto: ")
+	if e.Op != "" {
+		b.WriteString(e.Op)
+		b.WriteString(": ")
+	}
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteString(" ")
+		b.WriteString(t)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrNotFound) and friends work on an *APIError.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrGone:
+		return e.StatusCode == http.StatusGone || e.StatusCode == http.StatusConflict
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case ErrMalformedResponse:
+		return e.Name == malformedName
+	}
+	return false
+}
+
+// malformedName marks an APIError built from an error status whose body was not JSON (an
+// HTML page from a proxy, say).
+const malformedName = "malformed"
+
+// IsTransient reports whether a failed call may succeed if repeated later: network errors,
+// timeouts, malformed responses, 408, 429 (all kinds) and 502/503/504. 500 and every other
+// 4xx are permanent (Reducto documents its 500s as not retriable). A cancelled context is not
+// transient: the caller gave up.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.StatusCode {
+		case http.StatusRequestTimeout, http.StatusTooManyRequests,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return apiErr.Name == malformedName
+	}
+	var certErr *x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidErr x509.CertificateInvalidError
+	if errors.As(err, &certErr) || errors.As(err, &hostErr) || errors.As(err, &invalidErr) {
+		return false // a TLS misconfiguration does not heal by waiting
+	}
+	if errors.Is(err, errInvalidArgument) {
+		return false
+	}
+	// Anything else came from the transport or the body: connection refused or reset, a
+	// per-request timeout, a truncated body, a limiter wait that cannot finish in time.
+	return true
+}
+
+// RetryAfter returns the server-requested delay carried by err, if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
+		return apiErr.RetryAfter, true
+	}
+	return 0, false
+}
+
+// errInvalidArgument marks calls refused before any request was sent.
+var errInvalidArgument = errors.New("reducto: invalid argument")
+
+// parseRetryAfter reads retry-after-ms (milliseconds) or Retry-After (seconds or an HTTP
+// date), caps it at max and never returns a negative delay.
+func parseRetryAfter(h http.Header, now time.Time, max time.Duration) time.Duration {
+	var d time.Duration
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			d = time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Retry-After")); d == 0 && v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			if s > 0 {
+				d = time.Duration(s * float64(time.Second))
+			}
+		} else if t, err := http.ParseTime(v); err == nil {
+			d = t.Sub(now)
+		}
+	}
+	if d < 0 {
+		d = 0
+	}
+	if max > 0 && d > max {
+		d = max
+	}
+	return d
+}
+
+var rateLimitCodeRE = regexp.MustCompile(`\[CODE (\d+)\]`)
+
+// errorBody covers every documented error shape; unknown shapes leave it empty.
+type errorBody struct {
+	Detail  json.RawMessage `json:"detail"`
+	Message string          `json:"message"`
+	Error   *struct {
+		Message string          `json:"message"`
+		Type    string          `json:"type"`
+		Name    string          `json:"name"`
+		Code    json.RawMessage `json:"code"`
+	} `json:"error"`
+}
+
+type validationItem struct {
+	Loc []any  `json:"loc"`
+	Msg string `json:"msg"`
+}
+
+// newAPIError builds the error of a non-2xx answer from its status, headers and body.
+func newAPIError(op string, status int, h http.Header, body []byte, now time.Time, retryAfterMax time.Duration) *APIError {
+	e := &APIError{Op: op, StatusCode: status, RetryAfter: parseRetryAfter(h, now, retryAfterMax)}
+	var eb errorBody
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		// Nothing to read; the status says it all.
+	} else if err := json.Unmarshal(trimmed, &eb); err != nil {
+		e.Name = malformedName
+		e.Message = fmt.Sprintf("non-JSON error body (%s, %d bytes)", contentType(h), len(body))
+	} else {
+		switch {
+		case eb.Error != nil && eb.Error.Message != "":
+			e.Message = eb.Error.Message
+			e.Name = eb.Error.Type
+			if eb.Error.Name != "" {
+				e.Name = eb.Error.Name
+			}
+		case len(eb.Detail) > 0:
+			e.Message = detailMessage(eb.Detail)
+		case eb.Message != "":
+			e.Message = eb.Message
+		}
+	}
+	if status == http.StatusTooManyRequests {
+		if m := rateLimitCodeRE.FindStringSubmatch(e.Message); m != nil {
+			e.RateLimitCode, _ = strconv.Atoi(m[1])
+		}
+	}
+	const maxMessage = 512
+	if len(e.Message) > maxMessage {
+		e.Message = e.Message[:maxMessage] + "..."
+	}
+	return e
+}
+
+// detailMessage renders FastAPI's detail: a string, or a list of validation items.
+func detailMessage(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var items []validationItem
+	if json.Unmarshal(raw, &items) == nil {
+		parts := make([]string, 0, len(items))
+		for _, it := range items {
+			loc := make([]string, 0, len(it.Loc))
+			for _, l := range it.Loc {
+				loc = append(loc, fmt.Sprint(l))
+			}
+			if len(loc) > 0 {
+				parts = append(parts, strings.Join(loc, ".")+": "+it.Msg)
+			} else {
+				parts = append(parts, it.Msg)
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	return string(raw)
+}
+
+func contentType(h http.Header) string {
+	if ct := h.Get("Content-Type"); ct != "" {
+		return ct
+	}
+	return "no content type"
+}

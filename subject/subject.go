@@ -1,0 +1,100 @@
+// Package subject owns the bridge's NATS subject namespace (CONTRACT.md sections 1-3): the
+// subject prefix, the job-id token rules, and the subjects built from them. Every package that
+// needs a subject builds it here, so the namespace is written down once.
+package subject
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Stream and bucket names from the contract.
+const (
+	TrackStream   = "REDUCTO_TRACK"
+	EventsStream  = "REDUCTO_EVENTS"
+	ResultsBucket = "REDUCTO_RESULTS"
+)
+
+// DefaultPrefix is the subject prefix when BRIDGE_SUBJECT_PREFIX is unset.
+const DefaultPrefix = "reducto"
+
+// MaxJobIDLen is the longest job id the bridge accepts (one NATS token).
+const MaxJobIDLen = 256
+
+// Errors returned by [ValidJobID] and [ValidPrefix], matched with errors.Is.
+var (
+	ErrInvalidJobID  = errors.New("invalid job id")
+	ErrInvalidPrefix = errors.New("invalid subject prefix")
+)
+
+// ValidJobID reports whether id can be used as one subject token: 1-256 bytes of valid UTF-8,
+// none of '.', '*', '>' or whitespace (or other control characters).
+func ValidJobID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidJobID)
+	}
+	if len(id) > MaxJobIDLen {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidJobID, len(id), MaxJobIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidJobID)
+	}
+	for _, r := range id {
+		if r == '.' || r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("%w: contains %q", ErrInvalidJobID, r)
+		}
+	}
+	return nil
+}
+
+// ValidPrefix reports whether p is usable as the subject prefix: one or more dot-separated
+// tokens, each non-empty and free of wildcards and whitespace.
+func ValidPrefix(p string) error {
+	if p == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidPrefix)
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" {
+			return fmt.Errorf("%w: %q has an empty token", ErrInvalidPrefix, p)
+		}
+		for _, r := range tok {
+			if r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r) {
+				return fmt.Errorf("%w: %q contains %q", ErrInvalidPrefix, p, r)
+			}
+		}
+	}
+	return nil
+}
+
+// Track is the intake subject of one job: P.track.<id>.
+func Track(prefix, id string) string { return prefix + ".track." + id }
+
+// TrackAll is the subject filter of the track stream: P.track.>.
+func TrackAll(prefix string) string { return prefix + ".track.>" }
+
+// TrackJobID returns the job id of a track subject, or false when subj is not one.
+func TrackJobID(prefix, subj string) (string, bool) {
+	id, ok := strings.CutPrefix(subj, prefix+".track.")
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
+}
+
+// Event is the subject of a job's terminal event: P.job.<kind>.<id>.
+func Event(prefix, kind, id string) string { return prefix + ".job." + kind + "." + id }
+
+// JobEvents matches every terminal event of one job: P.job.*.<id>.
+func JobEvents(prefix, id string) string { return prefix + ".job.*." + id }
+
+// EventsAll is the subject filter of the events stream: P.job.>.
+func EventsAll(prefix string) string { return prefix + ".job.>" }
+
+// Cancel is the cancel command's subject: P.cancel.
+func Cancel(prefix string) string { return prefix + ".cancel" }
+
+// Submit is the submit command's subject: P.submit.
+func Submit(prefix string) string { return prefix + ".submit" }
