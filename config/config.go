@@ -1,0 +1,195 @@
+// Package config holds the bridge's configuration (CONTRACT.md section 4), read from the
+// environment with envconfig and checked by [Config.Validate]. A bad environment stops the
+// bridge at start-up with one error that names every bad variable, never just the first.
+//
+// A variable that is set but empty means its default, exactly like an unset one (envconfig on
+// its own would treat FOO= as the value "" and fail to parse it as a duration). This keeps
+// docker-compose and Kubernetes manifests that list every variable with a blank value working.
+package config
+
+import (
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Config is the bridge's whole configuration. Each field's tags name its environment variable
+// (envconfig), its default and a one-line description (desc, printed by [Usage]). The
+// variables of the Reducto and NATS ecosystems keep their usual unprefixed names; the bridge's
+// own start with BRIDGE_.
+//
+// Secrets have type [Secret], so printing or logging a Config never shows them.
+type Config struct {
+	// APIKey is the Reducto API key, sent as "Authorization: Bearer". No default. The bridge
+	// requires it ([Config.RequireAPIKey]); the demo, which talks to the built-in simulator,
+	// does not.
+	APIKey Secret `envconfig:"REDUCTO_API_KEY" desc:"Reducto API key, sent as Authorization: Bearer (required by run, not by demo)"`
+
+	// BaseURL is the Reducto API base URL, an absolute http(s) URL: another region or a
+	// simulator. Default https://platform.reducto.ai.
+	BaseURL string `envconfig:"REDUCTO_BASE_URL" default:"https://platform.reducto.ai" desc:"Reducto API base URL (EU/AU regions, or a simulator)"`
+
+	// NATSURL is the raw, comma-separated list of NATS server URLs, as nats.Connect takes it;
+	// [Config.NATSURLs] splits it. Default empty, which means the bridge runs an embedded
+	// server (see [Config.Embedded]).
+	NATSURL string `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty runs an embedded server"`
+
+	// NATSCreds is the path of a NATS credentials file (JWT and nkey seed). Default empty.
+	NATSCreds string `envconfig:"NATS_CREDS" desc:"path of a NATS credentials file (JWT + nkey)"`
+
+	// NATSNKey is the path of an nkey seed file. Default empty.
+	NATSNKey string `envconfig:"NATS_NKEY" desc:"path of an nkey seed file"`
+
+	// NATSUser is the NATS user name, used with NATSPassword. Default empty.
+	NATSUser string `envconfig:"NATS_USER" desc:"NATS user name"`
+
+	// NATSPassword is the password of NATSUser. Default empty.
+	NATSPassword Secret `envconfig:"NATS_PASSWORD" desc:"NATS password (with NATS_USER)"`
+
+	// NATSToken is a NATS authentication token. Default empty.
+	NATSToken Secret `envconfig:"NATS_TOKEN" desc:"NATS authentication token"`
+
+	// NATSCA is the path of a PEM bundle of CAs that sign the NATS server's certificate.
+	// Default empty: the system roots.
+	NATSCA string `envconfig:"NATS_CA" desc:"path of the CA bundle that verifies the NATS server (TLS)"`
+
+	// NATSCert is the path of the TLS client certificate; set together with NATSKey.
+	// Default empty.
+	NATSCert string `envconfig:"NATS_CERT" desc:"path of the TLS client certificate (with NATS_KEY)"`
+
+	// NATSKey is the path of the TLS client key; set together with NATSCert. Default empty.
+	NATSKey string `envconfig:"NATS_KEY" desc:"path of the TLS client key (with NATS_CERT)"`
+
+	// SubjectPrefix is the first token(s) of every subject the bridge uses (P in the
+	// contract): one or more dot-separated tokens without wildcards. Default reducto.
+	SubjectPrefix string `envconfig:"BRIDGE_SUBJECT_PREFIX" default:"reducto" desc:"prefix of every subject (P.track.<id>, P.job.>, P.cancel...)"`
+
+	// EmbeddedNATSAddr is the host:port the embedded NATS server listens on, used only when
+	// NATSURL is empty. Default 127.0.0.1:4222. Port 0 asks for a free port; note that
+	// nats-server itself reads port 0 as 4222, so the caller must pass -1 for it.
+	EmbeddedNATSAddr string `envconfig:"BRIDGE_EMBEDDED_NATS_ADDR" default:"127.0.0.1:4222" desc:"host:port of the embedded NATS server (only when NATS_URL is empty)"`
+
+	// DataDir is the JetStream storage directory of the embedded server. Default ./data.
+	DataDir string `envconfig:"BRIDGE_DATA_DIR" default:"./data" desc:"JetStream storage directory of the embedded server"`
+
+	// PollInitialInterval is the delay before the first poll of a newly tracked job.
+	// Default 2s.
+	PollInitialInterval time.Duration `envconfig:"BRIDGE_POLL_INITIAL_INTERVAL" default:"2s" desc:"delay before the first poll of a tracked job"`
+
+	// PollMaxInterval caps the exponential backoff between two polls of one job; it is at
+	// least PollInitialInterval. Default 30s.
+	PollMaxInterval time.Duration `envconfig:"BRIDGE_POLL_MAX_INTERVAL" default:"30s" desc:"cap of the exponential backoff between polls"`
+
+	// PollMultiplier is the backoff growth factor between polls, at least 1. Default 1.5.
+	PollMultiplier float64 `envconfig:"BRIDGE_POLL_MULTIPLIER" default:"1.5" desc:"backoff growth factor (>= 1)"`
+
+	// PollJitter is the randomization factor of each poll interval: an interval d becomes a
+	// random value in [d*(1-j), d*(1+j)]. In [0, 1); 0 means no jitter. Default 0.2.
+	PollJitter float64 `envconfig:"BRIDGE_POLL_JITTER" default:"0.2" desc:"randomization factor of each interval, 0 <= j < 1 (0 = none)"`
+
+	// JobTTL is the age after which a job that is still not terminal gets an expired event.
+	// Default 12h, the lifetime of a Reducto job id.
+	JobTTL time.Duration `envconfig:"BRIDGE_JOB_TTL" default:"12h" desc:"give up on a job (event expired) after this age"`
+
+	// RateLimit is the number of Reducto requests per second this replica may send; fractions
+	// are allowed. Default 100 (Reducto allows 200/s on GET /job per API key).
+	RateLimit float64 `envconfig:"BRIDGE_RATE_LIMIT" default:"100" desc:"Reducto requests per second this replica may send"`
+
+	// Concurrency is the maximum number of Reducto requests in flight. Default 32.
+	Concurrency int `envconfig:"BRIDGE_CONCURRENCY" default:"32" desc:"Reducto requests in flight at most"`
+
+	// HTTPAddr is the host:port of the health, readiness, metrics and webhook endpoints.
+	// Default :8080 (all interfaces).
+	HTTPAddr string `envconfig:"BRIDGE_HTTP_ADDR" default:":8080" desc:"host:port of health, readiness, metrics and webhooks"`
+
+	// EventSource is the CloudEvents ce-source header of every event. Default reducto-bridge.
+	EventSource string `envconfig:"BRIDGE_EVENT_SOURCE" default:"reducto-bridge" desc:"CloudEvents ce-source of every event"`
+
+	// LogLevel is the minimum level logged: debug, info, warn or error, case-insensitive
+	// (slog's offsets such as warn+2 work too). Default info.
+	LogLevel slog.Level `envconfig:"BRIDGE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+
+	// LogFormat is the log output format: text or json. Default text.
+	LogFormat string `envconfig:"BRIDGE_LOG_FORMAT" default:"text" desc:"text or json"`
+
+	// PublicURL is the public base URL of this bridge, an absolute http(s) URL. When set,
+	// submissions ask Reducto to send webhooks to <url>/webhooks/reducto. Default empty: no
+	// webhooks, polling only.
+	PublicURL string `envconfig:"BRIDGE_PUBLIC_URL" desc:"public base URL; when set, P.submit asks for webhooks to <url>/webhooks/reducto"`
+
+	// WebhookSecret is the Svix signing secret (whsec_ followed by base64) that verifies
+	// signed webhooks. Default empty.
+	WebhookSecret Secret `envconfig:"BRIDGE_WEBHOOK_SECRET" desc:"Svix signing secret (whsec_...) for signed webhooks"`
+
+	// WebhookToken is the shared token required on unsigned (direct-mode) webhooks.
+	// Default empty.
+	WebhookToken Secret `envconfig:"BRIDGE_WEBHOOK_TOKEN" desc:"shared token required on unsigned (direct-mode) webhooks"`
+
+	// HTTPTimeout bounds each Reducto HTTP request. Default 30s.
+	HTTPTimeout time.Duration `envconfig:"BRIDGE_HTTP_TIMEOUT" default:"30s" desc:"timeout of one Reducto request"`
+
+	// RetryAfterMax caps the Retry-After delay the bridge honours from Reducto, so that one
+	// odd header cannot park a job for hours. Default 60s.
+	RetryAfterMax time.Duration `envconfig:"BRIDGE_RETRY_AFTER_MAX" default:"60s" desc:"cap on a Retry-After the bridge honours"`
+
+	// DrainTimeout bounds graceful shutdown. Default 30s.
+	DrainTimeout time.Duration `envconfig:"BRIDGE_DRAIN_TIMEOUT" default:"30s" desc:"bound on graceful shutdown"`
+
+	// StreamReplicas is the replica count of the streams and the object store, 1 to 5; more
+	// than 1 needs a NATS cluster. Default 1 (use 3 on a cluster).
+	StreamReplicas int `envconfig:"BRIDGE_STREAM_REPLICAS" default:"1" desc:"replicas of the streams and the object store, 1-5 (3 on a cluster)"`
+
+	// EventsMaxAge is how long events are kept in the REDUCTO_EVENTS stream. Default 720h
+	// (30 days).
+	EventsMaxAge time.Duration `envconfig:"BRIDGE_EVENTS_MAX_AGE" default:"720h" desc:"how long events are kept in REDUCTO_EVENTS"`
+
+	// DuplicateWindow is the JetStream deduplication window of the events stream, between
+	// 100ms and EventsMaxAge. Default 1h.
+	DuplicateWindow time.Duration `envconfig:"BRIDGE_DUPLICATE_WINDOW" default:"1h" desc:"dedup window of REDUCTO_EVENTS (100ms to BRIDGE_EVENTS_MAX_AGE)"`
+
+	// AckWait is the AckWait of the track consumer: how long a replica may hold a job before
+	// JetStream redelivers it to another. It must exceed HTTPTimeout. Default 5m.
+	AckWait time.Duration `envconfig:"BRIDGE_ACK_WAIT" default:"5m" desc:"AckWait of the track consumer (> BRIDGE_HTTP_TIMEOUT)"`
+}
+
+// NATSURLs returns the NATS server URLs of NATSURL, split at commas and trimmed, without empty
+// entries. An empty result means the bridge runs an embedded server.
+func (c *Config) NATSURLs() []string {
+	var urls []string
+	for u := range strings.SplitSeq(c.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
+// Embedded reports whether the bridge runs its own NATS server (NATS_URL is empty).
+func (c *Config) Embedded() bool { return len(c.NATSURLs()) == 0 }
+
+// LogValue implements [slog.LogValuer]: a group keyed by environment variable names, secrets
+// redacted, so the effective configuration can be logged at start-up in the operator's terms.
+func (c *Config) LogValue() slog.Value {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	attrs := make([]slog.Attr, 0, t.NumField())
+	for i := range t.NumField() {
+		name := t.Field(i).Tag.Get("envconfig")
+		if name == "" {
+			continue
+		}
+		switch x := v.Field(i).Interface().(type) {
+		case Secret:
+			attrs = append(attrs, slog.Attr{Key: name, Value: x.LogValue()})
+		case slog.Level:
+			attrs = append(attrs, slog.String(name, x.String()))
+		case time.Duration:
+			// A string, not JSON's nanoseconds, so it reads like the variable.
+			attrs = append(attrs, slog.String(name, x.String()))
+		default:
+			attrs = append(attrs, slog.Any(name, x))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}

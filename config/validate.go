@@ -1,0 +1,179 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// Limits checked by [Config.Validate].
+const (
+	// MaxStreamReplicas is the largest replica count JetStream allows.
+	MaxStreamReplicas = 5
+	// MinDuplicateWindow is the smallest deduplication window JetStream accepts.
+	MinDuplicateWindow = 100 * time.Millisecond
+	// WebhookSecretPrefix starts every Svix signing secret.
+	WebhookSecretPrefix = "whsec_"
+)
+
+// Validate checks the meaning of every value (ranges, URLs, addresses, the subject prefix and
+// the rules between variables) and returns every problem joined with [errors.Join], each a
+// [VarError] naming its variable, or nil. It does not require REDUCTO_API_KEY; see
+// [Config.RequireAPIKey].
+func (c *Config) Validate() error { return errors.Join(c.check()...) }
+
+// RequireAPIKey returns a [VarError] wrapping [ErrRequired] when REDUCTO_API_KEY is empty.
+// The bridge proper needs the key; the demo, which talks to the simulator, does not.
+func (c *Config) RequireAPIKey() error {
+	if !c.APIKey.IsSet() {
+		return &VarError{Var: "REDUCTO_API_KEY", Err: ErrRequired}
+	}
+	return nil
+}
+
+// check returns every problem of c, in field order.
+func (c *Config) check() []error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, &VarError{Var: name, Err: fmt.Errorf(format, args...)})
+	}
+	positive := func(name string, d time.Duration) bool {
+		if d <= 0 {
+			bad(name, "must be positive, got %s", d)
+			return false
+		}
+		return true
+	}
+
+	if err := httpURL(c.BaseURL); err != nil {
+		bad("REDUCTO_BASE_URL", "%w", err)
+	}
+	if strings.TrimSpace(c.NATSURL) != "" {
+		for u := range strings.SplitSeq(c.NATSURL, ",") {
+			if strings.TrimSpace(u) == "" {
+				bad("NATS_URL", "has an empty entry in its comma-separated list")
+				break
+			}
+		}
+	}
+	if c.NATSPassword.IsSet() && c.NATSUser == "" {
+		bad("NATS_PASSWORD", "is set but NATS_USER is empty")
+	}
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		if c.NATSCert == "" {
+			bad("NATS_CERT", "must be set together with NATS_KEY")
+		} else {
+			bad("NATS_KEY", "must be set together with NATS_CERT")
+		}
+	}
+	if err := subject.ValidPrefix(c.SubjectPrefix); err != nil {
+		bad("BRIDGE_SUBJECT_PREFIX", "%w", err)
+	}
+	if err := hostPort(c.EmbeddedNATSAddr); err != nil {
+		bad("BRIDGE_EMBEDDED_NATS_ADDR", "%w", err)
+	}
+	if c.Embedded() && c.DataDir == "" {
+		bad("BRIDGE_DATA_DIR", "must be set when the embedded server runs (NATS_URL empty)")
+	}
+
+	initialOK := positive("BRIDGE_POLL_INITIAL_INTERVAL", c.PollInitialInterval)
+	if positive("BRIDGE_POLL_MAX_INTERVAL", c.PollMaxInterval) && initialOK && c.PollMaxInterval < c.PollInitialInterval {
+		bad("BRIDGE_POLL_MAX_INTERVAL", "%s is less than BRIDGE_POLL_INITIAL_INTERVAL (%s)", c.PollMaxInterval, c.PollInitialInterval)
+	}
+	// The comparisons are written so that NaN fails them too.
+	if !(c.PollMultiplier >= 1) || math.IsInf(c.PollMultiplier, 0) {
+		bad("BRIDGE_POLL_MULTIPLIER", "must be a finite number >= 1, got %v", c.PollMultiplier)
+	}
+	if !(c.PollJitter >= 0 && c.PollJitter < 1) {
+		bad("BRIDGE_POLL_JITTER", "must be >= 0 and < 1, got %v", c.PollJitter)
+	}
+	positive("BRIDGE_JOB_TTL", c.JobTTL)
+	if !(c.RateLimit > 0) || math.IsInf(c.RateLimit, 0) {
+		bad("BRIDGE_RATE_LIMIT", "must be a finite number > 0 (requests per second), got %v", c.RateLimit)
+	}
+	if c.Concurrency < 1 {
+		bad("BRIDGE_CONCURRENCY", "must be at least 1, got %d", c.Concurrency)
+	}
+	if err := hostPort(c.HTTPAddr); err != nil {
+		bad("BRIDGE_HTTP_ADDR", "%w", err)
+	}
+	if c.EventSource == "" {
+		bad("BRIDGE_EVENT_SOURCE", "must not be empty (CloudEvents requires ce-source)")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("BRIDGE_LOG_FORMAT", "unknown format %q (want text or json)", c.LogFormat)
+	}
+	if c.PublicURL != "" {
+		if err := httpURL(c.PublicURL); err != nil {
+			bad("BRIDGE_PUBLIC_URL", "%w", err)
+		}
+	}
+	if c.WebhookSecret.IsSet() {
+		// The messages never include the value.
+		s := c.WebhookSecret.Reveal()
+		if rest, ok := strings.CutPrefix(s, WebhookSecretPrefix); !ok {
+			bad("BRIDGE_WEBHOOK_SECRET", "must start with %s", WebhookSecretPrefix)
+		} else if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
+			bad("BRIDGE_WEBHOOK_SECRET", "the part after %s must be non-empty standard base64", WebhookSecretPrefix)
+		}
+	}
+
+	httpOK := positive("BRIDGE_HTTP_TIMEOUT", c.HTTPTimeout)
+	positive("BRIDGE_RETRY_AFTER_MAX", c.RetryAfterMax)
+	positive("BRIDGE_DRAIN_TIMEOUT", c.DrainTimeout)
+	switch {
+	case c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas:
+		bad("BRIDGE_STREAM_REPLICAS", "must be between 1 and %d, got %d", MaxStreamReplicas, c.StreamReplicas)
+	case c.StreamReplicas > 1 && c.Embedded():
+		bad("BRIDGE_STREAM_REPLICAS", "%d needs a NATS cluster, but NATS_URL is empty (the embedded server is a single node)", c.StreamReplicas)
+	}
+	maxAgeOK := positive("BRIDGE_EVENTS_MAX_AGE", c.EventsMaxAge)
+	switch {
+	case c.DuplicateWindow < MinDuplicateWindow:
+		bad("BRIDGE_DUPLICATE_WINDOW", "must be at least %s, got %s", MinDuplicateWindow, c.DuplicateWindow)
+	case maxAgeOK && c.DuplicateWindow > c.EventsMaxAge:
+		bad("BRIDGE_DUPLICATE_WINDOW", "%s exceeds BRIDGE_EVENTS_MAX_AGE (%s)", c.DuplicateWindow, c.EventsMaxAge)
+	}
+	if positive("BRIDGE_ACK_WAIT", c.AckWait) && httpOK && c.AckWait <= c.HTTPTimeout {
+		bad("BRIDGE_ACK_WAIT", "%s must exceed BRIDGE_HTTP_TIMEOUT (%s), or a slow poll gets redelivered to another replica", c.AckWait, c.HTTPTimeout)
+	}
+	return errs
+}
+
+// httpURL checks that s is an absolute http or https URL with a host. Its errors do not echo
+// s, which could carry a password.
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("not a valid URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", u.Redacted())
+	}
+	return nil
+}
+
+// hostPort checks that s is host:port with a numeric port (the host may be empty, meaning
+// every interface).
+func hostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q has an invalid port %q (want 0-65535)", s, port)
+	}
+	return nil
+}
