@@ -1,0 +1,155 @@
+package publisher_test
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+)
+
+// runCluster starts a three-server JetStream cluster on 127.0.0.1 and returns its servers.
+func runCluster(t *testing.T) []*server.Server {
+	t.Helper()
+	// Every server needs the route addresses up front, so reserve three free ports. A
+	// clustered server's Start returns only once JetStream has peers: start them concurrently.
+	var routes []*url.URL
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("reserve a route port: %v", err)
+		}
+		routes = append(routes, &url.URL{Scheme: "nats", Host: l.Addr().String()})
+		l.Close()
+	}
+	servers := make([]*server.Server, len(routes))
+	for i, r := range routes {
+		port, err := strconv.Atoi(r.Port())
+		if err != nil {
+			t.Fatalf("route port: %v", err)
+		}
+		s, err := server.NewServer(&server.Options{
+			ServerName: fmt.Sprintf("s%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: port},
+			Routes:  routes,
+		})
+		if err != nil {
+			t.Fatalf("new server %d: %v", i, err)
+		}
+		servers[i] = s
+	}
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(s.Start)
+	}
+	t.Cleanup(func() {
+		for _, s := range servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+		wg.Wait()
+	})
+	for i, s := range servers {
+		if !s.ReadyForConnections(20 * time.Second) {
+			t.Fatalf("server %d not ready within 20s", i)
+		}
+	}
+	return servers
+}
+
+// TestPublishClusteredR3 covers the clustered server's other order of checks: it tests the
+// Nats-Msg-Id before the expected subject sequence, and refuses a message id that is still
+// being replicated (409, "duplicate message id is in process").
+func TestPublishClusteredR3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server cluster")
+	}
+	servers := runCluster(t)
+	nc, js := natstest.JetStream(t, servers[0])
+	o := publisher.Options{Replicas: 3}
+	// The cluster elects its meta leader some time after start; there is no signal for it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := publisher.Setup(t.Context(), js, o)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("setup on the cluster: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pub, err := publisher.New(js, nc.MaxPayload(), o)
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	e := &env{nc: nc, js: js, pub: pub}
+	ctx := t.Context()
+
+	first, err := pub.Publish(ctx, &publisher.Event{JobID: "job-r3", Kind: publisher.Completed})
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	for _, k := range []publisher.Kind{publisher.Completed, publisher.Failed} {
+		got, err := pub.Publish(ctx, &publisher.Event{JobID: "job-r3", Kind: k})
+		if err != nil {
+			t.Fatalf("publish %s again: %v", k, err)
+		}
+		if want := (publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: publisher.Completed}); got != want {
+			t.Errorf("publish %s again: got %+v, want %+v", k, got, want)
+		}
+	}
+	if n := e.count(t, "job-r3"); n != 1 {
+		t.Errorf("events for job-r3: got %d, want 1", n)
+	}
+
+	kinds := []publisher.Kind{publisher.Completed, publisher.Failed}
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		outs  = make([]publisher.Outcome, 10)
+		errs  = make([]error, 10)
+	)
+	for i := range 10 {
+		wg.Go(func() {
+			<-start
+			outs[i], errs[i] = pub.Publish(ctx, &publisher.Event{JobID: "job-r3-race", Kind: kinds[i%2]})
+		})
+	}
+	close(start)
+	wg.Wait()
+	stored := 0
+	for i := range outs {
+		if errs[i] != nil {
+			t.Fatalf("concurrent publish %d: %v", i, errs[i])
+		}
+		if !outs[i].Duplicate {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Errorf("concurrent publishes that stored an event: got %d, want 1 (%+v)", stored, outs)
+	}
+	if n := e.count(t, "job-r3-race"); n != 1 {
+		t.Errorf("events for job-r3-race: got %d, want 1", n)
+	}
+	ev, err := pub.Lookup(ctx, "job-r3-race")
+	if err != nil || ev == nil {
+		t.Fatalf("lookup: got %v, %v, want the event", ev, err)
+	}
+	st, err := js.Stream(ctx, "REDUCTO_EVENTS")
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	if got := st.CachedInfo().Config.Replicas; got != 3 {
+		t.Errorf("replicas: got %d, want 3", got)
+	}
+}

@@ -1,0 +1,196 @@
+package publisher
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind is the outcome a terminal event reports; it is also the subject token P.job.<kind>.<id>.
+type Kind string
+
+// The four terminal kinds of CONTRACT.md section 2.
+const (
+	Completed Kind = "completed"
+	Failed    Kind = "failed"
+	Cancelled Kind = "cancelled"
+	Expired   Kind = "expired"
+)
+
+// valid reports whether k is one of the four terminal kinds.
+func (k Kind) valid() bool {
+	switch k {
+	case Completed, Failed, Cancelled, Expired:
+		return true
+	}
+	return false
+}
+
+// ErrMalformedEvent is returned by [Decode] when a message body is not an event.
+var ErrMalformedEvent = errors.New("malformed event")
+
+// timeLayout is RFC 3339 with millisecond precision; times are always written in UTC ("Z").
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Event is the JSON body of a terminal event (CONTRACT.md section 2). Unknown values are left
+// zero and are then absent from the JSON: the body never carries null padding.
+type Event struct {
+	JobID  string     `json:"job_id"`
+	Kind   Kind       `json:"kind"`
+	Status string     `json:"status,omitempty"` // Reducto's status, an open string
+	Type   string     `json:"type,omitempty"`   // Reducto's job type (Parse, Extract...)
+	Reason string     `json:"reason,omitempty"`
+	Error  *ErrorInfo `json:"error,omitempty"`
+	// Result is Reducto's result verbatim. Publish moves it to the object store (and sets
+	// ResultRef) when the event would not fit in one NATS message.
+	Result    json.RawMessage `json:"result,omitempty"`
+	ResultRef *ResultRef      `json:"result_ref,omitempty"`
+	// Metadata is the track message's metadata verbatim.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	Progress *float64        `json:"progress,omitempty"`
+	Duration *float64        `json:"duration,omitempty"`
+	NumPages *int            `json:"num_pages,omitempty"`
+	// TrackedAt is when the job was first tracked; absent from the JSON when zero.
+	TrackedAt time.Time `json:"tracked_at"`
+	// ObservedAt is when the bridge saw the terminal state; it is also ce-time. Publish sets it
+	// to the current time when zero.
+	ObservedAt time.Time `json:"observed_at"`
+	Polls      int       `json:"polls,omitempty"` // GET /job calls the bridge made for this job
+}
+
+// ErrorInfo is Reducto's error of a failed job.
+type ErrorInfo struct {
+	Code    int    `json:"code"`
+	Name    string `json:"name"`
+	Message string `json:"message,omitempty"`
+}
+
+// ResultRef says where a result too large for the event was stored (claim check).
+type ResultRef struct {
+	Bucket string `json:"bucket"` // object store bucket, REDUCTO_RESULTS
+	Name   string `json:"name"`   // object name, the job id
+	Size   uint64 `json:"size"`   // bytes
+	Digest string `json:"digest"` // as the object store reports it: "SHA-256=<base64url>"
+}
+
+// wireEvent fixes the JSON field order of the contract and writes the times as strings so
+// that a zero time can be left out (encoding/json's omitempty never omits a struct).
+type wireEvent struct {
+	JobID      string          `json:"job_id"`
+	Kind       Kind            `json:"kind"`
+	Status     string          `json:"status,omitempty"`
+	Type       string          `json:"type,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Error      *ErrorInfo      `json:"error,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	ResultRef  *ResultRef      `json:"result_ref,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	Progress   *float64        `json:"progress,omitempty"`
+	Duration   *float64        `json:"duration,omitempty"`
+	NumPages   *int            `json:"num_pages,omitempty"`
+	TrackedAt  string          `json:"tracked_at,omitempty"`
+	ObservedAt string          `json:"observed_at,omitempty"`
+	Polls      int             `json:"polls,omitempty"`
+}
+
+// MarshalJSON writes the contract's body: fields in contract order, times in UTC with
+// milliseconds, zero times and JSON null results or metadata left out.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(wireEvent{
+		JobID:      e.JobID,
+		Kind:       e.Kind,
+		Status:     e.Status,
+		Type:       e.Type,
+		Reason:     e.Reason,
+		Error:      e.Error,
+		Result:     nonNull(e.Result),
+		ResultRef:  e.ResultRef,
+		Metadata:   nonNull(e.Metadata),
+		Progress:   e.Progress,
+		Duration:   e.Duration,
+		NumPages:   e.NumPages,
+		TrackedAt:  formatTime(e.TrackedAt),
+		ObservedAt: formatTime(e.ObservedAt),
+		Polls:      e.Polls,
+	})
+}
+
+// UnmarshalJSON reads the contract's body; absent times stay zero.
+func (e *Event) UnmarshalJSON(data []byte) error {
+	var w wireEvent
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	tracked, err := parseTime(w.TrackedAt)
+	if err != nil {
+		return fmt.Errorf("tracked_at: %w", err)
+	}
+	observed, err := parseTime(w.ObservedAt)
+	if err != nil {
+		return fmt.Errorf("observed_at: %w", err)
+	}
+	*e = Event{
+		JobID:      w.JobID,
+		Kind:       w.Kind,
+		Status:     w.Status,
+		Type:       w.Type,
+		Reason:     w.Reason,
+		Error:      w.Error,
+		Result:     w.Result,
+		ResultRef:  w.ResultRef,
+		Metadata:   w.Metadata,
+		Progress:   w.Progress,
+		Duration:   w.Duration,
+		NumPages:   w.NumPages,
+		TrackedAt:  tracked,
+		ObservedAt: observed,
+		Polls:      w.Polls,
+	}
+	return nil
+}
+
+// Decode parses an event message body. It fails with [ErrMalformedEvent] when the body is not
+// JSON or lacks job_id or kind. Kinds it does not know are accepted, so that consumers built
+// on this package keep working if the contract ever gains a kind.
+func Decode(data []byte) (*Event, error) {
+	var ev Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		// The error of encoding/json names an offset and a character, never the body.
+		return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+	}
+	if ev.JobID == "" {
+		return nil, fmt.Errorf("%w: no job_id", ErrMalformedEvent)
+	}
+	if ev.Kind == "" {
+		return nil, fmt.Errorf("%w: no kind", ErrMalformedEvent)
+	}
+	return &ev, nil
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
+// nonNull maps a JSON null to "absent", so that a null from upstream is not padded into the body.
+func nonNull(raw json.RawMessage) json.RawMessage {
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	return raw
+}

@@ -1,0 +1,415 @@
+// Package publisher publishes the bridge's terminal job events to the JetStream stream
+// REDUCTO_EVENTS (CONTRACT.md section 2) and guarantees that the stream holds at most one
+// terminal event per job, ever: across retries, kinds, bridge crashes and replicas, and beyond
+// the stream's duplicate window. It builds the subject, the CloudEvents headers and the JSON
+// body, and moves results too large for one NATS message to the REDUCTO_RESULTS object store
+// (claim check). It knows NATS, not Reducto's HTTP API.
+package publisher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// Errors returned by [Publisher.Publish], matched with errors.Is.
+var (
+	// ErrInvalidEvent: the event lacks a valid job id or kind; nothing was published.
+	ErrInvalidEvent = errors.New("invalid event")
+	// ErrStreamFull: the server refused the event because the stream, the account or the
+	// server's storage is at its limits. Nothing was stored; the caller should pause
+	// (back-pressure) and publish again later.
+	ErrStreamFull = errors.New("events stream full")
+	// ErrEventTooLarge: the event exceeds the server's max payload even without its result
+	// (huge metadata, reason or error message). Nothing was published.
+	ErrEventTooLarge = errors.New("event too large")
+)
+
+const (
+	// attemptTimeout bounds one publish attempt, so that a request lost in a reconnect
+	// buffer is retried (with the same message id) rather than awaited forever.
+	attemptTimeout = 5 * time.Second
+	// payloadMargin keeps an event clear of the server's max payload.
+	payloadMargin = 256
+	// maxChunk is the object store's default chunk size; chunkMargin leaves room for a
+	// chunk message's subject and headers under a smaller max payload.
+	maxChunk    = 128 * 1024
+	chunkMargin = 1024
+)
+
+// JetStream API error codes that nats.go does not name.
+const (
+	errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
+	errCodeClusterNotAvailable      jetstream.ErrorCode = 10008
+	errCodeInsufficientResources    jetstream.ErrorCode = 10023
+	errCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
+	errCodeDuplicateMsgInProcess    jetstream.ErrorCode = 10158
+	// errCodeStreamStoreFailed carries the store's "maximum messages/bytes exceeded" when a
+	// DiscardNew stream is full (and "message too large", which cannot happen here: the
+	// stream has no MaxMsgSize and Publish keeps events under the max payload).
+	errCodeStreamStoreFailed jetstream.ErrorCode = 10077
+)
+
+// Publisher publishes terminal events. It is safe for concurrent use.
+type Publisher struct {
+	js         jetstream.JetStream
+	maxPayload int64 // the server's max_payload, bytes
+	prefix     string
+	source     string
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	stream  jetstream.Stream      // REDUCTO_EVENTS, looked up on first use
+	results jetstream.ObjectStore // REDUCTO_RESULTS, looked up on first use
+}
+
+// Outcome is what the events stream holds for the job after [Publisher.Publish].
+type Outcome struct {
+	// Seq is the stream sequence of the job's event: the new one, or the one already stored.
+	Seq uint64
+	// Duplicate reports that the stream already held an event for this job (possibly from an
+	// earlier attempt of this very publish whose acknowledgement was lost), so none was added.
+	Duplicate bool
+	// Existing is the kind of the event already stored when Duplicate; it may differ from
+	// the kind just published (the first report of a job wins).
+	Existing Kind
+}
+
+// New returns a Publisher for the streams [Setup] created. maxPayload is the server's
+// max_payload (nc.MaxPayload(), known once connected); an event that would exceed it has its
+// result moved to the object store. Options are defaulted as for [Setup] and must match it.
+func New(js jetstream.JetStream, maxPayload int64, o Options) (*Publisher, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if js == nil {
+		return nil, fmt.Errorf("%w: nil jetstream", ErrInvalidOptions)
+	}
+	if maxPayload <= 2*chunkMargin {
+		return nil, fmt.Errorf("%w: max payload %d bytes (not connected yet?)", ErrInvalidOptions, maxPayload)
+	}
+	return &Publisher{
+		js:         js,
+		maxPayload: maxPayload,
+		prefix:     o.Prefix,
+		source:     o.Source,
+		log:        o.Logger,
+	}, nil
+}
+
+// Publish publishes ev as P.job.<kind>.<job_id> and reports what the stream holds for the job.
+//
+// The stream is asked to store the event only if it holds no event for the job yet, whatever
+// its kind (Nats-Expected-Last-Subject-Sequence 0 on P.job.*.<job_id>); the server checks that
+// atomically, so concurrent publishers, crashed-and-restarted bridges and later kinds never
+// add a second event, however long ago the first was stored. When the stream already holds
+// one, Publish returns Outcome{Duplicate: true, Existing: <its kind>} and a nil error.
+//
+// A failed attempt that may nevertheless have been stored (timeout, no responders, a
+// reconnecting connection) is retried with the same Nats-Msg-Id and the same expectation,
+// with exponential backoff until ctx ends. ev is not modified. A result too large for one
+// message is stored in REDUCTO_RESULTS under the job id first (see [ResultRef]).
+func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
+	if ev == nil {
+		return Outcome{}, fmt.Errorf("%w: nil", ErrInvalidEvent)
+	}
+	if err := subject.ValidJobID(ev.JobID); err != nil {
+		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	if !ev.Kind.valid() {
+		return Outcome{}, fmt.Errorf("%w: job %s: unknown kind %q", ErrInvalidEvent, ev.JobID, ev.Kind)
+	}
+	e := *ev
+	e.ObservedAt = eventTime(e.ObservedAt)
+	id := MsgID(e.JobID, e.Kind)
+	subj := subject.Event(p.prefix, string(e.Kind), e.JobID)
+	log := p.log.With("job_id", e.JobID, "subject", subj)
+
+	msg, err := p.message(&e, subj)
+	if errors.Is(err, ErrEventTooLarge) && len(nonNull(e.Result)) > 0 {
+		// Do not overwrite the stored result of a job already reported: its event's digest
+		// refers to it.
+		out, found, lerr := p.existing(ctx, &e, log)
+		if lerr != nil {
+			return Outcome{}, fmt.Errorf("publish event %s: %w", id, lerr)
+		}
+		if found {
+			return out, nil
+		}
+		if e.ResultRef, err = p.storeResult(ctx, &e); err != nil {
+			return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+		}
+		e.Result = nil
+		msg, err = p.message(&e, subj)
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+	}
+	return p.publish(ctx, msg, &e, log)
+}
+
+// message builds the NATS message of e, or fails with ErrEventTooLarge.
+func (p *Publisher) message(e *Event, subj string) (*nats.Msg, error) {
+	body, err := e.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("marshal event: %w", err)
+	}
+	msg := &nats.Msg{Subject: subj, Header: headers(e, p.source), Data: body}
+	// Measure with the JetStream headers the publish options add, as the client and the
+	// server count headers toward max_payload.
+	probe := copyMsg(msg)
+	probe.Header.Set(jetstream.MsgIDHeader, MsgID(e.JobID, e.Kind))
+	probe.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	probe.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subject.JobEvents(p.prefix, e.JobID))
+	size := int64(probe.Size() - len(probe.Subject))
+	if limit := p.maxPayload - payloadMargin; size > limit {
+		return nil, fmt.Errorf("%w: %d bytes with headers, limit %d", ErrEventTooLarge, size, limit)
+	}
+	return msg, nil
+}
+
+// storeResult puts e's result into the results bucket under the job id. Putting the same name
+// again replaces the object, which makes a retried Publish harmless.
+func (p *Publisher) storeResult(ctx context.Context, e *Event) (*ResultRef, error) {
+	obs, err := p.resultsStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	meta := jetstream.ObjectMeta{
+		Name: e.JobID,
+		// The object store's default chunk (128 KiB) exceeds a server's smaller max payload.
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(maxChunk, p.maxPayload-chunkMargin))},
+	}
+	info, err := obs.Put(ctx, meta, bytes.NewReader(e.Result))
+	if err != nil {
+		return nil, fmt.Errorf("store result of %d bytes in %s: %w", len(e.Result), subject.ResultsBucket, err)
+	}
+	return &ResultRef{Bucket: subject.ResultsBucket, Name: info.Name, Size: info.Size, Digest: info.Digest}, nil
+}
+
+// publish sends msg until the stream has stored it or refused it for good.
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *slog.Logger) (Outcome, error) {
+	id := MsgID(e.JobID, e.Kind)
+	opts := []jetstream.PublishOpt{
+		jetstream.WithMsgID(id),
+		jetstream.WithExpectLastSequenceForSubject(0, subject.JobEvents(p.prefix, e.JobID)),
+	}
+	var (
+		out     Outcome
+		attempt int
+		lastErr error
+	)
+	op := func() error {
+		attempt++
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+		ack, err := p.js.PublishMsg(actx, copyMsg(msg), opts...)
+		switch {
+		case err == nil:
+			out = Outcome{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+			if ack.Duplicate {
+				// Same Nats-Msg-Id, so the stored event is of this very kind. A clustered
+				// stream checks the id before the expected sequence, so it answers this way.
+				out.Existing = e.Kind
+				log.Debug("job already reported", "seq", ack.Sequence)
+			}
+			return nil
+		case isWrongLastSequence(err):
+			o, found, lerr := p.existing(actx, e, log)
+			if lerr != nil {
+				lastErr = lerr
+				return lastErr
+			}
+			if !found {
+				// Refused because of an event we cannot see yet (a direct get served by a
+				// lagging replica) or that was removed since: ask the stream again.
+				lastErr = errors.New("stream refused the event but returned no event for the job")
+				return lastErr
+			}
+			out = o
+			return nil
+		case ctx.Err() != nil:
+			return backoff.Permanent(err)
+		case isStreamFull(err):
+			return backoff.Permanent(fmt.Errorf("%w: %w", ErrStreamFull, err))
+		case isTransient(err):
+			lastErr = err
+			return err
+		default:
+			return backoff.Permanent(err)
+		}
+	}
+	notify := func(err error, wait time.Duration) {
+		log.Warn("event publish failed, retrying", "attempt", attempt, "retry_in", wait, "error", err)
+	}
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.2),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(0), // bounded by ctx only
+	)
+	if err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify); err != nil {
+		if cerr := ctx.Err(); cerr != nil && lastErr != nil {
+			return Outcome{}, fmt.Errorf("publish event %s: %w after %d attempts, last error: %w", id, cerr, attempt, lastErr)
+		}
+		return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// existing returns the outcome describing the event the stream already holds for e's job,
+// found=false when it holds none.
+func (p *Publisher) existing(ctx context.Context, e *Event, log *slog.Logger) (out Outcome, found bool, err error) {
+	raw, err := p.last(ctx, e.JobID)
+	if err != nil || raw == nil {
+		return Outcome{}, false, err
+	}
+	// The kind comes from the subject, so a stored body this package cannot decode does not
+	// stop the bridge from recognising the job as reported.
+	kind := p.kindOf(raw.Subject, e.JobID)
+	if kind != e.Kind {
+		log.Warn("job already reported with another kind", "kind", e.Kind, "existing", kind, "seq", raw.Sequence)
+	} else {
+		log.Debug("job already reported", "seq", raw.Sequence)
+	}
+	return Outcome{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, nil
+}
+
+// kindOf extracts <kind> from P.job.<kind>.<job_id>.
+func (p *Publisher) kindOf(subj, jobID string) Kind {
+	rest, _ := strings.CutPrefix(subj, p.prefix+".job.")
+	kind, _ := strings.CutSuffix(rest, "."+jobID)
+	return Kind(kind)
+}
+
+// Lookup returns the terminal event already stored for a job, or (nil, nil) when there is none.
+func (p *Publisher) Lookup(ctx context.Context, jobID string) (*Event, error) {
+	if err := subject.ValidJobID(jobID); err != nil {
+		return nil, fmt.Errorf("look up event: %w", err)
+	}
+	raw, err := p.last(ctx, jobID)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	ev, err := Decode(raw.Data)
+	if err != nil {
+		return nil, fmt.Errorf("look up event of job %s: seq %d: %w", jobID, raw.Sequence, err)
+	}
+	return ev, nil
+}
+
+// last returns the job's last stored event message, or nil when there is none.
+func (p *Publisher) last(ctx context.Context, jobID string) (*jetstream.RawStreamMsg, error) {
+	st, err := p.eventsStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The server resolves a wildcard last-by-subject (P.job.*.<id>), direct get or not.
+	raw, err := st.GetLastMsgForSubject(ctx, subject.JobEvents(p.prefix, jobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get last event of job %s: %w", jobID, err)
+	}
+	return raw, nil
+}
+
+// eventsStream returns the events stream handle, looking it up once.
+func (p *Publisher) eventsStream(ctx context.Context) (jetstream.Stream, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == nil {
+		st, err := p.js.Stream(ctx, subject.EventsStream)
+		if err != nil {
+			return nil, fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
+		}
+		p.stream = st
+	}
+	return p.stream, nil
+}
+
+// resultsStore returns the results bucket handle, looking it up once.
+func (p *Publisher) resultsStore(ctx context.Context) (jetstream.ObjectStore, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.results == nil {
+		obs, err := p.js.ObjectStore(ctx, subject.ResultsBucket)
+		if err != nil {
+			return nil, fmt.Errorf("look up object store %s: %w", subject.ResultsBucket, err)
+		}
+		p.results = obs
+	}
+	return p.results, nil
+}
+
+// copyMsg returns a message that shares nothing mutable with m: the publish options write
+// headers into the message they are given, and every attempt must send the same ones.
+func copyMsg(m *nats.Msg) *nats.Msg {
+	h := make(nats.Header, len(m.Header)+3)
+	for k, v := range m.Header {
+		h[k] = slices.Clone(v)
+	}
+	return &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
+}
+
+// isWrongLastSequence reports the server's refusal of the expected-sequence check: the
+// stream already holds an event for the job.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// isStreamFull reports a refusal because storage limits are reached.
+func isStreamFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case errCodeStreamStoreFailed, errCodeInsufficientResources,
+		errCodeAccountResourcesExceeded, errCodeStorageResourcesExceeded:
+		return true
+	}
+	return false
+}
+
+// isTransient reports a failure after which the event may or may not be stored, or that a
+// later attempt can overcome. Retrying is safe because the message id and the expectation
+// are the same on every attempt.
+func isTransient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeDuplicateMsgInProcess, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			// A clustered stream answers so while another publish of the same id, or for
+			// the same job, is being replicated; the next attempt sees it stored, or not.
+			return true
+		case errCodeClusterNotAvailable:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrStaleConnection)
+}

@@ -1,0 +1,168 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// Defaults applied by [Setup] and [New] to zero [Options] fields.
+const (
+	DefaultSource     = "reducto-bridge"
+	DefaultReplicas   = 1
+	DefaultMaxAge     = 7 * 24 * time.Hour
+	DefaultDuplicates = 10 * time.Minute
+)
+
+// resultsGrace makes claim-checked results outlive their events: a result is stored before
+// its event, and the event's publish may be retried for a while (a NATS outage) before the
+// stream stores it, which starts the event's MaxAge clock.
+const resultsGrace = time.Hour
+
+// minDuplicates is the smallest duplicate window the server accepts.
+const minDuplicates = 100 * time.Millisecond
+
+// ErrInvalidOptions is returned by [Setup] and [New] for unusable [Options].
+var ErrInvalidOptions = errors.New("invalid publisher options")
+
+// Options configures the events stream, the results bucket and the [Publisher]. Zero fields
+// take the defaults above.
+type Options struct {
+	// Prefix is the subject prefix P (BRIDGE_SUBJECT_PREFIX); default subject.DefaultPrefix.
+	Prefix string
+	// Source is the CloudEvents ce-source (BRIDGE_EVENT_SOURCE); default "reducto-bridge".
+	Source string
+	// Replicas of REDUCTO_EVENTS and REDUCTO_RESULTS, 1-5; default 1.
+	Replicas int
+	// MaxAge is how long events are kept; default 7 days. Results are kept one hour longer.
+	MaxAge time.Duration
+	// Duplicates is the stream's Nats-Msg-Id window, at least 100ms and at most MaxAge;
+	// default 10 minutes (capped at MaxAge). At-most-one does not depend on it (see Publish).
+	Duplicates time.Duration
+	// MaxBytes caps the events stream's size; 0 means unlimited. The stream discards new
+	// messages when full, so Publish then fails with ErrStreamFull instead of the server
+	// silently dropping old events (which would let a re-tracked job be reported twice).
+	MaxBytes int64
+	// Logger receives warnings (retries, conflicting kinds); nil discards.
+	Logger *slog.Logger
+}
+
+// withDefaults returns o with zero fields defaulted, or an error naming every bad field.
+func (o Options) withDefaults() (Options, error) {
+	if o.Prefix == "" {
+		o.Prefix = subject.DefaultPrefix
+	}
+	if o.Source == "" {
+		o.Source = DefaultSource
+	}
+	if o.Replicas == 0 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.Duplicates == 0 {
+		o.Duplicates = min(DefaultDuplicates, o.MaxAge)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	if err := subject.ValidPrefix(o.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Replicas < 1 || o.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("replicas %d, want 1-5", o.Replicas))
+	}
+	if o.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max age %s is negative", o.MaxAge))
+	}
+	if o.Duplicates < minDuplicates || o.Duplicates > o.MaxAge {
+		errs = append(errs, fmt.Errorf("duplicates window %s, want %s to max age %s", o.Duplicates, minDuplicates, o.MaxAge))
+	}
+	if o.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("max bytes %d is negative", o.MaxBytes))
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
+	}
+	return o, nil
+}
+
+// Setup creates or updates the events stream REDUCTO_EVENTS and the results object store
+// REDUCTO_RESULTS with explicit settings, so that a stream created by hand or by an older
+// version converges to them. It is idempotent and safe to run from every replica at start-up.
+//
+// Deleting and purging events stays allowed: DenyDelete and DenyPurge cannot be switched off
+// again once set (short of deleting the stream), and an operator must be able to remove an
+// event, for instance one whose result or metadata holds data that has to be erased. The
+// bridge itself never deletes an event, so at-most-one-event-per-job holds against the
+// bridge's own retries, crashes and replicas; an operator who deletes a job's event and
+// re-tracks the job gets a new event, deliberately. If an operator has turned either flag on,
+// Setup keeps it on.
+func Setup(ctx context.Context, js jetstream.JetStream, o Options) error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	cfg := eventsConfig(o)
+	switch st, err := js.Stream(ctx, subject.EventsStream); {
+	case err == nil:
+		if info := st.CachedInfo(); info != nil {
+			cfg.DenyDelete = info.Config.DenyDelete
+			cfg.DenyPurge = info.Config.DenyPurge
+		}
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	default:
+		return fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("create or update stream %s: %w", subject.EventsStream, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, resultsConfig(o)); err != nil {
+		return fmt.Errorf("create or update object store %s: %w", subject.ResultsBucket, err)
+	}
+	return nil
+}
+
+// eventsConfig is the events stream's configuration for defaulted options.
+func eventsConfig(o Options) jetstream.StreamConfig {
+	maxBytes := int64(-1)
+	if o.MaxBytes > 0 {
+		maxBytes = o.MaxBytes
+	}
+	return jetstream.StreamConfig{
+		Name:              subject.EventsStream,
+		Description:       "reducto-bridge terminal job events, at most one per job",
+		Subjects:          []string{subject.EventsAll(o.Prefix)},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          o.Replicas,
+		MaxAge:            o.MaxAge,
+		Duplicates:        o.Duplicates,
+		MaxBytes:          maxBytes,
+		MaxMsgs:           -1,
+		MaxMsgsPerSubject: -1,
+		MaxMsgSize:        -1,
+		MaxConsumers:      -1,
+		Discard:           jetstream.DiscardNew,
+		AllowDirect:       true, // Lookup's last-message-by-subject reads are served by any replica
+	}
+}
+
+// resultsConfig is the results bucket's configuration for defaulted options.
+func resultsConfig(o Options) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      subject.ResultsBucket,
+		Description: "reducto-bridge job results too large for their event",
+		TTL:         o.MaxAge + resultsGrace,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}
+}
