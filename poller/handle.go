@@ -1,0 +1,318 @@
+package poller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// track is what one delivery of a track message says about its job.
+type track struct {
+	id        string
+	metadata  json.RawMessage
+	trackedAt time.Time // when the track message was stored
+	delivery  uint64    // 1 for the first delivery
+	log       *slog.Logger
+}
+
+// handle processes one delivery of a track message. Delivery 1 admits the job (has it been
+// reported already? when is its first poll due?); every later delivery is one poll.
+func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		p.log.Error("track message without metadata", "subject", msg.Subject(), "error", err)
+		p.term(msg, "not a JetStream message")
+		return
+	}
+	id, ok := subject.TrackJobID(p.o.Prefix, msg.Subject())
+	if ok {
+		err = subject.ValidJobID(id)
+	}
+	if !ok || err != nil {
+		// No event can be published for an id that is not a subject token: say so and drop it.
+		p.log.Warn("invalid track subject; dropped", "subject", truncate(msg.Subject(), 300), "error", err)
+		p.m.Track("invalid_subject")
+		p.term(msg, "invalid job id")
+		return
+	}
+	t := &track{
+		id:        id,
+		trackedAt: md.Timestamp,
+		delivery:  md.NumDelivered,
+		log:       p.log.With("job_id", id, "attempt", md.NumDelivered),
+	}
+	t.metadata = p.metadata(t, msg.Data())
+	if t.delivery <= 1 {
+		p.admit(ctx, msg, t)
+		return
+	}
+	p.poll(ctx, msg, t)
+}
+
+// metadata reads the track body. A body that is not JSON, or too large, still tracks the job:
+// its events carry no metadata, and the first delivery logs a warning naming the job.
+func (p *Poller) metadata(t *track, body []byte) json.RawMessage {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	var req TrackRequest
+	err := json.Unmarshal(body, &req)
+	switch {
+	case err != nil:
+		if t.delivery <= 1 {
+			t.log.Warn("track body is not a JSON object; tracking without metadata", "error", err)
+			p.m.Track("bad_body")
+		}
+		return nil
+	case len(req.Metadata) > p.o.MaxMetadata:
+		if t.delivery <= 1 {
+			t.log.Warn("track metadata too large; tracking without metadata", "bytes", len(req.Metadata), "max", p.o.MaxMetadata)
+			p.m.Track("bad_body")
+		}
+		return nil
+	case bytes.Equal(req.Metadata, []byte("null")):
+		return nil
+	}
+	return req.Metadata
+}
+
+// admit handles the first delivery: a job already reported (tracked again after its event) is
+// acked without spending a Reducto request; otherwise its first poll is scheduled
+// InitialInterval after tracking.
+func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *track) {
+	ev, err := p.events.Lookup(ctx, t.id)
+	if err != nil {
+		t.log.Warn("event lookup failed; polling anyway", "error", err)
+	}
+	if ev != nil {
+		t.log.Debug("job already reported", "kind", ev.Kind)
+		p.m.Track("already_reported")
+		p.ack(ctx, msg, t)
+		return
+	}
+	p.m.Track("new")
+	p.nak(msg, p.sched.interval(1)-p.now().Sub(t.trackedAt))
+}
+
+// poll asks Reducto for the job and acts on the answer.
+func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
+	polls := int(t.delivery - 1) // delivery 1 was admission
+	next := p.sched.interval(t.delivery)
+	job, err := p.jobs.GetJob(ctx, t.id)
+	now := p.now()
+	expired := now.Sub(t.trackedAt) >= p.o.JobTTL
+
+	switch {
+	case err == nil && job.Status.Terminal():
+		p.m.Poll(metrics.PollTerminal)
+		p.clearSuspect(t.id)
+		p.finish(ctx, msg, t, eventFromJob(job, t, now, polls))
+		return
+	case err == nil:
+		p.m.Poll(metrics.PollPending)
+		p.clearSuspect(t.id)
+		if expired {
+			p.finish(ctx, msg, t, expiredEvent(job, t, now, polls))
+			return
+		}
+		t.log.Debug("job not finished", "status", job.Status, "next_poll", next)
+		p.nak(msg, next)
+		return
+	case ctx.Err() != nil:
+		// Shutting down mid-poll: hand the job back at once.
+		p.nak(msg, 0)
+		return
+	}
+
+	var apiErr *reducto.APIError
+	errors.As(err, &apiErr)
+	switch {
+	case errors.Is(err, reducto.ErrUnauthorized):
+		// The bridge's key is wrong, not the job: never fail jobs for it, keep them parked.
+		p.m.Poll(metrics.PollUnauthorized)
+		t.log.Error("reducto rejected the API key; check REDUCTO_API_KEY", "error", err)
+		p.nak(msg, p.o.MaxInterval)
+	case reducto.IsTransient(err):
+		if errors.Is(err, reducto.ErrRateLimited) {
+			p.m.Poll(metrics.PollRateLimited)
+			t.log.Warn("reducto rate limit", "error", err)
+		} else {
+			p.m.Poll(metrics.PollTransient)
+			t.log.Info("poll failed; will retry", "error", err)
+		}
+		if expired {
+			p.finish(ctx, msg, t, expiredEvent(nil, t, now, polls))
+			return
+		}
+		if ra, ok := reducto.RetryAfter(err); ok && ra > next {
+			next = ra
+		}
+		p.nak(msg, next)
+	default:
+		// A permanent answer about this job. A single one could be a glitch (a 404 right after
+		// submission, a proxy's 500), so fail the job only when the next poll says it again.
+		if errors.Is(err, reducto.ErrNotFound) || errors.Is(err, reducto.ErrGone) {
+			p.m.Poll(metrics.PollGone)
+		} else {
+			p.m.Poll(metrics.PollPermanent)
+		}
+		if !p.confirm(t.id, now) {
+			t.log.Info("poll failed permanently; confirming on the next poll", "error", err)
+			p.nak(msg, p.o.InitialInterval)
+			return
+		}
+		p.finish(ctx, msg, t, failedEvent(err, apiErr, t, now, polls))
+	}
+}
+
+// finish publishes a terminal event and acks the track message once the stream holds the
+// job's event (this one, or one published before).
+func (p *Poller) finish(ctx context.Context, msg jetstream.Msg, t *track, ev *publisher.Event) {
+	out, err := p.events.Publish(ctx, ev)
+	if err != nil {
+		// Not stored (or not known to be): poll again later; the event is published then, and
+		// deduplicated if this attempt did land after all.
+		p.m.Poll(metrics.PollPublishError)
+		t.log.Error("publish event failed; will retry", "kind", ev.Kind, "error", err)
+		p.nak(msg, min(p.sched.interval(t.delivery), 5*time.Second))
+		return
+	}
+	p.m.Event(string(ev.Kind), out.Duplicate)
+	if out.Duplicate {
+		t.log.Debug("event already published", "kind", out.Existing)
+	} else {
+		t.log.Info("job finished", "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls)
+	}
+	p.clearSuspect(t.id)
+	p.ack(ctx, msg, t)
+}
+
+// ack confirms the message; a lost ack only costs a redelivery, which finds the event.
+func (p *Poller) ack(ctx context.Context, msg jetstream.Msg, t *track) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		t.log.Warn("ack failed; the job will be seen again and not reported twice", "error", err)
+	}
+}
+
+func (p *Poller) term(msg jetstream.Msg, reason string) {
+	if err := msg.TermWithReason(reason); err != nil {
+		p.log.Debug("term failed", "subject", msg.Subject(), "error", err)
+	}
+}
+
+// confirm records a permanent failure of a job and reports whether one was already recorded
+// (by this process) at an earlier poll.
+func (p *Poller) confirm(id string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, seen := p.suspect[id]; seen {
+		delete(p.suspect, id)
+		return true
+	}
+	// Entries of jobs that vanished (taken by another replica) must not pile up.
+	if len(p.suspect) >= 100_000 {
+		for k, at := range p.suspect {
+			if now.Sub(at) > time.Hour {
+				delete(p.suspect, k)
+			}
+		}
+	}
+	p.suspect[id] = now
+	return false
+}
+
+func (p *Poller) clearSuspect(id string) {
+	p.mu.Lock()
+	delete(p.suspect, id)
+	p.mu.Unlock()
+}
+
+// eventFromJob builds the event of a terminal job, passing Reducto's values through.
+func eventFromJob(j *reducto.Job, t *track, now time.Time, polls int) *publisher.Event {
+	ev := baseEvent(j, t, now, polls)
+	ev.Kind = publisher.Kind(j.Outcome())
+	ev.Result = j.Result
+	return ev
+}
+
+// expiredEvent reports a job still unfinished after BRIDGE_JOB_TTL; j is its last known state
+// (nil when the last poll failed).
+func expiredEvent(j *reducto.Job, t *track, now time.Time, polls int) *publisher.Event {
+	ev := baseEvent(j, t, now, polls)
+	ev.Kind = publisher.Expired
+	return ev
+}
+
+// failedEvent reports a job Reducto says is gone or that it refuses to report on.
+func failedEvent(err error, apiErr *reducto.APIError, t *track, now time.Time, polls int) *publisher.Event {
+	ev := baseEvent(nil, t, now, polls)
+	ev.Kind = publisher.Failed
+	info := &publisher.ErrorInfo{Message: err.Error()}
+	if apiErr != nil && apiErr.Message != "" {
+		info.Message = apiErr.Message
+	}
+	switch {
+	case errors.Is(err, reducto.ErrNotFound):
+		info.Name = "NOT_FOUND"
+	case errors.Is(err, reducto.ErrGone):
+		info.Name = "JOB_DELETED"
+	case apiErr != nil && apiErr.Name != "":
+		info.Name = apiErr.Name
+	case apiErr != nil:
+		info.Name = "HTTP_" + strconv.Itoa(apiErr.StatusCode)
+	default:
+		info.Name = "POLL_FAILED"
+	}
+	if apiErr != nil {
+		info.Code = apiErr.StatusCode
+	}
+	if info.Code == 0 {
+		info.Code = http.StatusBadRequest
+	}
+	ev.Error = info
+	return ev
+}
+
+func baseEvent(j *reducto.Job, t *track, now time.Time, polls int) *publisher.Event {
+	ev := &publisher.Event{
+		JobID:      t.id,
+		Metadata:   t.metadata,
+		TrackedAt:  t.trackedAt,
+		ObservedAt: now,
+		Polls:      polls,
+	}
+	if j != nil {
+		ev.Status = string(j.Status)
+		ev.Type = j.Type
+		ev.Reason = j.Reason
+		ev.Progress = j.Progress
+		ev.Duration = j.Duration
+		ev.NumPages = j.NumPages
+		if j.Error != nil {
+			ev.Error = &publisher.ErrorInfo{Code: j.Error.Code, Name: j.Error.Name, Message: j.Error.Message}
+		}
+	}
+	return ev
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

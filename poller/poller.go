@@ -1,0 +1,217 @@
+// Package poller is the bridge's scheduler. It consumes track messages from the REDUCTO_TRACK
+// work-queue stream through one durable pull consumer shared by every replica, polls each job
+// through a [JobGetter], answers an unfinished job with NakWithDelay (so the delay lives in
+// JetStream and survives crashes), and hands a finished job to an [EventPublisher], acking the
+// track message only after the event's PubAck.
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+)
+
+// JobGetter fetches a job's current state; *reducto.Client satisfies it.
+type JobGetter interface {
+	GetJob(ctx context.Context, id string) (*reducto.Job, error)
+}
+
+// EventPublisher publishes terminal events and finds those already published;
+// *publisher.Publisher satisfies it.
+type EventPublisher interface {
+	Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error)
+	Lookup(ctx context.Context, jobID string) (*publisher.Event, error)
+}
+
+// Options configure a Poller. Zero values take the defaults in brackets.
+type Options struct {
+	Prefix          string        // subject prefix [reducto]
+	InitialInterval time.Duration // tracking to first poll [2s]
+	MaxInterval     time.Duration // cap of the backoff [30s]
+	Multiplier      float64       // backoff growth [1.5]
+	Jitter          float64       // randomization factor of each interval [0 = none]
+	JobTTL          time.Duration // age after which an unfinished job is reported expired [12h]
+	Concurrency     int           // jobs handled at once [32]
+	// DrainTimeout bounds how long in-flight polls may run after Run's context ends [30s].
+	DrainTimeout time.Duration
+	// MaxMetadata is the largest metadata echoed in events; larger metadata is dropped with
+	// a warning [64 KiB].
+	MaxMetadata int
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+	Now         func() time.Time // clock for ages and observed_at [time.Now]
+}
+
+// Poller consumes track messages and polls their jobs. Construct it with [New].
+type Poller struct {
+	cons   jetstream.Consumer
+	jobs   JobGetter
+	events EventPublisher
+	o      Options
+	sched  schedule
+	log    *slog.Logger
+	m      *metrics.Metrics
+	now    func() time.Time
+
+	mu      sync.Mutex
+	suspect map[string]time.Time // jobs whose last poll failed permanently, awaiting confirmation
+}
+
+// New returns a poller consuming from cons (see [Setup]).
+func New(cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
+	if cons == nil || jobs == nil || events == nil {
+		return nil, errors.New("poller: consumer, job getter and event publisher are required")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "reducto"
+	}
+	if o.InitialInterval <= 0 {
+		o.InitialInterval = 2 * time.Second
+	}
+	if o.MaxInterval <= 0 {
+		o.MaxInterval = 30 * time.Second
+	}
+	if o.MaxInterval < o.InitialInterval {
+		o.MaxInterval = o.InitialInterval
+	}
+	if o.Multiplier < 1 {
+		o.Multiplier = 1.5
+	}
+	if o.Jitter < 0 || o.Jitter >= 1 {
+		o.Jitter = 0
+	}
+	if o.JobTTL <= 0 {
+		o.JobTTL = 12 * time.Hour
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	if o.MaxMetadata <= 0 {
+		o.MaxMetadata = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Poller{
+		cons:    cons,
+		jobs:    jobs,
+		events:  events,
+		o:       o,
+		sched:   schedule{initial: o.InitialInterval, max: o.MaxInterval, multiplier: o.Multiplier, jitter: o.Jitter},
+		log:     o.Logger,
+		m:       o.Metrics,
+		now:     o.Now,
+		suspect: make(map[string]time.Time),
+	}, nil
+}
+
+// Run consumes and polls until ctx ends. Then it stops taking messages, hands back those it
+// had buffered (Nak, so another replica takes them at once), lets in-flight polls and
+// publishes finish for up to DrainTimeout, and returns. A job whose poll is cut short is
+// redelivered, never lost; its event is published at most once whatever happens.
+func (p *Poller) Run(ctx context.Context) error {
+	// In-flight work outlives ctx by at most DrainTimeout.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopDrain := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.o.DrainTimeout, cancelWork)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stopDrain()
+
+	slots := make(chan struct{}, p.o.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	for ctx.Err() == nil {
+		err := p.consume(ctx, work, slots, &wg)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		// The iterator ended on its own (consumer deleted, connection closed): retry, so a
+		// consumer recreated by another replica or an operator is picked up again.
+		p.log.Warn("track consumer stopped; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// consume runs one message iterator until ctx ends (nil) or the iterator fails (its error).
+func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+	it, err := p.cons.Messages(jetstream.PullMaxMessages(p.o.Concurrency))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", ConsumerName, err)
+	}
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer it.Stop()
+	for {
+		// Take a message only when a worker is free, so nothing waits in memory for long.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			p.handBack(it)
+			return nil
+		}
+		msg, err := it.Next()
+		if err != nil {
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			<-slots
+			p.nak(msg, 0)
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			p.handle(work, msg)
+		})
+	}
+}
+
+// handBack returns buffered messages to the stream once ctx has ended (Drain was called).
+func (p *Poller) handBack(it jetstream.MessagesContext) {
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			return
+		}
+		p.nak(msg, 0)
+	}
+}
+
+// nak reschedules a message after d (0: at once).
+func (p *Poller) nak(msg jetstream.Msg, d time.Duration) {
+	var err error
+	if d <= 0 {
+		err = msg.Nak()
+	} else {
+		err = msg.NakWithDelay(d)
+	}
+	if err != nil {
+		// The message comes back after AckWait anyway.
+		p.log.Debug("nak failed", "subject", msg.Subject(), "error", err)
+	}
+}
