@@ -110,6 +110,7 @@ func (b *Budget) Throttled(retryAfter time.Duration) {
 		return
 	}
 	b.lastCut = now
+	b.recoverLocked(now)
 	b.setLocked(now, max(b.max*minFraction, b.current*decrease))
 }
 
