@@ -5,10 +5,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/bridge ./cmd/bridge
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/bridge ./cmd/bridge && mkdir /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/bridge /bridge
+COPY --from=build --chown=65532:65532 /out/data /data
 # The embedded NATS server (only when NATS_URL is empty) keeps its JetStream store here.
 ENV BRIDGE_DATA_DIR=/data BRIDGE_LOG_FORMAT=json BRIDGE_EMBEDDED_NATS_ADDR=0.0.0.0:4222
 VOLUME /data
