@@ -368,6 +368,8 @@ func TestTerminalOutcomes(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, m)
 			}
+			// A core subscriber may see the event before the stream has stored it.
+			waitFor(t, func() bool { return e.storedEvents(t, id) >= 1 })
 			if n := e.storedEvents(t, id); n != 1 {
 				t.Errorf("stream holds %d events for %s, want 1", n, id)
 			}

@@ -138,16 +138,17 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
 	subj := subject.Event(p.prefix, string(e.Kind), e.JobID)
 	log := p.log.With("job_id", e.JobID, "subject", subj)
 
+	// Look first: the stream would refuse a second event anyway, but a refused message still
+	// reaches core NATS subscribers of the subject (nats sub), who would see a duplicate. This
+	// also keeps a stored large result, which the reported event's digest refers to.
+	out, found, lerr := p.existing(ctx, &e, log)
+	if found {
+		return out, nil
+	}
 	msg, err := p.message(&e, subj)
 	if errors.Is(err, ErrEventTooLarge) && len(nonNull(e.Result)) > 0 {
-		// Do not overwrite the stored result of a job already reported: its event's digest
-		// refers to it.
-		out, found, lerr := p.existing(ctx, &e, log)
 		if lerr != nil {
 			return Outcome{}, fmt.Errorf("publish event %s: %w", id, lerr)
-		}
-		if found {
-			return out, nil
 		}
 		if e.ResultRef, err = p.storeResult(ctx, &e); err != nil {
 			return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)

@@ -363,6 +363,12 @@ func TestPublishAtMostOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, natstest.Options{}, publisher.Options{})
 			job := "job-" + strings.ReplaceAll(tt.name, " ", "-")
+			// A plain core subscriber sees every message sent on the subject, also one the
+			// stream refuses: it must see one event too.
+			core, err := e.nc.SubscribeSync(subject.JobEvents(prefix, job))
+			if err != nil {
+				t.Fatal(err)
+			}
 			first, err := e.pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: tt.first, ObservedAt: observed})
 			if err != nil {
 				t.Fatalf("first publish: %v", err)
@@ -377,6 +383,12 @@ func TestPublishAtMostOnce(t *testing.T) {
 			}
 			if n := e.count(t, job); n != 1 {
 				t.Errorf("events for job: got %d, want 1", n)
+			}
+			if err := e.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, _ := core.Pending(); n != 1 {
+				t.Errorf("core subscriber received %d messages, want 1", n)
 			}
 			if got := e.log.has("WARN job already reported with another kind"); got != tt.wantWarn {
 				t.Errorf("conflict warning logged: got %v, want %v", got, tt.wantWarn)

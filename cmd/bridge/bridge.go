@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reducto-bridge/reducto-bridge/budget"
+	"github.com/reducto-bridge/reducto-bridge/command"
+	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/poller"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// version is the bridge's semantic version, reported by the micro service.
+const version = "0.1.0"
+
+// bridge is one running bridge: NATS (maybe embedded), the streams, the poller, the command
+// service and the HTTP server, started in that order and stopped in reverse.
+type bridge struct {
+	cfg *config.Config
+	log *slog.Logger
+	m   *metrics.Metrics
+
+	ns     *server.Server // embedded server; nil with NATS_URL
+	nc     *nats.Conn
+	closed chan struct{} // closed by the NATS ClosedHandler
+	js     jetstream.JetStream
+	hc     *http.Client // Reducto's; its idle connections are closed at shutdown
+	client *reducto.Client
+	pub    *publisher.Publisher
+	cmds   *command.Service
+
+	stopPolling context.CancelFunc
+	polling     chan struct{} // closed when the poller has returned
+
+	httpSrv  *http.Server
+	httpAddr net.Addr
+	httpDone chan struct{}
+	draining atomic.Bool
+}
+
+// startOptions are the knobs tests and the demo need beyond the configuration.
+type startOptions struct {
+	httpClient *http.Client // for Reducto; nil means a default client
+}
+
+// runBridge is 'bridge run': load the configuration, start, wait for a signal, drain.
+func runBridge(ctx context.Context, stderr io.Writer) error {
+	cfg, err := config.Load()
+	if err == nil {
+		err = cfg.RequireAPIKey()
+	}
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+	b, err := start(ctx, cfg, log, startOptions{})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "cause", context.Cause(ctx))
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancel()
+	return b.shutdown(dctx)
+}
+
+// start brings a bridge up. The HTTP server comes first, so /healthz answers and /readyz says
+// 503 while NATS and the streams are set up. ctx bounds start-up only.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOptions) (_ *bridge, err error) {
+	b := &bridge{cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			b.shutdown(sctx)
+		}
+	}()
+	if err := b.startHTTP(); err != nil {
+		return nil, err
+	}
+	if err := b.connect(); err != nil {
+		return nil, err
+	}
+	var cons jetstream.Consumer
+	if cons, err = b.setupStreams(ctx); err != nil {
+		return nil, err
+	}
+
+	bud := budget.New(cfg.RateLimit, budget.WithWaitObserver(b.m.RateWait), budget.WithRateObserver(b.m.RateLimit))
+	hc := so.httpClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: cfg.Concurrency,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+		}}
+	}
+	b.hc = hc
+	b.client, err = reducto.New(cfg.BaseURL, cfg.APIKey.Reveal(),
+		reducto.WithHTTPClient(hc),
+		reducto.WithTimeout(cfg.HTTPTimeout),
+		reducto.WithRetryAfterMax(cfg.RetryAfterMax),
+		reducto.WithLimiter(bud),
+		reducto.WithObserver(b.m.ReductoRequest),
+		reducto.WithLogger(log.With("component", "reducto")),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("reducto client: %w", err)
+	}
+
+	p, err := poller.New(cons, b.client, b.pub, poller.Options{
+		Prefix:          cfg.SubjectPrefix,
+		InitialInterval: cfg.PollInitialInterval,
+		MaxInterval:     cfg.PollMaxInterval,
+		Multiplier:      cfg.PollMultiplier,
+		Jitter:          cfg.PollJitter,
+		JobTTL:          cfg.JobTTL,
+		Concurrency:     cfg.Concurrency,
+		DrainTimeout:    cfg.DrainTimeout,
+		Logger:          log.With("component", "poller"),
+		Metrics:         b.m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b.stopPolling, b.polling = cancel, make(chan struct{})
+	go func() {
+		defer close(b.polling)
+		p.Run(pctx)
+	}()
+
+	track := func(ctx context.Context, id string, metadata json.RawMessage) (bool, error) {
+		return poller.EnsureTracked(ctx, b.js, cfg.SubjectPrefix, id, metadata)
+	}
+	b.cmds, err = command.Start(b.nc, b.client, b.pub, track, command.Options{
+		Prefix:       cfg.SubjectPrefix,
+		Version:      version,
+		PublicURL:    cfg.PublicURL,
+		WebhookToken: cfg.WebhookToken.Reveal(),
+		WebhookSvix:  cfg.WebhookSecret.IsSet(),
+		Timeout:      cfg.HTTPTimeout,
+		Logger:       log.With("component", "command"),
+		Metrics:      b.m,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("command service: %w", err)
+	}
+	if err := b.m.Register(b.outstandingGauge()); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", cfg.BaseURL,
+		"nats", b.natsDescription(), "http", b.httpAddr.String(), "rate_limit", cfg.RateLimit, "concurrency", cfg.Concurrency)
+	return b, nil
+}
+
+// connect opens the NATS connection, starting the embedded server first when NATS_URL is
+// empty. The connection retries forever; set-up waits for it within its context.
+func (b *bridge) connect() error {
+	opts, err := connectOptions(b.cfg, b.log.With("component", "nats"), b.closed)
+	if err != nil {
+		return err
+	}
+	url := b.cfg.NATSURL
+	if b.cfg.Embedded() {
+		if b.ns, err = startEmbedded(b.cfg, b.log); err != nil {
+			return err
+		}
+		url = b.ns.ClientURL()
+		opts = append(opts, nats.InProcessServer(b.ns))
+	}
+	if b.nc, err = nats.Connect(url, opts...); err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+func (b *bridge) natsDescription() string {
+	if b.ns != nil {
+		return "embedded " + b.ns.ClientURL()
+	}
+	return b.nc.ConnectedUrlRedacted()
+}
+
+// setupStreams creates or updates the streams, the object store and the consumer. NATS may
+// not be reachable yet (the connection retries in the background), so set-up is retried
+// until ctx ends.
+func (b *bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
+	po := publisher.Options{
+		Prefix:     b.cfg.SubjectPrefix,
+		Source:     b.cfg.EventSource,
+		Replicas:   b.cfg.StreamReplicas,
+		MaxAge:     b.cfg.EventsMaxAge,
+		Duplicates: b.cfg.DuplicateWindow,
+		Logger:     b.log.With("component", "publisher"),
+	}
+	var cons jetstream.Consumer
+	op := func() error {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := publisher.Setup(actx, b.js, po); err != nil {
+			return err
+		}
+		var err error
+		cons, err = poller.Setup(actx, b.js, poller.SetupOptions{
+			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
+		})
+		return err
+	}
+	notify := func(err error, wait time.Duration) {
+		b.log.Warn("stream set-up failed; retrying", "error", err, "wait", wait)
+	}
+	bo := backoff.NewExponentialBackOff(backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
+	if err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify); err != nil {
+		return nil, fmt.Errorf("set up streams: %w", err)
+	}
+	var err error
+	if b.pub, err = publisher.New(b.js, b.nc.MaxPayload(), po); err != nil {
+		return nil, err
+	}
+	return cons, nil
+}
+
+// outstandingGauge reports the jobs waiting for their event: the messages in the track
+// work-queue stream (acked ones are removed).
+func (b *bridge) outstandingGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "reducto_bridge", Name: "jobs_outstanding",
+		Help: "Tracked jobs without a terminal event yet (messages in REDUCTO_TRACK).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := b.js.Stream(ctx, subject.TrackStream)
+		if err != nil {
+			return -1
+		}
+		return float64(s.CachedInfo().State.Msgs)
+	})
+}
+
+// ready reports why the bridge cannot serve, or nil: NATS connected and both streams usable.
+func (b *bridge) ready(ctx context.Context) error {
+	if b.draining.Load() {
+		return errors.New("draining")
+	}
+	if b.nc == nil || b.js == nil || b.pub == nil {
+		return errors.New("starting")
+	}
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("nats %s", b.nc.Status())
+	}
+	for _, name := range []string{subject.TrackStream, subject.EventsStream} {
+		if _, err := b.js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// shutdown drains in reverse start order within ctx: stop polling (in-flight polls and
+// publishes finish), stop the command service, drain the NATS connection, stop the embedded
+// server, and last the HTTP server (so /healthz answers while the bridge drains).
+func (b *bridge) shutdown(ctx context.Context) error {
+	b.draining.Store(true)
+	var errs []error
+	if b.stopPolling != nil {
+		b.stopPolling()
+		select {
+		case <-b.polling:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("poller did not stop in time"))
+		}
+	}
+	if b.cmds != nil {
+		if err := b.cmds.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop command service: %w", err))
+		}
+	}
+	if b.hc != nil {
+		b.hc.CloseIdleConnections()
+	}
+	if b.nc != nil {
+		if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.nc.Close()
+		}
+		select {
+		case <-b.closed:
+		case <-ctx.Done():
+			b.nc.Close()
+			errs = append(errs, errors.New("nats drain did not finish in time"))
+		}
+	}
+	if b.ns != nil {
+		b.ns.Shutdown()
+		b.ns.WaitForShutdown()
+	}
+	if b.httpSrv != nil {
+		if err := b.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		<-b.httpDone
+	}
+	b.log.Info("bridge stopped")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// startHTTP serves /healthz, /readyz and /metrics on BRIDGE_HTTP_ADDR.
+func (b *bridge) startHTTP() error {
+	ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on BRIDGE_HTTP_ADDR %s: %w", b.cfg.HTTPAddr, err)
+	}
+	b.httpAddr = ln.Addr()
+	b.httpSrv = &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second}
+	b.httpDone = make(chan struct{})
+	go func() {
+		defer close(b.httpDone)
+		if err := b.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.log.Error("http server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+func (b *bridge) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := b.ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.m.Registry, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,63 @@
+// Command bridge turns Reducto's polling-only async jobs into NATS JetStream events.
+//
+//	bridge [run]   the service, configured from the environment (see 'bridge env')
+//	bridge demo    everything in one process: embedded NATS, the Reducto simulator, a few jobs
+//	bridge env     every environment variable with its default and meaning
+//	bridge sim     the Reducto simulator over HTTP, for developing against it locally
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "bridge:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage reports a command line that was wrong; the usage text has been printed.
+var errUsage = errors.New("usage")
+
+const usage = `usage: bridge [command]
+
+commands:
+  run     run the bridge (the default), configured from the environment
+  demo    run an embedded NATS, the Reducto simulator and the bridge with a few jobs
+  env     print every environment variable with its default and meaning
+  sim     serve the Reducto simulator over HTTP (bridge sim -h for its flags)
+`
+
+// run dispatches the subcommands; ctx ends on SIGINT or SIGTERM.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runBridge(ctx, stderr)
+	case "demo":
+		return runDemo(ctx, args, stdout, stderr)
+	case "env":
+		return printEnv(stdout)
+	case "sim":
+		return runSim(ctx, args, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}

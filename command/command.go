@@ -1,0 +1,450 @@
+// Package command serves the bridge's request/reply commands (CONTRACT.md section 3) as the
+// NATS micro service "reducto-bridge": P.cancel cancels a Reducto job and makes sure its
+// terminal event will be published, P.submit submits an async job and tracks it. Every request
+// gets a JSON reply or a micro error (Nats-Service-Error and Nats-Service-Error-Code headers);
+// none is dropped silently.
+//
+// micro runs an endpoint's handler serially, and a command waits for Reducto (the shared rate
+// budget, then HTTP) for up to seconds, so each handler only hands the request to a goroutine,
+// bounded by [Options.Concurrency], which replies when done.
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// ServiceName is the micro service's name, as `nats micro ls` and $SRV.PING.<name> show it.
+const ServiceName = "reducto-bridge"
+
+// Endpoint names of the micro service; they are also the values of the "command" metric label.
+const (
+	EndpointCancel = "cancel"
+	EndpointSubmit = "submit"
+)
+
+// Defaults of [Options].
+const (
+	DefaultVersion     = "0.1.0"
+	DefaultTimeout     = 30 * time.Second
+	DefaultConcurrency = 64
+)
+
+// flushTimeout bounds the round trips that confirm subscribing and unsubscribing; while NATS
+// is unreachable they would otherwise wait the whole time.
+const flushTimeout = 5 * time.Second
+
+// WebhookPath is where the bridge's HTTP server receives Reducto webhooks, below
+// [Options.PublicURL].
+const WebhookPath = "/webhooks/reducto"
+
+// Jobs is the part of Reducto's API the commands use; *reducto.Client satisfies it.
+type Jobs interface {
+	GetJob(ctx context.Context, id string) (*reducto.Job, error)
+	CancelJob(ctx context.Context, id string) error
+	Submit(ctx context.Context, e reducto.Endpoint, body json.RawMessage) (string, error)
+}
+
+// Events finds a job's already-published terminal event (nil when there is none);
+// *publisher.Publisher satisfies it.
+type Events interface {
+	Lookup(ctx context.Context, jobID string) (*publisher.Event, error)
+}
+
+// Tracker makes sure a job is tracked, so that its terminal event will be published. It
+// reports whether it created the track; a job already tracked keeps its track message and
+// metadata. A closure over poller.EnsureTracked is the usual implementation.
+type Tracker func(ctx context.Context, id string, metadata json.RawMessage) (bool, error)
+
+// Options configures the service. The zero value of every field but Prefix has a default.
+type Options struct {
+	// Prefix is the subject prefix P (BRIDGE_SUBJECT_PREFIX); empty means "reducto".
+	Prefix string
+	// Version is the service's semantic version shown by $SRV.INFO; default "0.1.0".
+	Version string
+	// PublicURL is BRIDGE_PUBLIC_URL, an absolute http(s) URL. When set, submit asks Reducto
+	// for webhooks to <PublicURL>/webhooks/reducto, unless the caller chose a webhook itself.
+	PublicURL string
+	// WebhookToken is BRIDGE_WEBHOOK_TOKEN: direct-mode webhook URLs carry ?token=<token>.
+	WebhookToken string
+	// WebhookSvix asks for Svix webhooks ({"mode":"svix"}) instead of direct ones; set it when
+	// BRIDGE_WEBHOOK_SECRET is set (the Svix endpoint is configured in Reducto's dashboard).
+	WebhookSvix bool
+	// Timeout bounds the Reducto calls of one command; default 30s. Tracking afterwards gets
+	// its own budget of the same length, so a slow Reducto cannot leave a job untracked.
+	Timeout time.Duration
+	// Concurrency is how many commands are handled at once (both endpoints together); default
+	// 64. When all are busy, the endpoints stop taking requests (they queue in NATS).
+	Concurrency int
+	// Logger receives the service's logs; nil discards them.
+	Logger *slog.Logger
+	// Metrics counts replies by command and code; nil records nothing.
+	Metrics *metrics.Metrics
+}
+
+// Service is the running micro service. Construct it with [Start]; end it with [Service.Stop].
+type Service struct {
+	nc      *nats.Conn
+	svc     micro.Service
+	jobs    Jobs
+	events  Events // may be nil: no lookup
+	track   Tracker
+	timeout time.Duration
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	webhook *webhookConfig // nil: submit adds no webhook
+
+	sem chan struct{} // one slot per command being handled
+
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when active drops to zero
+	active int        // handler calls and command goroutines not yet finished
+	closed bool       // Stop has finished waiting: late requests get 503
+
+	stats map[string]*endpointStats // by endpoint name; fixed after Start
+}
+
+// Start registers the micro service on nc and starts serving P.cancel and P.submit, in the
+// default queue group so that replicas share the load. jobs and track are required; events
+// may be nil (no check for an already-published event).
+//
+// micro installs its own closed and error handlers on nc (chaining to those already set), so
+// set nc's handlers before calling Start.
+func Start(nc *nats.Conn, jobs Jobs, events Events, track Tracker, o Options) (*Service, error) {
+	if nc == nil || jobs == nil || track == nil {
+		return nil, errors.New("start command service: nil connection, jobs or tracker")
+	}
+	if o.Prefix == "" {
+		o.Prefix = subject.DefaultPrefix
+	}
+	if err := subject.ValidPrefix(o.Prefix); err != nil {
+		return nil, fmt.Errorf("start command service: %w", err)
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	wh, err := newWebhookConfig(o.PublicURL, o.WebhookToken, o.WebhookSvix)
+	if err != nil {
+		return nil, fmt.Errorf("start command service: %w", err)
+	}
+	s := &Service{
+		nc:      nc,
+		jobs:    jobs,
+		events:  events,
+		track:   track,
+		timeout: o.Timeout,
+		log:     o.Logger,
+		metrics: o.Metrics,
+		webhook: wh,
+		sem:     make(chan struct{}, o.Concurrency),
+		stats: map[string]*endpointStats{
+			EndpointCancel: {},
+			EndpointSubmit: {},
+		},
+	}
+	s.idle = sync.NewCond(&s.mu)
+
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     o.Version,
+		Description: "Reducto async jobs as NATS events: cancel and submit commands",
+		Metadata:    map[string]string{"prefix": o.Prefix},
+		// micro's own counters see only the hand-off to a goroutine, not the reply; the real
+		// figures are in each endpoint's "data".
+		StatsHandler: func(e *micro.Endpoint) any {
+			if st, ok := s.stats[e.Name]; ok {
+				return st.snapshot()
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add micro service: %w", err)
+	}
+	s.svc = svc
+	endpoints := []struct {
+		name, subject string
+		run           func(context.Context, []byte) result
+	}{
+		{EndpointCancel, subject.Cancel(o.Prefix), s.cancel},
+		{EndpointSubmit, subject.Submit(o.Prefix), s.submit},
+	}
+	for _, e := range endpoints {
+		err := svc.AddEndpoint(e.name, s.handler(e.name, e.run), micro.WithEndpointSubject(e.subject),
+			micro.WithEndpointMetadata(map[string]string{"format": "application/json"}))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("add endpoint %s: %w", e.name, err)
+		}
+	}
+	// Subscribing only queues the SUBs; after the round trip the server has them, so a
+	// request sent once Start has returned finds a responder. While disconnected the SUBs go
+	// out on reconnect, which is no reason to fail.
+	if err := nc.FlushTimeout(flushTimeout); err != nil {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "command service subscriptions not confirmed",
+			slog.String("error", err.Error()))
+	}
+	return s, nil
+}
+
+// Stop stops the micro service (its subscriptions are drained, so requests NATS has already
+// delivered are still handled) and waits until every command has replied. micro gives no
+// signal when a drain ends, so a request the drain hands over after the last command finished
+// (a narrow window) is answered 503 "bridge is stopping, retry" rather than handled. Commands
+// in flight are not cancelled: Stop can take up to [Options.Timeout] plus the tracking budget.
+// Stop is idempotent.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	// After the round trip the server has processed the unsubscribes, so every request it
+	// will ever deliver here is already queued locally and counted in active as soon as its
+	// handler runs. A closed connection has nothing queued.
+	if ferr := s.nc.FlushTimeout(flushTimeout); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "flush before stop failed", slog.String("error", ferr.Error()))
+	}
+	s.mu.Lock()
+	for s.active > 0 {
+		s.idle.Wait()
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("stop micro service: %w", err)
+	}
+	return nil
+}
+
+// result is the outcome of one command: a JSON body on success (code 200), otherwise a micro
+// error code and description.
+type result struct {
+	code  int
+	desc  string // error description sent to the caller; empty on success
+	body  []byte // success reply
+	jobID string // for the log
+	err   error  // cause, logged and never sent
+}
+
+func success(jobID string, v any) result {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return result{code: 500, desc: "internal error", jobID: jobID, err: err}
+	}
+	return result{code: 200, body: body, jobID: jobID}
+}
+
+func fail(code int, desc string) result { return result{code: code, desc: desc} }
+
+// handler adapts a command to micro: it reserves a slot (blocking the endpoint's subscription
+// while all are busy) and runs the command on its own goroutine.
+func (s *Service) handler(name string, run func(context.Context, []byte) result) micro.HandlerFunc {
+	return func(req micro.Request) {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			s.finish(name, req, fail(503, "bridge is stopping, retry"), 0)
+			return
+		}
+		s.active++
+		s.mu.Unlock()
+
+		s.sem <- struct{}{}
+		go func() {
+			defer s.release()
+			start := time.Now()
+			var res result
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						res = result{code: 500, desc: "internal error", err: fmt.Errorf("panic: %v", p)}
+					}
+				}()
+				ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+				defer cancel()
+				res = run(ctx, req.Data())
+			}()
+			s.finish(name, req, res, time.Since(start))
+		}()
+	}
+}
+
+func (s *Service) release() {
+	<-s.sem
+	s.mu.Lock()
+	s.active--
+	if s.active == 0 {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// finish sends the reply, counts it and logs it.
+//
+// It publishes the reply itself rather than through req.Respond/req.Error: those record the
+// outcome in the request for micro's stats, which micro reads as soon as the handler returns,
+// so calling them from another goroutine is a data race. The message is the same: the body,
+// or micro's two error headers and no body.
+func (s *Service) finish(name string, req micro.Request, res result, elapsed time.Duration) {
+	s.metrics.Command(name, res.code)
+	if st := s.stats[name]; st != nil {
+		st.record(res, elapsed)
+	}
+
+	attrs := []slog.Attr{slog.String("command", name), slog.Int("code", res.code), slog.Duration("elapsed", elapsed)}
+	if res.jobID != "" {
+		attrs = append(attrs, slog.String("job_id", res.jobID))
+	}
+	if res.desc != "" {
+		attrs = append(attrs, slog.String("description", res.desc))
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("error", res.err.Error()))
+	}
+	level := slog.LevelInfo
+	if res.code == 429 || res.code >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(context.Background(), level, "command", attrs...)
+
+	if req.Reply() == "" {
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "command reply not sent: no reply subject",
+			slog.String("command", name), slog.Int("code", res.code))
+		return
+	}
+	msg := &nats.Msg{Subject: req.Reply()}
+	if res.code == 200 {
+		msg.Data = res.body
+	} else {
+		msg.Header = nats.Header{
+			micro.ErrorHeader:     []string{headerValue(res.desc)},
+			micro.ErrorCodeHeader: []string{strconv.Itoa(res.code)},
+		}
+	}
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "command reply failed",
+			slog.String("command", name), slog.Int("code", res.code), slog.String("error", err.Error()))
+	}
+}
+
+// maxDescription bounds an error description (it travels in a header).
+const maxDescription = 300
+
+// headerValue makes a description safe as a header value: one line, bounded, never empty.
+func headerValue(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > maxDescription {
+		cut := maxDescription
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	if s == "" {
+		s = "error"
+	}
+	return s
+}
+
+// endpointStats are the figures of one endpoint's commands, served as the endpoint's "data"
+// in $SRV.STATS. Field names follow micro's own.
+type endpointStats struct {
+	mu        sync.Mutex
+	requests  int
+	errors    int
+	lastError string
+	total     time.Duration
+}
+
+type statsData struct {
+	NumRequests           int           `json:"num_requests"`
+	NumErrors             int           `json:"num_errors"`
+	LastError             string        `json:"last_error"`
+	ProcessingTime        time.Duration `json:"processing_time"`
+	AverageProcessingTime time.Duration `json:"average_processing_time"`
+}
+
+func (st *endpointStats) record(res result, elapsed time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.requests++
+	st.total += elapsed
+	if res.code != 200 {
+		st.errors++
+		st.lastError = fmt.Sprintf("%d:%s", res.code, headerValue(res.desc))
+	}
+}
+
+func (st *endpointStats) snapshot() statsData {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	d := statsData{NumRequests: st.requests, NumErrors: st.errors, LastError: st.lastError, ProcessingTime: st.total}
+	if st.requests > 0 {
+		d.AverageProcessingTime = st.total / time.Duration(st.requests)
+	}
+	return d
+}
+
+// webhookConfig is the webhook the bridge asks Reducto for on submissions.
+type webhookConfig struct {
+	svix bool
+	url  string // direct mode: <PublicURL>/webhooks/reducto[?token=...]
+}
+
+func newWebhookConfig(publicURL, token string, svix bool) (*webhookConfig, error) {
+	if publicURL == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("public URL must be an absolute http(s) URL")
+	}
+	if svix {
+		return &webhookConfig{svix: true}, nil
+	}
+	u = u.JoinPath(WebhookPath)
+	if token != "" {
+		q := u.Query()
+		q.Set("token", token)
+		u.RawQuery = q.Encode()
+	}
+	return &webhookConfig{url: u.String()}, nil
+}
+
+// fields returns the webhook object's keys: {"mode":"svix"} or {"mode":"direct","url":...}.
+func (w *webhookConfig) fields() map[string]json.RawMessage {
+	if w.svix {
+		return map[string]json.RawMessage{"mode": json.RawMessage(`"svix"`)}
+	}
+	u, _ := encode(w.url) // a string always encodes
+	return map[string]json.RawMessage{"mode": json.RawMessage(`"direct"`), "url": u}
+}

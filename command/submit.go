@@ -1,0 +1,138 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+)
+
+// SubmitRequest is the body of a P.submit request. Unknown keys are ignored.
+type SubmitRequest struct {
+	// Endpoint is parse, extract, split, edit or pipeline.
+	Endpoint reducto.Endpoint `json:"endpoint"`
+	// Body is Reducto's async request for that endpoint, a JSON object, passed on as is
+	// except for the webhook and metadata the bridge adds.
+	Body json.RawMessage `json:"body"`
+	// Metadata, any JSON, is echoed in the job's events (and sent to Reducto).
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// SubmitReply is the body of a successful P.submit reply.
+type SubmitReply struct {
+	JobID string `json:"job_id"`
+}
+
+// submit runs one P.submit command.
+func (s *Service) submit(ctx context.Context, data []byte) result {
+	req, res, valid := decodeSubmit(data)
+	if !valid {
+		return res
+	}
+	body, res, valid := s.reductoBody(req)
+	if !valid {
+		return res
+	}
+	id, err := s.jobs.Submit(ctx, req.Endpoint, body)
+	if err != nil {
+		return submitFailure(err)
+	}
+
+	tctx, cancel := s.trackContext(ctx)
+	defer cancel()
+	if _, err := s.track(tctx, id, req.Metadata); err != nil {
+		// The job exists at Reducto: the caller must get its id to track it another way.
+		return result{code: 503, desc: fmt.Sprintf("submitted job %s but tracking failed", id), jobID: id, err: err}
+	}
+	return success(id, SubmitReply{JobID: id})
+}
+
+// decodeSubmit reads and checks a submit request; on failure it returns the 400 reply.
+func decodeSubmit(data []byte) (SubmitRequest, result, bool) {
+	var req SubmitRequest
+	fields, isObject := object(data)
+	if !isObject {
+		return req, badRequest(data), false
+	}
+	if isNull(fields["endpoint"]) {
+		return req, fail(400, "bad request: missing endpoint"), false
+	}
+	if err := json.Unmarshal(fields["endpoint"], &req.Endpoint); err != nil {
+		return req, fail(400, "bad request: endpoint is not a string"), false
+	}
+	if !req.Endpoint.Valid() {
+		return req, fail(400, "bad request: unknown endpoint, want parse, extract, split, edit or pipeline"), false
+	}
+	if isNull(fields["body"]) {
+		return req, fail(400, "bad request: missing body"), false
+	}
+	if _, isObject := object(fields["body"]); !isObject {
+		return req, fail(400, "bad request: body is not a json object"), false
+	}
+	req.Body = fields["body"]
+	if !isNull(fields["metadata"]) {
+		req.Metadata = fields["metadata"]
+	}
+	return req, result{}, true
+}
+
+// reductoBody adds the bridge's webhook and the metadata to the caller's body. Keys the caller
+// set win: a webhook or metadata of theirs is never replaced. When nothing is added the body
+// goes out byte-for-byte; otherwise the caller's values are kept byte-for-byte (compacted) and
+// only the key order changes.
+//
+// v3 bodies (parse, extract, split, pipeline) carry both in "async"; edit still has the legacy
+// top-level "webhook", which holds the metadata too.
+func (s *Service) reductoBody(req SubmitRequest) (json.RawMessage, result, bool) {
+	fields, _ := object(req.Body) // checked by decodeSubmit
+	key := "async"
+	if req.Endpoint == reducto.EndpointEdit {
+		key = "webhook"
+	}
+	var inner map[string]json.RawMessage
+	if raw := fields[key]; !isNull(raw) {
+		var isObject bool
+		if inner, isObject = object(raw); !isObject {
+			return nil, fail(400, "bad request: body."+key+" is not a json object"), false
+		}
+	}
+
+	changed := false
+	if req.Endpoint == reducto.EndpointEdit {
+		// The legacy webhook object is also where metadata goes: add ours when the caller
+		// chose no webhook, and the metadata to whichever webhook there is.
+		if inner == nil && s.webhook != nil {
+			inner, changed = s.webhook.fields(), true
+		}
+		if inner != nil && req.Metadata != nil && isNull(inner["metadata"]) {
+			inner["metadata"], changed = req.Metadata, true
+		}
+	} else {
+		if inner == nil {
+			inner = map[string]json.RawMessage{}
+		}
+		if req.Metadata != nil && isNull(inner["metadata"]) {
+			inner["metadata"], changed = req.Metadata, true
+		}
+		if s.webhook != nil && isNull(inner["webhook"]) {
+			wh, err := encode(s.webhook.fields())
+			if err != nil {
+				return nil, result{code: 500, desc: "internal error", err: err}, false
+			}
+			inner["webhook"], changed = wh, true
+		}
+	}
+	if !changed {
+		return req.Body, result{}, true
+	}
+	raw, err := encode(inner)
+	if err == nil {
+		fields[key] = raw
+		raw, err = encode(fields)
+	}
+	if err != nil {
+		return nil, result{code: 500, desc: "internal error", err: err}, false
+	}
+	return raw, result{}, true
+}
