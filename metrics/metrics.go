@@ -36,6 +36,7 @@ type Metrics struct {
 	rateWaits       prometheus.Counter
 	rateWaitSeconds prometheus.Counter
 	rateLimit       prometheus.Gauge
+	paused          prometheus.Gauge
 	commands        *prometheus.CounterVec
 	tracks          *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
@@ -76,6 +77,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "rate_limit_per_second",
 			Help: "Current client-side rate budget (requests/s); lower than configured after Reducto 429s.",
 		}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "polling_paused",
+			Help: "1 while polling is paused because events cannot be published (back-pressure), else 0.",
+		}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "commands_total",
 			Help: "Commands served (cancel, submit), by command and reply code (200 = success).",
@@ -90,7 +95,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
-		m.rateWaitSeconds, m.rateLimit, m.commands, m.tracks, m.webhooks,
+		m.rateWaitSeconds, m.rateLimit, m.paused, m.commands, m.tracks, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -137,6 +142,18 @@ func (m *Metrics) RateLimit(perSecond float64) {
 	if m != nil {
 		m.rateLimit.Set(perSecond)
 	}
+}
+
+// Paused reports whether polling is paused by back-pressure.
+func (m *Metrics) Paused(paused bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	m.paused.Set(v)
 }
 
 // Command counts one command reply.

@@ -183,12 +183,26 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 func (p *Poller) finish(ctx context.Context, msg jetstream.Msg, t *track, ev *publisher.Event) {
 	out, err := p.events.Publish(ctx, ev)
 	if err != nil {
-		// Not stored (or not known to be): poll again later; the event is published then, and
-		// deduplicated if this attempt did land after all.
+		// Not stored (or not known to be): poll again after the pause; the event is published
+		// then, and deduplicated if this attempt did land after all. Nothing is kept in
+		// memory meanwhile.
 		p.m.Poll(metrics.PollPublishError)
-		t.log.Error("publish event failed; will retry", "kind", ev.Kind, "error", err)
-		p.nak(msg, min(p.sched.interval(t.delivery), 5*time.Second))
+		pause := p.gate.failed(p.now())
+		if pause > 0 {
+			p.m.Paused(true)
+			t.log.Error("publishing events fails; pausing polls", "kind", ev.Kind, "pause", pause, "error", err)
+		} else {
+			t.log.Error("publish event failed; will retry", "kind", ev.Kind, "error", err)
+		}
+		p.nak(msg, p.gate.remaining(p.now())+p.o.InitialInterval)
 		return
+	}
+	if p.gate.succeeded() {
+		p.m.Paused(false)
+		t.log.Info("publishing events works again; polls resumed")
+	}
+	if p.o.AfterPublish != nil {
+		p.o.AfterPublish(t.id)
 	}
 	p.m.Event(string(ev.Kind), out.Duplicate)
 	if out.Duplicate {

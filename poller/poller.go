@@ -49,6 +49,9 @@ type Options struct {
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 	Now         func() time.Time // clock for ages and observed_at [time.Now]
+	// AfterPublish, when set, runs after an event's PubAck and before the track message is
+	// acked: the fault-injection point of the crash tests (the worst moment to die).
+	AfterPublish func(jobID string)
 }
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
@@ -64,6 +67,8 @@ type Poller struct {
 
 	mu      sync.Mutex
 	suspect map[string]time.Time // jobs whose last poll failed permanently, awaiting confirmation
+
+	gate gate // closed while the events stream refuses publishes
 }
 
 // New returns a poller consuming from cons (see [Setup]).
@@ -164,6 +169,12 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 	defer stop()
 	defer it.Stop()
 	for {
+		// While events cannot be published, polling would only spend Reducto's budget on
+		// results that cannot be stored: wait until the gate reopens.
+		if err := p.gate.wait(ctx); err != nil {
+			p.handBack(it)
+			return nil
+		}
 		// Take a message only when a worker is free, so nothing waits in memory for long.
 		select {
 		case slots <- struct{}{}:

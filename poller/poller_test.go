@@ -661,3 +661,78 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// refusingPublisher fails every publish while refusing is set, like a full events stream.
+type refusingPublisher struct {
+	*publisher.Publisher
+	mu       sync.Mutex
+	refusing bool
+	refused  int
+}
+
+func (r *refusingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
+	r.mu.Lock()
+	refusing := r.refusing
+	if refusing {
+		r.refused++
+	}
+	r.mu.Unlock()
+	if refusing {
+		return publisher.Outcome{}, fmt.Errorf("publish: %w", publisher.ErrStreamFull)
+	}
+	return r.Publisher.Publish(ctx, ev)
+}
+
+func (r *refusingPublisher) set(refusing bool) {
+	r.mu.Lock()
+	r.refusing = refusing
+	r.mu.Unlock()
+}
+
+func (r *refusingPublisher) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
+}
+
+// TestBackPressurePausesPolls: while events cannot be published, the poller stops taking jobs
+// (instead of re-polling finished jobs every few milliseconds), and resumes afterwards.
+func TestBackPressurePausesPolls(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.opts.Concurrency = 2
+	e.opts.InitialInterval = 5 * time.Millisecond
+	e.opts.MaxInterval = 5 * time.Millisecond
+	ids := make([]string, 10)
+	for i := range ids {
+		ids[i] = fmt.Sprint("bp", i)
+		e.jobs.set(ids[i], status("Completed"))
+	}
+	rp := &refusingPublisher{Publisher: e.pub, refusing: true}
+	e.start(t, e.jobs, rp)
+	start := time.Now()
+	for _, id := range ids {
+		e.track(t, id, "")
+	}
+	// Pauses of 0.5s, 1s, 2s: by the third refusal 1.5s have passed.
+	waitFor(t, func() bool { return rp.count() >= 3*e.opts.Concurrency })
+	elapsed := time.Since(start)
+	polls := 0
+	for _, id := range ids {
+		polls += e.jobs.count(id)
+	}
+	// Without the pause, 10 finished jobs re-polled every ~5ms would make hundreds of polls.
+	if max := 4 * e.opts.Concurrency * 2; polls > max {
+		t.Errorf("%d polls in %v while publishing failed, want at most %d", polls, elapsed, max)
+	}
+	if elapsed < 500*time.Millisecond {
+		t.Errorf("three rounds of refusals within %v: no pause", elapsed)
+	}
+	rp.set(false)
+	got := map[string]bool{}
+	for range ids {
+		got[e.next(t).ev.JobID] = true
+	}
+	if len(got) != len(ids) {
+		t.Errorf("events for %d jobs after recovery, want %d", len(got), len(ids))
+	}
+}

@@ -139,6 +139,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOp
 		DrainTimeout:    cfg.DrainTimeout,
 		Logger:          log.With("component", "poller"),
 		Metrics:         b.m,
+		AfterPublish:    crashAfterPublish(log),
 	})
 	if err != nil {
 		return nil, err
