@@ -54,6 +54,9 @@ func TestCancel(t *testing.T) {
 		{name: "wildcard job_id", req: body("a>"), wantCode: 400, wantDesc: "invalid job id"},
 		{name: "space in job_id", req: body("a b"), wantCode: 400, wantDesc: "invalid job id"},
 		{name: "long job_id", req: body(strings.Repeat("x", 257)), wantCode: 400, wantDesc: "invalid job id"},
+		// encoding/json would read the bad byte as U+FFFD: a valid id, but not the one sent.
+		{name: "invalid UTF-8 in job_id", req: "{\"job_id\":\"" + jobID + "\xff\"}", wantCode: 400, wantDesc: "not valid UTF-8"},
+		{name: "invalid UTF-8 elsewhere", req: "{\"job_id\":\"" + jobID + "\",\"x\":\"\xfe\"}", wantCode: 400, wantDesc: "not valid UTF-8"},
 		{
 			name:     "event already published",
 			req:      body(jobID),

@@ -138,6 +138,9 @@ func encode(v any) (json.RawMessage, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// notUTF8 describes a request that is not UTF-8, which JSON must be (RFC 8259 section 8.1).
+const notUTF8 = "bad request: not valid UTF-8"
+
 // badRequest describes a request that could not be decoded as a JSON object.
 func badRequest(data []byte) result {
 	if !json.Valid(data) {

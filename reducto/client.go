@@ -331,7 +331,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 	c.log.LogAttrs(ctx, slog.LevelDebug, "reducto request", slog.String("op", op), slog.String("path", path),
 		slog.Int("status", resp.StatusCode), slog.Duration("elapsed", c.now().Sub(start)))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		apiErr := newAPIError(op, resp.StatusCode, resp.Header, c.scrubBytes(data), c.now(), c.retryAfterMax)
+		apiErr := c.apiError(op, resp.StatusCode, resp.Header, data)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			if t, ok := c.limiter.(Throttler); ok {
 				t.Throttled(apiErr.RetryAfter)
@@ -343,6 +343,11 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 		return nil, fmt.Errorf("%s: read response: %w", op, err)
 	}
 	return data, nil
+}
+
+// apiError builds the error of a non-2xx answer, without the API key.
+func (c *Client) apiError(op string, status int, h http.Header, body []byte) *APIError {
+	return newAPIError(op, status, h, c.scrubBytes(body), c.now(), c.retryAfterMax, c.scrub)
 }
 
 func (c *Client) observed(op string, code int, start time.Time) {

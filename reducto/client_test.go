@@ -212,6 +212,10 @@ func TestErrorShapesAndClassification(t *testing.T) {
 		{name: "429 retry-after capped", status: 429, body: ``, sentinel: ErrRateLimited, hdr: []string{"Retry-After", "3600"}, transient: true, retry: 60 * time.Second},
 		{name: "429 retry-after garbage", status: 429, body: ``, sentinel: ErrRateLimited, hdr: []string{"Retry-After", "soon"}, transient: true},
 		{name: "429 retry-after negative", status: 429, body: ``, sentinel: ErrRateLimited, hdr: []string{"Retry-After", "-5"}, transient: true},
+		// Beyond the int64 range of a Duration: saturate to the cap, never wrap to "at once".
+		{name: "429 retry-after huge", status: 429, body: ``, sentinel: ErrRateLimited, hdr: []string{"Retry-After", "1e10"}, transient: true, retry: 60 * time.Second},
+		{name: "429 retry-after-ms huge", status: 429, body: ``, sentinel: ErrRateLimited, hdr: []string{"Retry-After-Ms", "1e300"}, transient: true, retry: 60 * time.Second},
+		{name: "long message cut on a rune", status: 400, body: `{"detail":"` + strings.Repeat("é", 400) + `"}`, message: strings.Repeat("é", 256) + "..."},
 		{name: "408", status: 408, body: ``, transient: true},
 		{name: "500 permanent", status: 500, body: `{"error":{"message":"content extraction error","type":"internal","code":500}}`, transient: false},
 		{name: "502", status: 502, body: `{"detail":"LLM service error"}`, transient: true},
@@ -640,6 +644,34 @@ func TestKeyNeverLeaks(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), testKey) {
 		t.Errorf("logs leak the key:\n%s", logs.String())
+	}
+}
+
+// TestKeyNeverLeaksEscaped: a server that echoes the key with JSON escapes (as encoders do for
+// '/', '<' or non-ASCII, or for everything) must not get it into errors either: the scrub
+// runs on the decoded text too.
+func TestKeyNeverLeaksEscaped(t *testing.T) {
+	var esc strings.Builder
+	for _, r := range testKey {
+		fmt.Fprintf(&esc, `\u%04x`, r)
+	}
+	for _, body := range []string{
+		`{"detail":"you sent Bearer ` + esc.String() + `"}`,
+		`{"error":{"message":"denied","type":"` + esc.String() + `"}}`,
+		`{"detail":{"echo":"` + esc.String() + `"}}`,
+		`{"detail":"` + strings.Repeat("x", 500) + esc.String() + `"}`, // across the cut
+	} {
+		c := newTestClient(t, fixed(401, body))
+		_, err := c.GetJob(t.Context(), "j")
+		var apiErr *APIError
+		if !errors.As(err, &apiErr) {
+			t.Fatalf("err = %v, want *APIError", err)
+		}
+		for _, s := range []string{err.Error(), apiErr.Name, unescapeJSON(apiErr.Message)} {
+			if strings.Contains(s, testKey) || strings.Contains(s, testKey[:len(testKey)/2]) {
+				t.Errorf("body %.60s...: error leaks the key: %q", body, s)
+			}
+		}
 	}
 }
 

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors, matched with errors.Is against errors returned by [Client] methods. An
@@ -47,7 +49,8 @@ type APIError struct {
 	// StatusCode is the HTTP status.
 	StatusCode int
 	// Message is Reducto's message, read from any documented body shape: FastAPI's "detail"
-	// (a string or a list of {loc, msg}), {"error": {"message"}}, or a flat {"message"}.
+	// (a string or a list of {loc, msg}), {"error": {"message"}}, or a flat {"message"}. It is
+	// cut to 512 bytes (on a rune boundary, then "...").
 	Message string
 	// Name is Reducto's error type or name when the body carries one (e.g. "JOB_DELETED").
 	Name string
@@ -146,13 +149,13 @@ func parseRetryAfter(h http.Header, now time.Time, max time.Duration) time.Durat
 	var d time.Duration
 	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			d = time.Duration(ms * float64(time.Millisecond))
+			d = saturatingDuration(ms, time.Millisecond)
 		}
 	}
 	if v := strings.TrimSpace(h.Get("Retry-After")); d == 0 && v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil {
 			if s > 0 {
-				d = time.Duration(s * float64(time.Second))
+				d = saturatingDuration(s, time.Second)
 			}
 		} else if t, err := http.ParseTime(v); err == nil {
 			d = t.Sub(now)
@@ -165,6 +168,22 @@ func parseRetryAfter(h http.Header, now time.Time, max time.Duration) time.Durat
 		d = max
 	}
 	return d
+}
+
+// maxMessage caps [APIError.Message] (bytes, before the "..." that marks a cut): an error page
+// can be megabytes, and the message travels into logs, events and command replies.
+const maxMessage = 512
+
+// saturatingDuration is n units (n > 0, possibly +Inf) as a Duration. Converting a float
+// beyond the int64 range is implementation-defined in Go (on amd64 it gives the most negative
+// Duration), which turned a server's "wait 1e10 seconds" into "retry at once"; a value too
+// large saturates instead, and the cap applies to it.
+func saturatingDuration(n float64, unit time.Duration) time.Duration {
+	f := n * float64(unit)
+	if f >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(f)
 }
 
 var rateLimitCodeRE = regexp.MustCompile(`\[CODE (\d+)\]`)
@@ -186,8 +205,11 @@ type validationItem struct {
 	Msg string `json:"msg"`
 }
 
-// newAPIError builds the error of a non-2xx answer from its status, headers and body.
-func newAPIError(op string, status int, h http.Header, body []byte, now time.Time, retryAfterMax time.Duration) *APIError {
+// newAPIError builds the error of a non-2xx answer from its status, headers and body. scrub
+// (nil: none) is applied to every text taken from the answer, after JSON decoding (a key the
+// server wrote with \u escapes only appears then) and before the message is cut (a key
+// straddling the cut would leave a prefix behind).
+func newAPIError(op string, status int, h http.Header, body []byte, now time.Time, retryAfterMax time.Duration, scrub func(string) string) *APIError {
 	e := &APIError{Op: op, StatusCode: status, RetryAfter: parseRetryAfter(h, now, retryAfterMax)}
 	var eb errorBody
 	trimmed := bytes.TrimSpace(body)
@@ -210,14 +232,21 @@ func newAPIError(op string, status int, h http.Header, body []byte, now time.Tim
 			e.Message = eb.Message
 		}
 	}
+	if scrub != nil {
+		e.Message, e.Name = scrub(e.Message), scrub(e.Name)
+	}
 	if status == http.StatusTooManyRequests {
 		if m := rateLimitCodeRE.FindStringSubmatch(e.Message); m != nil {
 			e.RateLimitCode, _ = strconv.Atoi(m[1])
 		}
 	}
-	const maxMessage = 512
 	if len(e.Message) > maxMessage {
-		e.Message = e.Message[:maxMessage] + "..."
+		// Cut on a rune boundary, so that a valid message stays valid UTF-8.
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(e.Message[cut]) {
+			cut--
+		}
+		e.Message = e.Message[:cut] + "..."
 	}
 	return e
 }
@@ -243,6 +272,19 @@ func detailMessage(raw json.RawMessage) string {
 			}
 		}
 		return strings.Join(parts, "; ")
+	}
+	// Any other shape is shown as JSON, re-encoded so that \u escapes are resolved and the
+	// scrub sees the text as it reads.
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&v) == nil {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(v) == nil {
+			return strings.TrimSuffix(b.String(), "\n")
+		}
 	}
 	return string(raw)
 }

@@ -50,11 +50,16 @@ func ValidJobID(id string) error {
 	return nil
 }
 
-// ValidPrefix reports whether p is usable as the subject prefix: one or more dot-separated
-// tokens, each non-empty and free of wildcards and whitespace.
+// ValidPrefix reports whether p is usable as the subject prefix: valid UTF-8, one or more
+// dot-separated tokens, each non-empty and free of wildcards and whitespace. (Stream configs
+// travel as JSON, which turns invalid UTF-8 into U+FFFD: the streams would listen on other
+// subjects than the bridge and its producers use.)
 func ValidPrefix(p string) error {
 	if p == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidPrefix)
+	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidPrefix, p)
 	}
 	for _, tok := range strings.Split(p, ".") {
 		if tok == "" {

@@ -50,6 +50,9 @@ func TestValidPrefix(t *testing.T) {
 		{"a.*", false},
 		{"a.>", false},
 		{"a b", false},
+		{"rédacto", true},
+		{"\xff", false},
+		{"acme.\xc3", false},
 	}
 	for _, tt := range tests {
 		if got := ValidPrefix(tt.p) == nil; got != tt.ok {

@@ -359,7 +359,13 @@ func TestHTTPEndpoints(t *testing.T) {
 	id := h.sim.Create(reductosim.JobSpec{})
 	h.track(id, "")
 	h.collect(id)
-	code, body := get("/metrics")
+	// The event reaches the core subscription before the bridge has its PubAck and counts it.
+	var code int
+	var body string
+	waitFor(t, func() bool {
+		code, body = get("/metrics")
+		return code != 200 || strings.Contains(body, `reducto_bridge_events_total{kind="completed",result="published"} 1`)
+	})
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
