@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -33,6 +34,10 @@ func (s *Service) cancel(ctx context.Context, data []byte) result {
 
 // decodeCancel reads and checks a cancel request; on failure it returns the 400 reply.
 func decodeCancel(data []byte) (string, result, bool) {
+	if !utf8.Valid(data) {
+		// encoding/json would turn the bad bytes into U+FFFD and cancel a job of another id.
+		return "", fail(400, notUTF8), false
+	}
 	var req map[string]json.RawMessage
 	if err := json.Unmarshal(data, &req); err != nil || req == nil {
 		return "", badRequest(data), false
@@ -84,7 +89,7 @@ func (s *Service) cancelJob(ctx context.Context, id string) result {
 
 	tctx, cancel := s.trackContext(ctx)
 	defer cancel()
-	if _, err := s.track(tctx, id, nil); err != nil {
+	if _, err := s.track(tctx, id, nil, false); err != nil {
 		return result{code: 503, desc: "cancel requested but tracking failed", err: err}
 	}
 	return success(id, CancelReply{JobID: id, Cancel: "requested"})

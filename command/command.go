@@ -71,7 +71,8 @@ type Events interface {
 // Tracker makes sure a job is tracked, so that its terminal event will be published. It
 // reports whether it created the track; a job already tracked keeps its track message and
 // metadata. A closure over poller.EnsureTracked is the usual implementation.
-type Tracker func(ctx context.Context, id string, metadata json.RawMessage) (bool, error)
+// webhook says that Reducto will announce the job's end to this bridge by webhook.
+type Tracker func(ctx context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error)
 
 // Options configures the service. The zero value of every field but Prefix has a default.
 type Options struct {

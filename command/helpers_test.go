@@ -105,6 +105,7 @@ func (f *fakeEvents) Lookup(context.Context, string) (*publisher.Event, error) {
 type trackCall struct {
 	id       string
 	metadata string
+	webhook  bool
 }
 
 // fakeTracker records calls and fails with err when set.
@@ -115,8 +116,8 @@ type fakeTracker struct {
 	called chan trackCall // receives every call when set
 }
 
-func (f *fakeTracker) track(_ context.Context, id string, metadata json.RawMessage) (bool, error) {
-	c := trackCall{id, string(metadata)}
+func (f *fakeTracker) track(_ context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error) {
+	c := trackCall{id, string(metadata), webhook}
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()

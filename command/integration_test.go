@@ -55,8 +55,8 @@ func TestWithRealParts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("publisher.New: %v", err)
 	}
-	track := func(ctx context.Context, id string, md json.RawMessage) (bool, error) {
-		return poller.EnsureTracked(ctx, js, prefix, id, md)
+	track := func(ctx context.Context, id string, md json.RawMessage, webhook bool) (bool, error) {
+		return poller.EnsureTracked(ctx, js, prefix, id, poller.TrackRequest{Metadata: md, Webhook: webhook})
 	}
 	e := startOn(t, nc, natstest.Connect(t, s), client, pub, track,
 		Options{PublicURL: hooks.URL, WebhookToken: "tok", Timeout: 5 * time.Second})
@@ -88,7 +88,7 @@ func TestWithRealParts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("track message of %s: %v", sub.JobID, err)
 	}
-	if want := `{"metadata":{"order":7}}`; string(tm.Data) != want {
+	if want := `{"metadata":{"order":7},"webhook":true}`; string(tm.Data) != want {
 		t.Errorf("track message = %s, want %s", tm.Data, want)
 	}
 

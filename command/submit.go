@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
@@ -30,7 +31,7 @@ func (s *Service) submit(ctx context.Context, data []byte) result {
 	if !valid {
 		return res
 	}
-	body, res, valid := s.reductoBody(req)
+	body, ours, res, valid := s.reductoBody(req)
 	if !valid {
 		return res
 	}
@@ -41,7 +42,7 @@ func (s *Service) submit(ctx context.Context, data []byte) result {
 
 	tctx, cancel := s.trackContext(ctx)
 	defer cancel()
-	if _, err := s.track(tctx, id, req.Metadata); err != nil {
+	if _, err := s.track(tctx, id, req.Metadata, ours); err != nil {
 		// The job exists at Reducto: the caller must get its id to track it another way.
 		return result{code: 503, desc: fmt.Sprintf("submitted job %s but tracking failed", id), jobID: id, err: err}
 	}
@@ -51,6 +52,11 @@ func (s *Service) submit(ctx context.Context, data []byte) result {
 // decodeSubmit reads and checks a submit request; on failure it returns the 400 reply.
 func decodeSubmit(data []byte) (SubmitRequest, result, bool) {
 	var req SubmitRequest
+	if !utf8.Valid(data) {
+		// Re-encoding the body would turn the bad bytes of keys into U+FFFD and keep those of
+		// values, and Reducto and the job's events would get JSON that is not UTF-8.
+		return req, fail(400, notUTF8), false
+	}
 	fields, isObject := object(data)
 	if !isObject {
 		return req, badRequest(data), false
@@ -83,8 +89,9 @@ func decodeSubmit(data []byte) (SubmitRequest, result, bool) {
 // only the key order changes.
 //
 // v3 bodies (parse, extract, split, pipeline) carry both in "async"; edit still has the legacy
-// top-level "webhook", which holds the metadata too.
-func (s *Service) reductoBody(req SubmitRequest) (json.RawMessage, result, bool) {
+// top-level "webhook", which holds the metadata too. ours reports that the bridge added its
+// own webhook, so Reducto will announce the job's end to this bridge.
+func (s *Service) reductoBody(req SubmitRequest) (_ json.RawMessage, ours bool, _ result, _ bool) {
 	fields, _ := object(req.Body) // checked by decodeSubmit
 	key := "async"
 	if req.Endpoint == reducto.EndpointEdit {
@@ -94,7 +101,7 @@ func (s *Service) reductoBody(req SubmitRequest) (json.RawMessage, result, bool)
 	if raw := fields[key]; !isNull(raw) {
 		var isObject bool
 		if inner, isObject = object(raw); !isObject {
-			return nil, fail(400, "bad request: body."+key+" is not a json object"), false
+			return nil, false, fail(400, "bad request: body."+key+" is not a json object"), false
 		}
 	}
 
@@ -103,7 +110,7 @@ func (s *Service) reductoBody(req SubmitRequest) (json.RawMessage, result, bool)
 		// The legacy webhook object is also where metadata goes: add ours when the caller
 		// chose no webhook, and the metadata to whichever webhook there is.
 		if inner == nil && s.webhook != nil {
-			inner, changed = s.webhook.fields(), true
+			inner, changed, ours = s.webhook.fields(), true, true
 		}
 		if inner != nil && req.Metadata != nil && isNull(inner["metadata"]) {
 			inner["metadata"], changed = req.Metadata, true
@@ -118,13 +125,13 @@ func (s *Service) reductoBody(req SubmitRequest) (json.RawMessage, result, bool)
 		if s.webhook != nil && isNull(inner["webhook"]) {
 			wh, err := encode(s.webhook.fields())
 			if err != nil {
-				return nil, result{code: 500, desc: "internal error", err: err}, false
+				return nil, false, result{code: 500, desc: "internal error", err: err}, false
 			}
-			inner["webhook"], changed = wh, true
+			inner["webhook"], changed, ours = wh, true, true
 		}
 	}
 	if !changed {
-		return req.Body, result{}, true
+		return req.Body, ours, result{}, true
 	}
 	raw, err := encode(inner)
 	if err == nil {
@@ -132,7 +139,7 @@ func (s *Service) reductoBody(req SubmitRequest) (json.RawMessage, result, bool)
 		raw, err = encode(fields)
 	}
 	if err != nil {
-		return nil, result{code: 500, desc: "internal error", err: err}, false
+		return nil, false, result{code: 500, desc: "internal error", err: err}, false
 	}
-	return raw, result{}, true
+	return raw, ours, result{}, true
 }

@@ -151,6 +151,11 @@ type Config struct {
 	// AckWait is the AckWait of the track consumer: how long a replica may hold a job before
 	// JetStream redelivers it to another. It must exceed HTTPTimeout. Default 5m.
 	AckWait time.Duration `envconfig:"BRIDGE_ACK_WAIT" default:"5m" desc:"AckWait of the track consumer (> BRIDGE_HTTP_TIMEOUT)"`
+
+	// WebhookPollInterval is how often a job whose end Reducto announces to this bridge by
+	// webhook (one submitted through P.submit with BRIDGE_PUBLIC_URL set) is polled anyway, as
+	// a safety net for a lost webhook. Default 5m.
+	WebhookPollInterval time.Duration `envconfig:"BRIDGE_WEBHOOK_POLL_INTERVAL" default:"5m" desc:"safety-net poll interval of jobs that will be announced by webhook"`
 }
 
 // NATSURLs returns the NATS server URLs of NATSURL, split at commas and trimmed, without empty

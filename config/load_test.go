@@ -65,6 +65,7 @@ var contractDefaults = Config{
 	EventsMaxAge:        720 * time.Hour,
 	DuplicateWindow:     time.Hour,
 	AckWait:             5 * time.Minute,
+	WebhookPollInterval: 5 * time.Minute,
 }
 
 func TestLoadDefaults(t *testing.T) {

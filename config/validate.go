@@ -142,6 +142,7 @@ func (c *Config) check() []error {
 	case maxAgeOK && c.DuplicateWindow > c.EventsMaxAge:
 		bad("BRIDGE_DUPLICATE_WINDOW", "%s exceeds BRIDGE_EVENTS_MAX_AGE (%s)", c.DuplicateWindow, c.EventsMaxAge)
 	}
+	positive("BRIDGE_WEBHOOK_POLL_INTERVAL", c.WebhookPollInterval)
 	if positive("BRIDGE_ACK_WAIT", c.AckWait) && httpOK && c.AckWait <= c.HTTPTimeout {
 		bad("BRIDGE_ACK_WAIT", "%s must exceed BRIDGE_HTTP_TIMEOUT (%s), or a slow poll gets redelivered to another replica", c.AckWait, c.HTTPTimeout)
 	}

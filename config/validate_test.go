@@ -36,6 +36,7 @@ func validConfig() Config {
 		EventsMaxAge:        720 * time.Hour,
 		DuplicateWindow:     time.Hour,
 		AckWait:             5 * time.Minute,
+		WebhookPollInterval: 5 * time.Minute,
 	}
 }
 
@@ -130,6 +131,7 @@ func TestValidate(t *testing.T) {
 		{"dup window 100ms", func(c *Config) { c.DuplicateWindow = 100 * time.Millisecond }, ""},
 		{"ack wait equals http timeout", func(c *Config) { c.AckWait = c.HTTPTimeout }, "BRIDGE_ACK_WAIT"},
 		{"ack wait zero", func(c *Config) { c.AckWait = 0 }, "BRIDGE_ACK_WAIT"},
+		{"webhook poll interval zero", func(c *Config) { c.WebhookPollInterval = 0 }, "BRIDGE_WEBHOOK_POLL_INTERVAL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

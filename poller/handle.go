@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -24,6 +26,7 @@ type track struct {
 	metadata  json.RawMessage
 	trackedAt time.Time // when the track message was stored
 	delivery  uint64    // 1 for the first delivery
+	webhook   bool      // Reducto will announce the job's end by webhook: poll sparsely
 	log       *slog.Logger
 }
 
@@ -36,11 +39,8 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		p.term(msg, "not a JetStream message")
 		return
 	}
-	id, ok := subject.TrackJobID(p.o.Prefix, msg.Subject())
-	if ok {
-		err = subject.ValidJobID(id)
-	}
-	if !ok || err != nil {
+	id, err := trackJobID(p.o.Prefix, msg.Subject())
+	if err != nil {
 		// No event can be published for an id that is not a subject token: say so and drop it.
 		p.log.Warn("invalid track subject; dropped", "subject", truncate(msg.Subject(), 300), "error", err)
 		p.m.Track("invalid_subject")
@@ -53,7 +53,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		delivery:  md.NumDelivered,
 		log:       p.log.With("job_id", id, "attempt", md.NumDelivered),
 	}
-	t.metadata = p.metadata(t, msg.Data())
+	p.readBody(t, msg.Data())
 	if t.delivery <= 1 {
 		p.admit(ctx, msg, t)
 		return
@@ -61,32 +61,78 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	p.poll(ctx, msg, t)
 }
 
-// metadata reads the track body. A body that is not JSON, or too large, still tracks the job:
-// its events carry no metadata, and the first delivery logs a warning naming the job.
-func (p *Poller) metadata(t *track, body []byte) json.RawMessage {
+// errNotTrackSubject: a message on the track stream whose subject is not P.track.<token>.
+var errNotTrackSubject = errors.New("not a track subject")
+
+// trackJobID returns the job id of a track message's subject, or why it is unusable: the
+// subject is not P.track.<id>, or the id is not a valid subject token.
+func trackJobID(prefix, subj string) (string, error) {
+	id, ok := subject.TrackJobID(prefix, subj)
+	if !ok {
+		return "", errNotTrackSubject
+	}
+	if err := subject.ValidJobID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Why a non-empty track body yields no metadata.
+var (
+	errTrackBodyNotObject = errors.New("track body is not a JSON object")
+	errMetadataNotUTF8    = errors.New("track metadata is not valid UTF-8")
+)
+
+// metadataTooLargeError: the metadata exceeds Options.MaxMetadata.
+type metadataTooLargeError struct{ size, max int }
+
+func (e *metadataTooLargeError) Error() string {
+	return fmt.Sprintf("track metadata of %d bytes, at most %d", e.size, e.max)
+}
+
+// parseTrackBody reads a track body: the metadata to echo in the job's events (nil when there
+// is none) and the webhook flag, or the reason a non-empty body yields no metadata (the flag
+// is still read then). Metadata comes out as valid JSON and valid UTF-8 or not at all:
+// encoding/json copies a raw value's bytes as they are, and an event with invalid UTF-8 in it
+// is not JSON to a strict consumer.
+func parseTrackBody(body []byte, maxMetadata int) (TrackRequest, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
-		return nil
+		return TrackRequest{}, nil
 	}
 	var req TrackRequest
-	err := json.Unmarshal(body, &req)
-	switch {
-	case err != nil:
-		if t.delivery <= 1 {
-			t.log.Warn("track body is not a JSON object; tracking without metadata", "error", err)
-			p.m.Track("bad_body")
-		}
-		return nil
-	case len(req.Metadata) > p.o.MaxMetadata:
-		if t.delivery <= 1 {
-			t.log.Warn("track metadata too large; tracking without metadata", "bytes", len(req.Metadata), "max", p.o.MaxMetadata)
-			p.m.Track("bad_body")
-		}
-		return nil
-	case bytes.Equal(req.Metadata, []byte("null")):
-		return nil
+	if err := json.Unmarshal(body, &req); err != nil {
+		return TrackRequest{}, fmt.Errorf("%w: %w", errTrackBodyNotObject, err)
 	}
-	return req.Metadata
+	switch {
+	case len(req.Metadata) > maxMetadata:
+		return TrackRequest{Webhook: req.Webhook}, &metadataTooLargeError{size: len(req.Metadata), max: maxMetadata}
+	case !utf8.Valid(req.Metadata):
+		return TrackRequest{Webhook: req.Webhook}, errMetadataNotUTF8
+	case bytes.Equal(req.Metadata, []byte("null")):
+		req.Metadata = nil
+	}
+	return req, nil
+}
+
+// readBody reads the track body into t. A body that is not JSON, or too large, still tracks
+// the job: its events carry no metadata, and the first delivery logs a warning naming the job.
+func (p *Poller) readBody(t *track, body []byte) {
+	req, err := parseTrackBody(body, p.o.MaxMetadata)
+	t.metadata, t.webhook = req.Metadata, req.Webhook
+	if err == nil || t.delivery > 1 {
+		return
+	}
+	var tooLarge *metadataTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		t.log.Warn("track metadata too large; tracking without metadata", "bytes", tooLarge.size, "max", tooLarge.max)
+	case errors.Is(err, errMetadataNotUTF8):
+		t.log.Warn("track metadata is not valid UTF-8; tracking without metadata")
+	default:
+		t.log.Warn("track body is not a JSON object; tracking without metadata", "error", err)
+	}
+	p.m.Track("bad_body")
 }
 
 // admit handles the first delivery: a job already reported (tracked again after its event) is
@@ -104,7 +150,11 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *track) {
 		return
 	}
 	p.m.Track("new")
-	p.nak(msg, p.sched.interval(1)-p.now().Sub(t.trackedAt))
+	first := p.sched.interval(1)
+	if t.webhook {
+		first = max(first, p.o.WebhookPollInterval)
+	}
+	p.nak(msg, first-p.now().Sub(t.trackedAt))
 }
 
 // poll asks Reducto for the job and acts on the answer.
@@ -119,6 +169,7 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 	case err == nil && job.Status.Terminal():
 		p.m.Poll(metrics.PollTerminal)
 		p.clearSuspect(t.id)
+		p.eta.finished(t.id, job, now.Sub(t.trackedAt))
 		p.finish(ctx, msg, t, eventFromJob(job, t, now, polls))
 		return
 	case err == nil:
@@ -127,6 +178,12 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 		if expired {
 			p.finish(ctx, msg, t, expiredEvent(job, t, now, polls))
 			return
+		}
+		if t.webhook {
+			// The webhook is the signal; polls are only the safety net for a lost one.
+			next = max(next, p.o.WebhookPollInterval)
+		} else {
+			next = p.eta.next(t.id, job, t.trackedAt, now, next)
 		}
 		t.log.Debug("job not finished", "status", job.Status, "next_poll", next)
 		p.nak(msg, next)
@@ -211,6 +268,7 @@ func (p *Poller) finish(ctx context.Context, msg jetstream.Msg, t *track, ev *pu
 		t.log.Info("job finished", "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls)
 	}
 	p.clearSuspect(t.id)
+	p.eta.forget(t.id)
 	p.ack(ctx, msg, t)
 }
 

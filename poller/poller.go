@@ -49,6 +49,9 @@ type Options struct {
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 	Now         func() time.Time // clock for ages and observed_at [time.Now]
+	// WebhookPollInterval is the poll interval of jobs that Reducto will announce by webhook
+	// (track body {"webhook": true}); polls are only a safety net for them [5m].
+	WebhookPollInterval time.Duration
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
 	AfterPublish func(jobID string)
@@ -56,6 +59,7 @@ type Options struct {
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
 type Poller struct {
+	js     jetstream.JetStream
 	cons   jetstream.Consumer
 	jobs   JobGetter
 	events EventPublisher
@@ -67,14 +71,16 @@ type Poller struct {
 
 	mu      sync.Mutex
 	suspect map[string]time.Time // jobs whose last poll failed permanently, awaiting confirmation
+	stream  jetstream.Stream     // REDUCTO_TRACK, looked up once (Hint)
 
-	gate gate // closed while the events stream refuses publishes
+	gate gate       // closed while the events stream refuses publishes
+	eta  *estimator // predicts when jobs finish
 }
 
-// New returns a poller consuming from cons (see [Setup]).
-func New(cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
-	if cons == nil || jobs == nil || events == nil {
-		return nil, errors.New("poller: consumer, job getter and event publisher are required")
+// New returns a poller consuming from cons (see [Setup]) on js.
+func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
+	if js == nil || cons == nil || jobs == nil || events == nil {
+		return nil, errors.New("poller: jetstream, consumer, job getter and event publisher are required")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "reducto"
@@ -103,6 +109,9 @@ func New(cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Optio
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 30 * time.Second
 	}
+	if o.WebhookPollInterval <= 0 {
+		o.WebhookPollInterval = 5 * time.Minute
+	}
 	if o.MaxMetadata <= 0 {
 		o.MaxMetadata = 64 << 10
 	}
@@ -113,6 +122,7 @@ func New(cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Optio
 		o.Now = time.Now
 	}
 	return &Poller{
+		js:      js,
 		cons:    cons,
 		jobs:    jobs,
 		events:  events,
@@ -122,6 +132,7 @@ func New(cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Optio
 		m:       o.Metrics,
 		now:     o.Now,
 		suspect: make(map[string]time.Time),
+		eta:     newEstimator(o.InitialInterval, o.MaxInterval),
 	}, nil
 }
 

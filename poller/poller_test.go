@@ -148,7 +148,7 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 // start runs a poller until the test ends (or the returned stop is called).
 func (e *env) start(t *testing.T, jobs poller.JobGetter, events poller.EventPublisher) (stop func()) {
 	t.Helper()
-	p, err := poller.New(e.cons, jobs, events, e.opts)
+	p, err := poller.New(e.js, e.cons, jobs, events, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,11 +616,11 @@ func TestShutdownHandsBackJobs(t *testing.T) {
 
 func TestEnsureTracked(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
-	ok, err := poller.EnsureTracked(t.Context(), e.js, prefix, "e1", json.RawMessage(`{"a":1}`))
+	ok, err := poller.EnsureTracked(t.Context(), e.js, prefix, "e1", poller.TrackRequest{Metadata: json.RawMessage(`{"a":1}`)})
 	if err != nil || !ok {
 		t.Fatalf("first EnsureTracked = %v, %v, want true", ok, err)
 	}
-	ok, err = poller.EnsureTracked(t.Context(), e.js, prefix, "e1", nil)
+	ok, err = poller.EnsureTracked(t.Context(), e.js, prefix, "e1", poller.TrackRequest{})
 	if err != nil || ok {
 		t.Fatalf("second EnsureTracked = %v, %v, want false (already tracked)", ok, err)
 	}
@@ -632,7 +632,7 @@ func TestEnsureTracked(t *testing.T) {
 	if err != nil || string(raw.Data) != `{"metadata":{"a":1}}` {
 		t.Errorf("stored track = %s, %v; the original metadata must survive", raw.Data, err)
 	}
-	if _, err := poller.EnsureTracked(t.Context(), e.js, prefix, "a.b", nil); err == nil {
+	if _, err := poller.EnsureTracked(t.Context(), e.js, prefix, "a.b", poller.TrackRequest{}); err == nil {
 		t.Error("invalid id accepted")
 	}
 }

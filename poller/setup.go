@@ -75,21 +75,25 @@ func Setup(ctx context.Context, js jetstream.JetStream, o SetupOptions) (jetstre
 
 // TrackRequest is the optional body of a track message.
 type TrackRequest struct {
+	// Metadata is echoed in the job's events.
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// Webhook says that Reducto will announce the job's end by webhook to this bridge, so the
+	// poll schedule is only a safety net and may be sparse (an extension of the contract).
+	Webhook bool `json:"webhook,omitempty"`
 }
 
-// EnsureTracked tracks a job unless it already has a track message: it publishes to
+// EnsureTracked tracks a job unless it already has a track message: it publishes req to
 // P.track.<id> on the condition that the subject holds no message. It reports whether it
-// published. The cancel and submit commands use it; an existing track (and its metadata) is
-// never replaced.
-func EnsureTracked(ctx context.Context, js jetstream.JetStream, prefix, id string, metadata json.RawMessage) (bool, error) {
+// published. The cancel and submit commands and webhooks use it; an existing track (and its
+// metadata) is never replaced.
+func EnsureTracked(ctx context.Context, js jetstream.JetStream, prefix, id string, req TrackRequest) (bool, error) {
 	if err := subject.ValidJobID(id); err != nil {
 		return false, err
 	}
 	var body []byte
-	if len(metadata) > 0 {
+	if len(req.Metadata) > 0 || req.Webhook {
 		var err error
-		if body, err = json.Marshal(TrackRequest{Metadata: metadata}); err != nil {
+		if body, err = json.Marshal(req); err != nil {
 			return false, fmt.Errorf("encode track body: %w", err)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
 // version is the bridge's semantic version, reported by the micro service.
@@ -50,6 +51,7 @@ type bridge struct {
 	stopPolling context.CancelFunc
 	polling     chan struct{} // closed when the poller has returned
 
+	webhook  atomic.Pointer[webhook.Handler] // set once the poller exists
 	httpSrv  *http.Server
 	httpAddr net.Addr
 	httpDone chan struct{}
@@ -128,18 +130,19 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOp
 		return nil, fmt.Errorf("reducto client: %w", err)
 	}
 
-	p, err := poller.New(cons, b.client, b.pub, poller.Options{
-		Prefix:          cfg.SubjectPrefix,
-		InitialInterval: cfg.PollInitialInterval,
-		MaxInterval:     cfg.PollMaxInterval,
-		Multiplier:      cfg.PollMultiplier,
-		Jitter:          cfg.PollJitter,
-		JobTTL:          cfg.JobTTL,
-		Concurrency:     cfg.Concurrency,
-		DrainTimeout:    cfg.DrainTimeout,
-		Logger:          log.With("component", "poller"),
-		Metrics:         b.m,
-		AfterPublish:    crashAfterPublish(log),
+	p, err := poller.New(b.js, cons, b.client, b.pub, poller.Options{
+		Prefix:              cfg.SubjectPrefix,
+		InitialInterval:     cfg.PollInitialInterval,
+		MaxInterval:         cfg.PollMaxInterval,
+		Multiplier:          cfg.PollMultiplier,
+		Jitter:              cfg.PollJitter,
+		JobTTL:              cfg.JobTTL,
+		Concurrency:         cfg.Concurrency,
+		WebhookPollInterval: cfg.WebhookPollInterval,
+		DrainTimeout:        cfg.DrainTimeout,
+		Logger:              log.With("component", "poller"),
+		Metrics:             b.m,
+		AfterPublish:        crashAfterPublish(log),
 	})
 	if err != nil {
 		return nil, err
@@ -151,8 +154,19 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOp
 		p.Run(pctx)
 	}()
 
-	track := func(ctx context.Context, id string, metadata json.RawMessage) (bool, error) {
-		return poller.EnsureTracked(ctx, b.js, cfg.SubjectPrefix, id, metadata)
+	hook, err := webhook.New(p, webhook.Options{
+		Secret:  cfg.WebhookSecret.Reveal(),
+		Token:   cfg.WebhookToken.Reveal(),
+		Logger:  log.With("component", "webhook"),
+		Metrics: b.m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.webhook.Store(hook)
+
+	track := func(ctx context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error) {
+		return poller.EnsureTracked(ctx, b.js, cfg.SubjectPrefix, id, poller.TrackRequest{Metadata: metadata, Webhook: webhook})
 	}
 	b.cmds, err = command.Start(b.nc, b.client, b.pub, track, command.Options{
 		Prefix:       cfg.SubjectPrefix,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
 // startHTTP serves /healthz, /readyz and /metrics on BRIDGE_HTTP_ADDR.
@@ -44,5 +46,13 @@ func (b *bridge) routes() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST "+webhook.Path, func(w http.ResponseWriter, r *http.Request) {
+		h := b.webhook.Load()
+		if h == nil {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 	return mux
 }

@@ -1,0 +1,185 @@
+package poller
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+)
+
+// Prediction tuning.
+const (
+	// minSamples is how many finished jobs a class needs before its durations are trusted.
+	minSamples = 20
+	// classWindow is how many recent durations a class keeps.
+	classWindow = 512
+	// maxTracked bounds the progress samples kept (one per outstanding job).
+	maxTracked = 1 << 20
+	// etaSlack lands a predicted poll just after the predicted end: 1% of the remaining time
+	// plus a tenth of the initial interval, so a job a little slower than predicted is not
+	// polled a moment too early (which costs a poll), nor much later (which costs lag).
+	etaSlack = 0.01
+)
+
+// estimator predicts when a job will finish, to poll it just after rather than on a blind
+// schedule. It learns from two sources:
+//   - the job's own progress: two samples give a rate, the rate gives an end time;
+//   - durations of finished jobs of the same class (type and page count), for jobs that report
+//     no progress: poll where jobs like it actually end, at the lag target's spacing.
+//
+// Everything it knows is in memory and only refines the poll schedule: after a restart, or for
+// a job whose earlier polls happened on another replica, the exponential backoff applies
+// until new samples exist. Predictions are always capped by MaxInterval, so a wrong one costs
+// at most one poll interval of lag.
+type estimator struct {
+	initial, max time.Duration
+	lag          time.Duration // spacing of polls for jobs without progress
+
+	mu      sync.Mutex
+	samples map[string]sample     // last progress sample per job
+	classes map[string]*durations // durations of finished jobs, by class
+}
+
+type sample struct {
+	at       time.Time
+	progress float64
+}
+
+func newEstimator(initial, maxInterval time.Duration) *estimator {
+	return &estimator{
+		initial: initial,
+		max:     maxInterval,
+		lag:     max(initial, maxInterval/3),
+		samples: make(map[string]sample),
+		classes: make(map[string]*durations),
+	}
+}
+
+// next returns the delay before the job's next poll, given its state now and the backoff
+// interval the schedule would use (fallback).
+func (e *estimator) next(id string, j *reducto.Job, trackedAt, now time.Time, fallback time.Duration) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	prev, hadPrev := e.samples[id]
+	if p := j.Progress; p != nil && !math.IsNaN(*p) && !math.IsInf(*p, 0) {
+		if len(e.samples) < maxTracked || hadPrev {
+			e.samples[id] = sample{at: now, progress: *p}
+		}
+		switch {
+		case *p >= 100:
+			// Done processing, results being saved: soon.
+			return clamp(min(fallback, e.initial), e.minGap(), e.max)
+		case hadPrev && *p > prev.progress && now.After(prev.at):
+			rate := (*p - prev.progress) / now.Sub(prev.at).Seconds() // percent per second
+			remaining := time.Duration((100 - *p) / rate * float64(time.Second))
+			return clamp(remaining+time.Duration(etaSlack*float64(remaining))+e.initial/10, e.minGap(), e.max)
+		case *p > 0 && !hadPrev:
+			// One sample: the next poll, on the normal schedule, gives the rate.
+			return fallback
+		}
+		// Flat, zero, or going backwards: no rate to trust; treat like no progress.
+	}
+	return e.byDuration(classOf(j), now.Sub(trackedAt), fallback)
+}
+
+// byDuration schedules a job without usable progress from the durations of finished jobs of
+// its class: skip the times when hardly any such job ends, poll every lag target while most
+// of them end, and fall back to the backoff beyond (the tail).
+func (e *estimator) byDuration(class string, age, fallback time.Duration) time.Duration {
+	d := e.classes[class]
+	if d == nil || d.n < minSamples {
+		d = e.classes[""]
+	}
+	if d == nil || d.n < minSamples {
+		return fallback
+	}
+	q01, q99 := d.quantile(0.01), d.quantile(0.99)
+	switch {
+	case age < q01:
+		// At most 1% of such jobs end before q01: the first useful poll is one lag target
+		// after it.
+		return clamp(q01+e.lag-age, e.minGap(), e.max)
+	case age < q99:
+		return clamp(e.lag, e.minGap(), e.max)
+	}
+	return fallback
+}
+
+// finished records how long a finished job took (from tracking to the poll that saw it
+// finish) and forgets its progress samples.
+func (e *estimator) finished(id string, j *reducto.Job, took time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.samples, id)
+	if j == nil || j.Outcome() != reducto.OutcomeCompleted || took <= 0 {
+		return
+	}
+	for _, c := range []string{classOf(j), ""} {
+		d := e.classes[c]
+		if d == nil {
+			if len(e.classes) > 256 {
+				continue // bounded: odd types or page counts share the global class
+			}
+			d = &durations{}
+			e.classes[c] = d
+		}
+		d.add(took)
+	}
+}
+
+// forget drops a job's samples (it ended some other way, or was handed to another replica).
+func (e *estimator) forget(id string) {
+	e.mu.Lock()
+	delete(e.samples, id)
+	e.mu.Unlock()
+}
+
+// minGap is the shortest delay between two polls of a job. Every time constant is relative to
+// the initial interval, so a schedule scaled down (tests, the compressed-clock benchmark)
+// behaves the same.
+func (e *estimator) minGap() time.Duration { return e.initial / 4 }
+
+// classOf groups jobs likely to take similar times: same type, page count within a factor 2.
+func classOf(j *reducto.Job) string {
+	pages := 0
+	switch {
+	case j.TotalPages != nil:
+		pages = *j.TotalPages
+	case j.NumPages != nil:
+		pages = *j.NumPages
+	}
+	bucket := 0
+	for p := pages; p > 1; p >>= 1 {
+		bucket++
+	}
+	return j.Type + "/" + strconv.Itoa(bucket)
+}
+
+func clamp(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }
+
+// durations is a ring of recent job durations with cached quantiles.
+type durations struct {
+	ring   [classWindow]time.Duration
+	n      int // values stored, up to classWindow
+	next   int
+	sorted []time.Duration // nil when stale
+}
+
+func (d *durations) add(v time.Duration) {
+	d.ring[d.next] = v
+	d.next = (d.next + 1) % classWindow
+	d.n = min(d.n+1, classWindow)
+	d.sorted = nil
+}
+
+func (d *durations) quantile(q float64) time.Duration {
+	if d.sorted == nil {
+		d.sorted = slices.Clone(d.ring[:d.n])
+		slices.Sort(d.sorted)
+	}
+	i := int(q * float64(len(d.sorted)-1))
+	return d.sorted[i]
+}

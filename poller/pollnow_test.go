@@ -1,0 +1,172 @@
+package poller_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/poller"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+func TestHint(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	// Parked jobs wait an hour: only a hint can finish them within the test.
+	e.opts.InitialInterval = time.Hour
+	e.opts.MaxInterval = time.Hour
+	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start(t, e.jobs, e.pub)
+	ctx := t.Context()
+
+	t.Run("tracked job: one GET, event, track message removed", func(t *testing.T) {
+		e.jobs.set("w1", status("Completed"))
+		e.track(t, "w1", `{"metadata":{"from":"track"}}`)
+		waitFor(t, func() bool { return trackCount(t, e, "w1") == 1 })
+		if err := p.Hint(ctx, "w1", json.RawMessage(`{"from":"webhook"}`)); err != nil {
+			t.Fatal(err)
+		}
+		m := e.next(t)
+		if m.ev.JobID != "w1" || m.ev.Kind != publisher.Completed || string(m.ev.Metadata) != `{"from":"track"}` {
+			t.Errorf("event %s %s metadata %s, want w1 completed with the track's metadata", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
+		}
+		if got := e.jobs.count("w1"); got != 1 {
+			t.Errorf("GETs = %d, want 1", got)
+		}
+		waitFor(t, func() bool { return trackCount(t, e, "w1") == 0 })
+	})
+	t.Run("replayed webhook: no GET, no event", func(t *testing.T) {
+		before := e.jobs.count("w1")
+		if err := p.Hint(ctx, "w1", nil); err != nil {
+			t.Fatal(err)
+		}
+		if e.jobs.count("w1") != before {
+			t.Error("a replayed webhook polled Reducto")
+		}
+		if n := e.storedEvents(t, "w1"); n != 1 {
+			t.Errorf("%d events, want 1", n)
+		}
+	})
+	t.Run("untracked finished job: reported with the webhook's metadata", func(t *testing.T) {
+		e.jobs.set("w2", answer{job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "DOCUMENT_EMPTY"}}})
+		if err := p.Hint(ctx, "w2", json.RawMessage(`{"from":"webhook"}`)); err != nil {
+			t.Fatal(err)
+		}
+		m := e.next(t)
+		if m.ev.JobID != "w2" || m.ev.Kind != publisher.Failed || string(m.ev.Metadata) != `{"from":"webhook"}` {
+			t.Errorf("event %s %s metadata %s", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
+		}
+	})
+	t.Run("untracked unfinished job: tracked", func(t *testing.T) {
+		e.jobs.set("w3", status("Pending"))
+		if err := p.Hint(ctx, "w3", json.RawMessage(`{"k":3}`)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return trackCount(t, e, "w3") == 1 })
+	})
+	t.Run("untracked job, Reducto down: tracked", func(t *testing.T) {
+		e.jobs.set("w4", answer{err: &reducto.APIError{StatusCode: 503}})
+		if err := p.Hint(ctx, "w4", nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return trackCount(t, e, "w4") == 1 })
+	})
+	t.Run("invalid id", func(t *testing.T) {
+		if err := p.Hint(ctx, "a.b", nil); !errors.Is(err, subject.ErrInvalidJobID) {
+			t.Errorf("err = %v, want ErrInvalidJobID", err)
+		}
+	})
+}
+
+// trackCount is the number of track messages the stream holds for a job.
+func trackCount(t *testing.T, e *env, id string) int {
+	t.Helper()
+	s, err := e.js.Stream(t.Context(), subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetLastMsgForSubject(t.Context(), subject.Track(prefix, id))
+	if err != nil {
+		return 0
+	}
+	return 1
+}
+
+// linearJobs reports jobs whose progress grows linearly with real time until they complete.
+type linearJobs struct {
+	*fakeJobs
+	start    time.Time
+	duration time.Duration
+}
+
+func (l *linearJobs) GetJob(ctx context.Context, id string) (*reducto.Job, error) {
+	l.fakeJobs.GetJob(ctx, id) // count the call
+	elapsed := time.Since(l.start)
+	if elapsed >= l.duration {
+		return &reducto.Job{ID: id, Status: "Completed", Type: "Parse"}, nil
+	}
+	p := 100 * float64(elapsed) / float64(l.duration)
+	return &reducto.Job{ID: id, Status: "Pending", Type: "Parse", Progress: &p}, nil
+}
+
+// TestProgressPredictsTheEnd: with linear progress, two polls give the rate and the third lands
+// just after the end, where the backoff alone would need six.
+func TestProgressPredictsTheEnd(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.opts.InitialInterval = 100 * time.Millisecond
+	e.opts.Multiplier = 1.5
+	e.opts.MaxInterval = 2 * time.Second
+	jobs := &linearJobs{fakeJobs: e.jobs, start: time.Now(), duration: 2 * time.Second}
+	e.start(t, jobs, e.pub)
+	e.track(t, "lin", "")
+	m := e.next(t)
+	lag := time.Since(jobs.start) - jobs.duration
+	if got := e.jobs.count("lin"); got > 4 {
+		t.Errorf("polls = %d, want at most 4 (backoff alone needs 6)", got)
+	}
+	if lag > time.Second {
+		t.Errorf("event %v after the end, want well under a second", lag)
+	}
+	if m.ev.Kind != publisher.Completed {
+		t.Errorf("kind = %s", m.ev.Kind)
+	}
+}
+
+// TestWebhookJobsArePolledSparsely: a job that will be announced by webhook is not polled on
+// the normal schedule; the webhook's hint reports it with one request.
+func TestWebhookJobsArePolledSparsely(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.opts.InitialInterval = 10 * time.Millisecond
+	e.opts.MaxInterval = 20 * time.Millisecond
+	e.opts.WebhookPollInterval = time.Hour
+	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.jobs.set("hooked", status("Pending"))
+	e.jobs.set("plain", status("Pending"))
+	e.start(t, e.jobs, e.pub)
+	e.track(t, "hooked", `{"metadata":{"m":1},"webhook":true}`)
+	e.track(t, "plain", "")
+	// While the plain job is polled ten times, the hooked one is not polled at all.
+	e.quiet(t, "plain", 10)
+	if got := e.jobs.count("hooked"); got != 0 {
+		t.Errorf("job expecting a webhook polled %d times, want 0", got)
+	}
+	e.jobs.set("hooked", status("Completed"))
+	if err := p.Hint(t.Context(), "hooked", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.next(t); m.ev.JobID != "hooked" || string(m.ev.Metadata) != `{"m":1}` {
+		t.Errorf("event %s metadata %s", m.ev.JobID, m.ev.Metadata)
+	}
+	if got := e.jobs.count("hooked"); got != 1 {
+		t.Errorf("requests for the hooked job = %d, want 1", got)
+	}
+}

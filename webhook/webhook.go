@@ -1,0 +1,298 @@
+// Package webhook receives Reducto's job webhooks (POST /webhooks/reducto) and turns each
+// valid one into a hint: "this job has just finished, look at it now". Webhooks never replace
+// polling (a lost webhook is found by the poll schedule); they only make detection immediate
+// and save the polls in between.
+//
+// Two modes, as Reducto offers them:
+//   - Svix: signed with the endpoint's whsec_ secret (svix-id, svix-timestamp, svix-signature,
+//     or the white-labelled webhook-* names); stale timestamps and bad signatures get 401.
+//   - direct: unsigned, so a shared token is required, in the URL query (?token=) or in the
+//     job's metadata ("webhook_token"); without a configured token direct webhooks are refused.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// Path is where the bridge's HTTP server mounts the handler.
+const Path = "/webhooks/reducto"
+
+// Defaults.
+const (
+	// DefaultTolerance is how far a Svix timestamp may be from now (svix libraries use 5 min).
+	DefaultTolerance = 5 * time.Minute
+	// MaxBody bounds a webhook body; Reducto's payload is a few hundred bytes plus metadata.
+	MaxBody = 1 << 20
+	// hintTimeout bounds the work done before answering; Svix waits 15 s at most.
+	hintTimeout = 10 * time.Second
+	// TokenParam and TokenMetadataKey are where a direct webhook carries the shared token.
+	TokenParam       = "token"
+	TokenMetadataKey = "webhook_token"
+)
+
+// Hinter acts on a valid webhook. It returns an error only when the job is neither reported
+// nor tracked afterwards, so the sender should retry.
+type Hinter interface {
+	Hint(ctx context.Context, jobID string, metadata json.RawMessage) error
+}
+
+// Options configure a [Handler].
+type Options struct {
+	// Secret is the Svix endpoint signing secret ("whsec_" + base64); empty refuses signed
+	// webhooks.
+	Secret string
+	// Token is the shared token of direct webhooks; empty refuses direct webhooks.
+	Token     string
+	Tolerance time.Duration // default DefaultTolerance
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics
+	Now       func() time.Time // default time.Now
+}
+
+// Handler is the webhook endpoint. Construct it with [New].
+type Handler struct {
+	hint      Hinter
+	key       []byte // decoded Svix secret
+	token     []byte
+	tolerance time.Duration
+	log       *slog.Logger
+	m         *metrics.Metrics
+	now       func() time.Time
+}
+
+// ErrBadSecret reports a Svix secret that is not "whsec_" followed by base64.
+var ErrBadSecret = errors.New("webhook: secret must be whsec_ followed by base64")
+
+// New returns the handler; it fails only on a malformed secret.
+func New(h Hinter, o Options) (*Handler, error) {
+	w := &Handler{hint: h, token: []byte(o.Token), tolerance: o.Tolerance, log: o.Logger, m: o.Metrics, now: o.Now}
+	if o.Secret != "" {
+		raw, ok := strings.CutPrefix(o.Secret, "whsec_")
+		key, err := base64.StdEncoding.DecodeString(raw)
+		if !ok || err != nil || len(key) == 0 {
+			return nil, ErrBadSecret
+		}
+		w.key = key
+	}
+	if w.tolerance <= 0 {
+		w.tolerance = DefaultTolerance
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	return w, nil
+}
+
+// Payload is Reducto's webhook body (identical in both modes).
+type Payload struct {
+	Status   string          `json:"status"`
+	JobID    string          `json:"job_id"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// ServeHTTP authenticates, parses and acts on one webhook: 200 once the job is reported or
+// tracked, 401 for a bad signature or token, 400 for a malformed body, 503 when the job could
+// not be looked at nor tracked (the sender retries).
+func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		w.reject(rw, http.StatusBadRequest, "malformed", "unreadable body", err)
+		return
+	}
+	if len(body) > MaxBody {
+		w.reject(rw, http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
+		return
+	}
+	p, perr := Parse(body)
+	signed := svixHeaders(r.Header).present()
+	// Authenticate before anything else is believed; a direct webhook's token may sit in the
+	// metadata, which needs the parsed body.
+	if err := w.authenticate(r, body, p, signed); err != nil {
+		w.reject(rw, http.StatusUnauthorized, "unauthorized", "unauthorized", err)
+		return
+	}
+	if perr != nil {
+		w.reject(rw, http.StatusBadRequest, "malformed", perr.Error(), nil)
+		return
+	}
+	metadata := p.Metadata
+	if !signed {
+		metadata = withoutToken(metadata)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), hintTimeout)
+	defer cancel()
+	if err := w.hint.Hint(ctx, p.JobID, metadata); err != nil {
+		w.m.Webhook("failed")
+		w.log.Warn("webhook not acted on; sender should retry", "job_id", p.JobID, "error", err)
+		http.Error(rw, "job could not be looked at; retry", http.StatusServiceUnavailable)
+		return
+	}
+	w.m.Webhook("accepted")
+	w.log.Debug("webhook accepted", "job_id", p.JobID, "status", p.Status, "signed", signed)
+	rw.WriteHeader(http.StatusOK)
+}
+
+func (w *Handler) reject(rw http.ResponseWriter, code int, result, msg string, err error) {
+	w.m.Webhook(result)
+	attrs := []any{"status", code, "reason", msg}
+	if err != nil {
+		attrs = append(attrs, "error", err)
+	}
+	w.log.Warn("webhook rejected", attrs...)
+	http.Error(rw, msg, code)
+}
+
+// Parse reads a webhook body: the documented {"status","job_id","metadata"}, also when wrapped
+// in an event envelope {"type":..., "data": {...}} (how Svix-mode bodies look is unconfirmed).
+func Parse(body []byte) (*Payload, error) {
+	var p Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, errors.New("body is not a JSON object")
+	}
+	if p.JobID == "" {
+		var env struct {
+			Data *Payload `json:"data"`
+		}
+		if json.Unmarshal(body, &env) == nil && env.Data != nil {
+			p = *env.Data
+		}
+	}
+	if p.JobID == "" {
+		return nil, errors.New("no job_id")
+	}
+	if err := subject.ValidJobID(p.JobID); err != nil {
+		return nil, fmt.Errorf("job_id: %w", err)
+	}
+	if bytes.Equal(p.Metadata, []byte("null")) {
+		p.Metadata = nil
+	}
+	return &p, nil
+}
+
+// authenticate checks a Svix signature, or a direct webhook's token.
+func (w *Handler) authenticate(r *http.Request, body []byte, p *Payload, signed bool) error {
+	if signed {
+		if w.key == nil {
+			return errors.New("signed webhook but BRIDGE_WEBHOOK_SECRET is not set")
+		}
+		return w.verify(svixHeaders(r.Header), body)
+	}
+	if len(w.token) == 0 {
+		return errors.New("unsigned webhook but BRIDGE_WEBHOOK_TOKEN is not set")
+	}
+	if t := r.URL.Query().Get(TokenParam); t != "" {
+		if subtle.ConstantTimeCompare([]byte(t), w.token) == 1 {
+			return nil
+		}
+		return errors.New("wrong token")
+	}
+	if p != nil {
+		if t := metadataToken(p.Metadata); t != "" && subtle.ConstantTimeCompare([]byte(t), w.token) == 1 {
+			return nil
+		}
+	}
+	return errors.New("missing or wrong token")
+}
+
+// headers are the Svix signature headers, under either naming.
+type headers struct{ id, timestamp, signature string }
+
+func svixHeaders(h http.Header) headers {
+	get := func(name string) string {
+		if v := h.Get("svix-" + name); v != "" {
+			return v
+		}
+		return h.Get("webhook-" + name)
+	}
+	return headers{id: get("id"), timestamp: get("timestamp"), signature: get("signature")}
+}
+
+func (h headers) present() bool { return h.id != "" || h.timestamp != "" || h.signature != "" }
+
+// verify checks the Svix scheme: base64(HMAC-SHA256(key, id.timestamp.body)) against each
+// "v1,<sig>" of the signature header, in constant time, and the timestamp's freshness.
+func (w *Handler) verify(h headers, body []byte) error {
+	if h.id == "" || h.timestamp == "" || h.signature == "" {
+		return errors.New("incomplete signature headers")
+	}
+	ts, err := strconv.ParseInt(h.timestamp, 10, 64)
+	if err != nil {
+		return errors.New("bad timestamp")
+	}
+	if d := w.now().Sub(time.Unix(ts, 0)); d > w.tolerance || d < -w.tolerance {
+		return fmt.Errorf("timestamp %s away from now", d.Round(time.Second))
+	}
+	mac := hmac.New(sha256.New, w.key)
+	mac.Write([]byte(h.id + "." + h.timestamp + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, sig := range strings.Fields(h.signature) {
+		version, b64, ok := strings.Cut(sig, ",")
+		if !ok || version != "v1" {
+			continue
+		}
+		got, err := base64.StdEncoding.DecodeString(b64)
+		if err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return errors.New("no matching signature")
+}
+
+// metadataToken reads the shared token from a metadata object, if there is one.
+func metadataToken(md json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(md, &m) != nil {
+		return ""
+	}
+	var t string
+	if json.Unmarshal(m[TokenMetadataKey], &t) != nil {
+		return ""
+	}
+	return t
+}
+
+// withoutToken removes the shared token from metadata so it is never echoed in an event.
+func withoutToken(md json.RawMessage) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(md, &m) != nil {
+		return md
+	}
+	if _, ok := m[TokenMetadataKey]; !ok {
+		return md
+	}
+	delete(m, TokenMetadataKey)
+	if len(m) == 0 {
+		return nil
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return out
+}
