@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -537,5 +539,80 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address nobody listens on (for a bridge whose public URL must
+// be known before it starts).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestWebhooksEndToEnd: jobs submitted through reducto.submit carry the bridge's webhook; the
+// simulator delivers it when the job ends, and the bridge reports the job with one GET.
+func TestWebhooksEndToEnd(t *testing.T) {
+	secretKey := []byte("webhook-signing-key-0123456789ab")
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(secretKey)
+	for _, mode := range []string{"direct", "svix"} {
+		t.Run(mode, func(t *testing.T) {
+			addr := freeAddr(t)
+			simOpts := reductosim.Options{Clock: reductosim.RealClock()}
+			if mode == "svix" {
+				simOpts.WebhookSecret = secret
+				simOpts.SvixURL = "http://" + addr + "/webhooks/reducto"
+			}
+			h := newHarness(t, natstest.Options{}, simOpts)
+			cfg := h.config()
+			cfg.HTTPAddr = addr
+			cfg.PublicURL = "http://" + addr
+			cfg.WebhookToken = "hook-token"
+			if mode == "svix" {
+				cfg.WebhookSecret = config.Secret(secret)
+			}
+			h.start(cfg)
+			var ids []string
+			for i := range 5 {
+				req := fmt.Sprintf(`{"endpoint":"parse","body":{"input":"https://x/%d.pdf"},"metadata":{"i":%d}}`, i, i)
+				resp, err := h.nc.Request(subject.Submit("reducto"), []byte(req), 10*time.Second)
+				if err != nil || resp.Header.Get(micro.ErrorCodeHeader) != "" {
+					t.Fatalf("submit: %v %v", err, resp.Header)
+				}
+				var r struct {
+					JobID string `json:"job_id"`
+				}
+				json.Unmarshal(resp.Data, &r)
+				ids = append(ids, r.JobID)
+			}
+			// The simulator's default jobs take ~20s of real time: finish them now instead.
+			for _, id := range ids {
+				snap, ok := h.sim.Job(id)
+				if !ok || snap.WebhookMode != mode {
+					t.Fatalf("job %s webhook mode %q, want %s", id, snap.WebhookMode, mode)
+				}
+				h.sim.Cancel(id)
+			}
+			got := h.collect(ids...)
+			// The simulator counts a delivery once the bridge's answer is back.
+			waitFor(t, func() bool { return h.sim.Stats().WebhooksDelivered == int64(len(ids)) })
+			st := h.sim.Stats()
+			for _, id := range ids {
+				ev := decode(t, got[id])
+				if ev.Kind != publisher.Cancelled || ev.Metadata == nil {
+					t.Errorf("event %s %s metadata %s", id, ev.Kind, ev.Metadata)
+				}
+				if gets := st.Jobs[id].Gets; gets != 1 {
+					t.Errorf("job %s cost %d GETs, want 1 (webhook, no polling)", id, gets)
+				}
+			}
+			if st.WebhooksDelivered != int64(len(ids)) {
+				t.Errorf("webhooks delivered = %d, want %d", st.WebhooksDelivered, len(ids))
+			}
+		})
 	}
 }
