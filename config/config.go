@@ -156,6 +156,10 @@ type Config struct {
 	// webhook (one submitted through P.submit with BRIDGE_PUBLIC_URL set) is polled anyway, as
 	// a safety net for a lost webhook. Default 5m.
 	WebhookPollInterval time.Duration `envconfig:"BRIDGE_WEBHOOK_POLL_INTERVAL" default:"5m" desc:"safety-net poll interval of jobs that will be announced by webhook"`
+
+	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the HTTP address, for
+	// diagnosing memory and CPU use. Default false.
+	Pprof bool `envconfig:"BRIDGE_PPROF" default:"false" desc:"serve /debug/pprof/ on the HTTP address"`
 }
 
 // NATSURLs returns the NATS server URLs of NATSURL, split at commas and trimmed, without empty

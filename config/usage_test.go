@@ -46,6 +46,7 @@ var contractVars = map[string]string{
 	"BRIDGE_DUPLICATE_WINDOW":      "1h",
 	"BRIDGE_ACK_WAIT":              "5m",
 	"BRIDGE_WEBHOOK_POLL_INTERVAL": "5m",
+	"BRIDGE_PPROF":                 "false",
 }
 
 func TestUsage(t *testing.T) {

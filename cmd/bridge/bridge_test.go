@@ -355,6 +355,9 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz = %d", code)
 	}
+	if code, _ := get("/debug/pprof/"); code != 404 {
+		t.Errorf("/debug/pprof/ = %d without BRIDGE_PPROF, want 404", code)
+	}
 	if code, body := get("/readyz"); code != 200 {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
@@ -614,5 +617,21 @@ func TestWebhooksEndToEnd(t *testing.T) {
 				t.Errorf("webhooks delivered = %d, want %d", st.WebhooksDelivered, len(ids))
 			}
 		})
+	}
+}
+
+func TestPprof(t *testing.T) {
+	h := newHarness(t, natstest.Options{}, reductosim.Options{})
+	cfg := h.config()
+	cfg.Pprof = true
+	b := h.start(cfg)
+	resp, err := http.Get("http://" + b.httpAddr.String() + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "heap profile") {
+		t.Errorf("/debug/pprof/heap = %d %.100s", resp.StatusCode, body)
 	}
 }
