@@ -16,8 +16,9 @@ const (
 	minSamples = 20
 	// classWindow is how many recent durations a class keeps.
 	classWindow = 512
-	// maxTracked bounds the progress samples kept (one per outstanding job).
-	maxTracked = 1 << 20
+	// maxTracked bounds the progress samples kept (one per outstanding job polled here):
+	// about 30 MB at most.
+	maxTracked = 1 << 18
 	// etaSlack lands a predicted poll just after the predicted end: 1% of the remaining time
 	// plus a tenth of the initial interval, so a job a little slower than predicted is not
 	// polled a moment too early (which costs a poll), nor much later (which costs lag).
@@ -40,6 +41,7 @@ type estimator struct {
 
 	mu      sync.Mutex
 	samples map[string]sample     // last progress sample per job
+	evicted time.Time             // last sweep of stale samples
 	classes map[string]*durations // durations of finished jobs, by class
 }
 
@@ -65,7 +67,10 @@ func (e *estimator) next(id string, j *reducto.Job, trackedAt, now time.Time, fa
 	defer e.mu.Unlock()
 	prev, hadPrev := e.samples[id]
 	if p := j.Progress; p != nil && !math.IsNaN(*p) && !math.IsInf(*p, 0) {
-		if len(e.samples) < maxTracked || hadPrev {
+		if !hadPrev && len(e.samples) >= maxTracked {
+			e.evictLocked(now)
+		}
+		if hadPrev || len(e.samples) < maxTracked {
 			e.samples[id] = sample{at: now, progress: *p}
 		}
 		switch {
@@ -127,6 +132,21 @@ func (e *estimator) finished(id string, j *reducto.Job, took time.Duration) {
 			e.classes[c] = d
 		}
 		d.add(took)
+	}
+}
+
+// evictLocked drops samples too old to matter: their jobs finished elsewhere or moved to
+// another replica.
+func (e *estimator) evictLocked(now time.Time) {
+	if now.Sub(e.evicted) < e.max {
+		return // a full map of live jobs would otherwise be swept at every new job
+	}
+	e.evicted = now
+	horizon := 10 * e.max
+	for id, s := range e.samples {
+		if now.Sub(s.at) > horizon {
+			delete(e.samples, id)
+		}
 	}
 }
 

@@ -122,3 +122,15 @@ func TestClassOf(t *testing.T) {
 		}
 	}
 }
+
+func TestEstimatorEvictsStaleSamples(t *testing.T) {
+	e := newEstimator(time.Second, 10*time.Second)
+	now := time.Now()
+	for i := range maxTracked {
+		e.samples[string(rune(i))+"x"] = sample{at: now.Add(-time.Hour), progress: 1}
+	}
+	e.next("fresh", progress(5), now, now, time.Second)
+	if _, ok := e.samples["fresh"]; !ok || len(e.samples) != 1 {
+		t.Errorf("samples = %d (fresh kept: %v), want the stale ones evicted and the fresh one kept", len(e.samples), ok)
+	}
+}
