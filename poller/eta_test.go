@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -127,7 +128,7 @@ func TestEstimatorEvictsStaleSamples(t *testing.T) {
 	e := newEstimator(time.Second, 10*time.Second)
 	now := time.Now()
 	for i := range maxTracked {
-		e.samples[string(rune(i))+"x"] = sample{at: now.Add(-time.Hour), progress: 1}
+		e.samples[strconv.Itoa(i)] = sample{at: now.Add(-time.Hour), progress: 1}
 	}
 	e.next("fresh", progress(5), now, now, time.Second)
 	if _, ok := e.samples["fresh"]; !ok || len(e.samples) != 1 {
