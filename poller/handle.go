@@ -196,18 +196,16 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 
 	var apiErr *reducto.APIError
 	errors.As(err, &apiErr)
+	p.m.Poll(pollOutcome(err))
 	switch {
 	case errors.Is(err, reducto.ErrUnauthorized):
 		// The bridge's key is wrong, not the job: never fail jobs for it, keep them parked.
-		p.m.Poll(metrics.PollUnauthorized)
 		t.log.Error("reducto rejected the API key; check REDUCTO_API_KEY", "error", err)
 		p.nak(msg, p.o.MaxInterval)
 	case reducto.IsTransient(err):
 		if errors.Is(err, reducto.ErrRateLimited) {
-			p.m.Poll(metrics.PollRateLimited)
 			t.log.Warn("reducto rate limit", "error", err)
 		} else {
-			p.m.Poll(metrics.PollTransient)
 			t.log.Info("poll failed; will retry", "error", err)
 		}
 		if expired {
@@ -221,11 +219,6 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 	default:
 		// A permanent answer about this job. A single one could be a glitch (a 404 right after
 		// submission, a proxy's 500), so fail the job only when the next poll says it again.
-		if errors.Is(err, reducto.ErrNotFound) || errors.Is(err, reducto.ErrGone) {
-			p.m.Poll(metrics.PollGone)
-		} else {
-			p.m.Poll(metrics.PollPermanent)
-		}
 		if !p.confirm(t.id, now) {
 			t.log.Info("poll failed permanently; confirming on the next poll", "error", err)
 			p.nak(msg, p.o.InitialInterval)
