@@ -82,7 +82,15 @@ func (e *estimator) next(id string, j *reducto.Job, trackedAt, now time.Time, fa
 			remaining := time.Duration((100 - *p) / rate * float64(time.Second))
 			return clamp(remaining+time.Duration(etaSlack*float64(remaining))+e.initial/10, e.minGap(), e.max)
 		case *p > 0 && !hadPrev:
-			// One sample: the next poll, on the normal schedule, gives the rate.
+			// One sample: assuming the job has run since it was tracked bounds its remaining
+			// time from above. When even that bound ends before the next scheduled poll, poll
+			// then; otherwise the next poll, on the normal schedule, gives the rate.
+			if age := now.Sub(trackedAt); age > 0 {
+				remaining := time.Duration((100 - *p) / *p * float64(age))
+				if d := remaining + time.Duration(etaSlack*float64(remaining)) + e.initial/10; d < fallback {
+					return clamp(d, e.minGap(), e.max)
+				}
+			}
 			return fallback
 		}
 		// Flat, zero, or going backwards: no rate to trust; treat like no progress.
@@ -91,8 +99,11 @@ func (e *estimator) next(id string, j *reducto.Job, trackedAt, now time.Time, fa
 }
 
 // byDuration schedules a job without usable progress from the durations of finished jobs of
-// its class: skip the times when hardly any such job ends, poll every lag target while most
-// of them end, and fall back to the backoff beyond (the tail).
+// its class. Before q01 (when hardly any such job has ended) it waits for q01, at most one
+// spacing at a time; from q01 to twice q99 it polls every spacing, 0.9 of the lag target, so a
+// job's lag stays under the target; in the far tail it falls back to the backoff. The learned
+// durations include the detection lag, which makes them a little long: the 2 x q99 margin and
+// the spacing below the target absorb that.
 func (e *estimator) byDuration(class string, age, fallback time.Duration) time.Duration {
 	d := e.classes[class]
 	if d == nil || d.n < minSamples {
@@ -102,13 +113,14 @@ func (e *estimator) byDuration(class string, age, fallback time.Duration) time.D
 		return fallback
 	}
 	q01, q99 := d.quantile(0.01), d.quantile(0.99)
+	spacing := e.lag * 9 / 10
 	switch {
 	case age < q01:
-		// At most 1% of such jobs end before q01: the first useful poll is one lag target
-		// after it.
-		return clamp(q01+e.lag-age, e.minGap(), e.max)
-	case age < q99:
-		return clamp(e.lag, e.minGap(), e.max)
+		// Polls before q01 mostly find the job running; one at q01 or every spacing bounds
+		// the lag of the few that end early.
+		return clamp(q01-age, e.minGap(), spacing)
+	case age < 2*q99:
+		return clamp(spacing, e.minGap(), e.max)
 	}
 	return fallback
 }

@@ -24,6 +24,8 @@ func TestEstimatorProgress(t *testing.T) {
 		// 10% at t0, 20% at t0+2s: 5%/s, 80% left = 16s, +1% slack, +200ms (initial/10).
 		{"linear", []float64{10, 20}, 16*time.Second + 160*time.Millisecond + 200*time.Millisecond},
 		{"one sample waits for the schedule", []float64{10}, fallback},
+		// 80% after 2s of tracking: at most 0.5s left (+1%, +200ms), before the schedule's 3s.
+		{"one sample nearly done polls sooner", []float64{80}, 705 * time.Millisecond},
 		{"flat progress falls back", []float64{30, 30}, fallback},
 		{"progress going back falls back", []float64{30, 20}, fallback},
 		{"jump to nearly done: soon, not before the minimum gap", []float64{1, 99.9}, time.Second},
@@ -64,29 +66,32 @@ func TestEstimatorNoProgressUsesDurations(t *testing.T) {
 		e.finished("x", &reducto.Job{Status: "Completed", Type: "Parse"}, time.Duration(20+i)*time.Second)
 	}
 	tracked := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	// q01 = 20s, q99 = 118s; polls are 9s apart (0.9 of the 10s lag target, so that lags stay
+	// under it) from q01 until twice q99.
 	tests := []struct {
 		age  time.Duration
 		want time.Duration
 	}{
-		{2 * time.Second, 28 * time.Second},  // q01 = 20s: first useful poll at 20s + 10s lag target
-		{25 * time.Second, 10 * time.Second}, // inside the bulk: every lag target
-		{200 * time.Second, 3 * time.Second}, // beyond q99: the backoff
-		{19 * time.Second, 11 * time.Second}, // just before q01
-		{-time.Hour, 30 * time.Second},       // clock skew: capped
+		{2 * time.Second, 9 * time.Second},   // towards q01, one spacing at a time
+		{19 * time.Second, 1 * time.Second},  // just before q01: poll at q01
+		{25 * time.Second, 9 * time.Second},  // inside the bulk
+		{200 * time.Second, 9 * time.Second}, // in the tail up to 2 x q99
+		{300 * time.Second, 3 * time.Second}, // beyond: the backoff
+		{-time.Hour, 9 * time.Second},        // clock skew: capped
 	}
 	for _, tt := range tests {
 		if got := e.next("j", noProgress, tracked, tracked.Add(tt.age), fallback); got != tt.want {
 			t.Errorf("age %v: got %v, want %v", tt.age, got, tt.want)
 		}
 	}
-	// A longer backoff is replaced by the lag target inside the bulk.
-	if got := e.next("j", noProgress, tracked, tracked.Add(50*time.Second), 25*time.Second); got != 10*time.Second {
-		t.Errorf("bulk with a long backoff: got %v, want the 10s lag target", got)
+	// A longer backoff is replaced by the spacing inside the bulk.
+	if got := e.next("j", noProgress, tracked, tracked.Add(50*time.Second), 25*time.Second); got != 9*time.Second {
+		t.Errorf("bulk with a long backoff: got %v, want 9s", got)
 	}
 	// Another type without its own history uses the global one.
 	other := &reducto.Job{Status: "Pending", Type: "Split"}
-	if got := e.next("k", other, tracked, tracked.Add(2*time.Second), fallback); got != 28*time.Second {
-		t.Errorf("other type: got %v, want 28s from the global durations", got)
+	if got := e.next("k", other, tracked, tracked.Add(15*time.Second), fallback); got != 5*time.Second {
+		t.Errorf("other type: got %v, want 5s (q01 of the global durations)", got)
 	}
 }
 

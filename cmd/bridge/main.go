@@ -4,6 +4,7 @@
 //	bridge demo    everything in one process: embedded NATS, the Reducto simulator, a few jobs
 //	bridge env     every environment variable with its default and meaning
 //	bridge sim     the Reducto simulator over HTTP, for developing against it locally
+//	bridge bench   the docs' polling loop vs the bridge (polling, webhooks) on the simulator
 package main
 
 import (
@@ -37,6 +38,7 @@ commands:
   demo    run an embedded NATS, the Reducto simulator and the bridge with a few jobs
   env     print every environment variable with its default and meaning
   sim     serve the Reducto simulator over HTTP (bridge sim -h for its flags)
+  bench   benchmark the docs' polling loop against the bridge (bridge bench -h for its flags)
 `
 
 // run dispatches the subcommands; ctx ends on SIGINT or SIGTERM.
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return printEnv(stdout)
 	case "sim":
 		return runSim(ctx, args, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The contenders of 'bridge bench'.
+const (
+	modeDocsLoop = "docs-loop"      // the loop from Reducto's docs: a goroutine and a 2 s ticker per job
+	modePoll     = "bridge-poll"    // the bridge, polling only
+	modeWebhook  = "bridge-webhook" // the bridge, jobs submitted through P.submit with a direct webhook
+)
+
+var allModes = []string{modeDocsLoop, modePoll, modeWebhook}
+
+// The extra scenarios, run on their own.
+const (
+	scenarioOutstanding = "outstanding" // many jobs tracked at once against the simulator's GET /job limit
+	scenarioParked      = "parked"      // many jobs that never finish, held by the bridge: its memory
+)
+
+// Scenario defaults.
+const (
+	outstandingJobs = 50_000
+	parkedJobs      = 100_000
+)
+
+// benchConfig is one 'bridge bench' run. Durations and rates are in simulator time unless
+// said otherwise; Speed compresses them into real time.
+type benchConfig struct {
+	Jobs       int           `json:"jobs"`
+	Arrival    float64       `json:"arrival_per_s"` // jobs per simulator second (Poisson)
+	Median     time.Duration `json:"-"`
+	Sigma      float64       `json:"sigma"`
+	Progress   string        `json:"progress"`       // linear or none
+	RateLimit  float64       `json:"rate_limit"`     // simulator's GET /job limit [CODE 2000], per simulator second
+	GlobalRate float64       `json:"global_rate"`    // simulator's all-endpoint limit [CODE 1000], per simulator second
+	BridgeRate float64       `json:"bridge_rate"`    // BRIDGE_RATE_LIMIT, per simulator second
+	Speed      float64       `json:"speed"`          // k: the simulator clock runs k times faster than real time
+	Modes      []string      `json:"modes"`          // contenders, in run order
+	Out        string        `json:"out"`            // output directory
+	Seed       int64         `json:"seed"`           // workload seed
+	Scenario   string        `json:"scenario"`       // "", outstanding or parked
+	Timeout    time.Duration `json:"-"`              // real-time bound of one contender; 0 = derived from the workload
+	MedianS    float64       `json:"median_s"`       // Median, for the JSON
+	TimeoutS   float64       `json:"timeout_s"`      // Timeout, for the JSON
+	Args       []string      `json:"args,omitempty"` // the command line, for the report
+
+	// bridgeCmd is the argv that starts a bridge child process; nil means this executable
+	// with "run". Tests point it at the test binary's helper.
+	bridgeCmd []string
+	// bridgeEnv is added to the child's environment (tests: the helper switch).
+	bridgeEnv []string
+}
+
+// runBench is 'bridge bench': the same workload against the simulator, on a compressed clock,
+// for the docs' polling loop, the bridge polling only and the bridge with webhooks; a table,
+// results.md, results.json and an SVG plot of lag against requests per job.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseBenchFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	return bench(ctx, cfg, stdout, stderr)
+}
+
+func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := &benchConfig{Args: append([]string{"bridge", "bench"}, args...)}
+	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked)")
+	fs.Float64Var(&cfg.Arrival, "arrival", 10, "jobs arriving per simulator second (Poisson)")
+	fs.DurationVar(&cfg.Median, "median", 20*time.Second, "median job duration (lognormal, simulator time)")
+	fs.Float64Var(&cfg.Sigma, "sigma", 0.8, "lognormal sigma of job durations")
+	fs.StringVar(&cfg.Progress, "progress", "linear", "progress model: linear or none")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 200, "simulator GET /job limit, requests per simulator second (429 [CODE 2000] above)")
+	fs.Float64Var(&cfg.GlobalRate, "global-rate-limit", 1000, "simulator limit on all endpoints, requests per simulator second (429 [CODE 1000] above; 0 = off)")
+	fs.Float64Var(&cfg.BridgeRate, "bridge-rate", 100, "BRIDGE_RATE_LIMIT, requests per simulator second")
+	fs.Float64Var(&cfg.Speed, "speed", 10, "clock compression k: the simulator runs k times faster than real time")
+	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
+	fs.StringVar(&cfg.Out, "out", "./bench-out", "directory for results.md, results.json, the plot and the bridge logs")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
+	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, bridge-poll only: outstanding or parked")
+	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
+	if err := fs.Parse(args); err != nil {
+		return nil, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
+		return nil, errUsage
+	}
+	jobsSet := false
+	fs.Visit(func(f *flag.Flag) { jobsSet = jobsSet || f.Name == "jobs" })
+	for m := range strings.SplitSeq(*modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			cfg.Modes = append(cfg.Modes, m)
+		}
+	}
+	switch cfg.Scenario {
+	case scenarioOutstanding:
+		if !jobsSet {
+			cfg.Jobs = outstandingJobs
+		}
+		cfg.Modes = []string{modePoll}
+	case scenarioParked:
+		if !jobsSet {
+			cfg.Jobs = parkedJobs
+		}
+		cfg.Modes = []string{modePoll}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// validate checks the knobs and returns every problem.
+func (c *benchConfig) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("bench: "+format, args...)) }
+	positive := func(name string, v float64) {
+		if !(v > 0) || math.IsInf(v, 0) {
+			bad("-%s must be a finite number > 0, got %v", name, v)
+		}
+	}
+	if c.Jobs < 1 {
+		bad("-jobs must be at least 1, got %d", c.Jobs)
+	}
+	positive("arrival", c.Arrival)
+	positive("rate-limit", c.RateLimit)
+	positive("bridge-rate", c.BridgeRate)
+	positive("speed", c.Speed)
+	if !(c.GlobalRate >= 0) || math.IsInf(c.GlobalRate, 0) {
+		bad("-global-rate-limit must be a finite number >= 0, got %v", c.GlobalRate)
+	}
+	if c.Median <= 0 {
+		bad("-median must be positive, got %s", c.Median)
+	}
+	if !(c.Sigma >= 0) || math.IsInf(c.Sigma, 0) {
+		bad("-sigma must be a finite number >= 0, got %v", c.Sigma)
+	}
+	if c.Progress != "linear" && c.Progress != "none" {
+		bad("-progress must be linear or none, got %q", c.Progress)
+	}
+	if len(c.Modes) == 0 {
+		bad("-modes is empty")
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Modes {
+		if !slices.Contains(allModes, m) {
+			bad("-modes: unknown contender %q (want %s)", m, strings.Join(allModes, ", "))
+		}
+		if seen[m] {
+			bad("-modes: %q given twice", m)
+		}
+		seen[m] = true
+	}
+	switch c.Scenario {
+	case "", scenarioOutstanding, scenarioParked:
+	default:
+		bad("-scenario must be %s or %s, got %q", scenarioOutstanding, scenarioParked, c.Scenario)
+	}
+	if c.Timeout < 0 {
+		bad("-timeout must not be negative, got %s", c.Timeout)
+	}
+	if c.Out == "" {
+		bad("-out must not be empty")
+	}
+	c.MedianS = c.Median.Seconds()
+	return errors.Join(errs...)
+}
+
+// real converts a simulator duration into real time.
+func (c *benchConfig) real(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / c.Speed)
+}
+
+// bench runs the configured scenario and writes its reports.
+func bench(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return fmt.Errorf("bench: output directory: %w", err)
+	}
+	out, err := filepath.Abs(cfg.Out)
+	if err != nil {
+		return fmt.Errorf("bench: output directory: %w", err)
+	}
+	cfg.Out = out
+	if cfg.Scenario == scenarioParked {
+		return benchParked(ctx, cfg, stdout, stderr)
+	}
+	wl := drawWorkload(cfg)
+	if cfg.Timeout == 0 {
+		cfg.Timeout = wl.timeout(cfg)
+	}
+	cfg.TimeoutS = cfg.Timeout.Seconds()
+	rep := &benchReport{Scenario: cfg.Scenario, Config: cfg, Started: time.Now()}
+	if rep.Scenario == "" {
+		rep.Scenario = "comparison"
+	}
+	fmt.Fprintf(stderr, "bench: %d jobs, lognormal median %s sigma %.2g, progress %s, arrival %g/s, simulator limit %g/s, bridge rate %g/s, speed x%g (simulator seconds; timeout %s real per contender)\n",
+		cfg.Jobs, cfg.Median, cfg.Sigma, cfg.Progress, cfg.Arrival, cfg.RateLimit, cfg.BridgeRate, cfg.Speed, cfg.Timeout.Round(time.Second))
+	for _, mode := range cfg.Modes {
+		fmt.Fprintf(stderr, "bench: running %s ...\n", mode)
+		res, err := runContender(ctx, cfg, wl, mode, stderr)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", mode, err)
+		}
+		fmt.Fprintf(stderr, "bench: %s done in %.1fs: %.2f GET/job, lag p99 %.2fs, %d/%d jobs with exactly one event\n",
+			mode, res.WallSeconds, res.RequestsPerJob, res.Lag.P99, res.JobsOneEvent, res.Jobs)
+		rep.Contenders = append(rep.Contenders, res)
+	}
+	rep.finish()
+	return rep.write(cfg.Out, stdout)
+}

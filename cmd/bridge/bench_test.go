@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
+)
+
+// benchHelperEnv switches this test binary into a bridge child process for TestBench.
+const benchHelperEnv = "BENCH_HELPER_BRIDGE"
+
+// TestBenchHelperBridge is not a test: run as `<test binary> -test.run=^TestBenchHelperBridge$`
+// with BENCH_HELPER_BRIDGE=1, it is the bridge child process of TestBench ('bridge run').
+func TestBenchHelperBridge(t *testing.T) {
+	if os.Getenv(benchHelperEnv) != "1" {
+		t.Skip("the bridge child process of TestBench")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, []string{"run"}, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bridge:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestBench runs the whole benchmark on a tiny workload: three contenders, each job exactly
+// one event, a table of three rows, a plot that is XML.
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two bridge processes")
+	}
+	baseline := goleak.IgnoreCurrent()
+	out := t.TempDir()
+	cfg, err := parseBenchFlags([]string{"-jobs", "30", "-speed", "50", "-median", "5s", "-out", out}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.bridgeCmd = []string{os.Args[0], "-test.run=^TestBenchHelperBridge$"}
+	cfg.bridgeEnv = []string{benchHelperEnv + "=1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := bench(ctx, cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+
+	var rows []string
+	for line := range strings.Lines(stdout.String()) {
+		if strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| contender") && !strings.HasPrefix(line, "| ---") {
+			rows = append(rows, line)
+		}
+	}
+	if len(rows) != 3 {
+		t.Fatalf("got %d table rows, want 3:\n%s", len(rows), stdout.String())
+	}
+	for i, mode := range allModes {
+		if !strings.HasPrefix(rows[i], "| "+mode+" |") {
+			t.Errorf("row %d is %q, want contender %s", i, rows[i], mode)
+		}
+	}
+
+	var rep benchReport
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if len(rep.Contenders) != 3 {
+		t.Fatalf("got %d contenders in results.json, want 3", len(rep.Contenders))
+	}
+	for _, c := range rep.Contenders {
+		if c.Jobs != 30 || c.JobsDetected != 30 || c.JobsOneEvent != 30 {
+			t.Errorf("%s: got %d jobs, %d detected, %d with exactly one event; want 30 each", c.Name, c.Jobs, c.JobsDetected, c.JobsOneEvent)
+		}
+		if c.DuplicateSightings != 0 {
+			t.Errorf("%s: got %d duplicate event sightings, want 0", c.Name, c.DuplicateSightings)
+		}
+		if c.RequestsPerJob < 1 {
+			t.Errorf("%s: got %.2f GET/job, want at least 1 (every result is fetched)", c.Name, c.RequestsPerJob)
+		}
+		if c.Lag.N != 30 || c.Lag.Min < 0 {
+			t.Errorf("%s: got %d lags, the least %.3fs; want 30, none negative", c.Name, c.Lag.N, c.Lag.Min)
+		}
+		if c.PeakMemoryBytes <= 0 && c.Name != modeDocsLoop {
+			t.Errorf("%s: got peak memory %d, want > 0", c.Name, c.PeakMemoryBytes)
+		}
+	}
+	if hook := rep.Contenders[2].WebhookLatency; hook == nil || hook.N != 30 {
+		t.Errorf("bridge-webhook: got webhook latencies %+v, want 30", hook)
+	}
+
+	svg, err := os.ReadFile(filepath.Join(out, "lag-vs-requests.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	root := ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("plot is not XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && root == "" {
+			root = se.Name.Local
+		}
+	}
+	if root != "svg" {
+		t.Errorf("plot's root element is %q, want svg", root)
+	}
+	for _, mode := range allModes {
+		if _, err := os.Stat(filepath.Join(out, mode+"-jobs.csv")); err != nil {
+			t.Errorf("per-job CSV of %s: %v", mode, err)
+		}
+	}
+	goleak.VerifyNone(t, baseline)
+}
+
+func TestPercentile(t *testing.T) {
+	tests := []struct {
+		name   string
+		sorted []float64
+		q      float64
+		want   float64
+	}{
+		{"one value", []float64{7}, 0.99, 7},
+		{"median of odd", []float64{1, 2, 3}, 0.5, 2},
+		{"median of even interpolates", []float64{1, 2, 3, 4}, 0.5, 2.5},
+		{"minimum", []float64{1, 2, 3, 4}, 0, 1},
+		{"maximum", []float64{1, 2, 3, 4}, 1, 4},
+		{"p90 of 0..10", []float64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0.9, 9},
+		{"p99 of 0..100 step 1", seq(101), 0.99, 99},
+		{"p99 interpolates", []float64{0, 100}, 0.99, 99},
+		{"q below 0 clamps", []float64{1, 2}, -1, 1},
+		{"q above 1 clamps", []float64{1, 2}, 2, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.sorted, tt.q); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tt.sorted, tt.q, got, tt.want)
+			}
+		})
+	}
+	if got := percentile(nil, 0.5); !math.IsNaN(got) {
+		t.Errorf("percentile(nil) = %v, want NaN", got)
+	}
+	d := summarize([]float64{3, 1, 2})
+	if d.N != 3 || d.Min != 1 || d.Max != 3 || d.P50 != 2 || d.Mean != 2 {
+		t.Errorf("summarize(3, 1, 2) = %+v, want n 3, min 1, max 3, p50 2, mean 2", d)
+	}
+}
+
+func seq(n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = float64(i)
+	}
+	return s
+}
+
+func TestTimeMap(t *testing.T) {
+	simStart := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	fake := reductosim.NewFakeClock(simStart)
+	m := newTimeMap(fake, 10)
+	tests := []struct {
+		name     string
+		sim      time.Duration // after the simulator start
+		wantReal time.Duration // after the real start
+	}{
+		{"start", 0, 0},
+		{"ten simulator seconds are one real second", 10 * time.Second, time.Second},
+		{"before the start", -20 * time.Second, -2 * time.Second},
+		{"sub-millisecond", 5 * time.Millisecond, 500 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := m.toReal(simStart.Add(tt.sim)).Sub(m.real0)
+			if got != tt.wantReal {
+				t.Errorf("toReal(start+%s) = real start+%s, want +%s", tt.sim, got, tt.wantReal)
+			}
+			if back := m.toSim(m.toReal(simStart.Add(tt.sim))); !back.Equal(simStart.Add(tt.sim)) {
+				t.Errorf("toSim(toReal(x)) = %s, want %s", back, simStart.Add(tt.sim))
+			}
+		})
+	}
+	// A detection 0.3 real seconds after a simulator-time end is a 3 s lag, uncompressed.
+	end := simStart.Add(40 * time.Second)
+	if got := m.lag(m.toReal(end).Add(300*time.Millisecond), end); math.Abs(got-3) > 1e-9 {
+		t.Errorf("lag = %v s, want 3", got)
+	}
+
+	// On the real compressed clock, a reading converts to a real time between the readings
+	// taken around it.
+	clock := reductosim.ScaledClock(50)
+	sm := newTimeMap(clock, 50)
+	for range 100 {
+		lo := time.Now()
+		s := clock.Now()
+		hi := time.Now()
+		if off := outside(sm.toReal(s), lo, hi); off > clockTolerance {
+			t.Fatalf("scaled clock reading converts %s outside the real readings around it", off)
+		}
+	}
+}
+
+func TestOutside(t *testing.T) {
+	base := time.Now()
+	tests := []struct {
+		name string
+		t    time.Time
+		want time.Duration
+	}{
+		{"inside", base.Add(time.Second), 0},
+		{"at the low end", base, 0},
+		{"before", base.Add(-time.Second), time.Second},
+		{"after", base.Add(5 * time.Second), 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := outside(tt.t, base, base.Add(2*time.Second)); got != tt.want {
+				t.Errorf("outside = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWorkload(t *testing.T) {
+	cfg := &benchConfig{Jobs: 4000, Arrival: 10, Median: 20 * time.Second, Sigma: 0.8, Progress: "none", Seed: 7, Speed: 10, BridgeRate: 100}
+	a, b := drawWorkload(cfg), drawWorkload(cfg)
+	for i := range a.durations {
+		if a.durations[i] != b.durations[i] || a.arrivals[i] != b.arrivals[i] || a.pages[i] != b.pages[i] {
+			t.Fatalf("job %d differs between two draws with one seed", i)
+		}
+	}
+	ds := make([]float64, len(a.durations))
+	for i, d := range a.durations {
+		ds[i] = d.Seconds()
+	}
+	if med := summarize(ds).P50; med < 18 || med > 22 {
+		t.Errorf("median duration %.1fs, want about 20s", med)
+	}
+	if rate := float64(cfg.Jobs) / a.arrivals[len(a.arrivals)-1].Seconds(); rate < 9 || rate > 11 {
+		t.Errorf("arrival rate %.2f/s, want about 10/s", rate)
+	}
+	if sp := a.spec(3); sp.Progress != reductosim.ProgressNone || sp.Duration != a.durations[3] || sp.NumPages != a.pages[3] {
+		t.Errorf("spec(3) = %+v, want job 3 as drawn, without progress", sp)
+	}
+
+	spec := a.specFunc()
+	tests := []struct {
+		name string
+		body string
+		want time.Duration
+	}{
+		{"index in the input", `{"input":"` + inputURL(17) + `","async":{}}`, a.durations[17]},
+		{"no index: the next in order", `{"input":"https://example.com/x.pdf"}`, a.durations[0]},
+		{"index out of range: the next in order", `{"input":"` + inputURL(999999) + `"}`, a.durations[1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := spec("/parse_async", []byte(tt.body)).Duration; got != tt.want {
+				t.Errorf("duration %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBenchHelpers(t *testing.T) {
+	ids := []struct {
+		subj, want string
+		ok         bool
+	}{
+		{"reducto.job.completed.abc-1", "abc-1", true},
+		{"reducto.job.failed.x", "x", true},
+		{"reducto.job.completed", "", false},
+		{"reducto.track.abc", "", false},
+	}
+	for _, tt := range ids {
+		if got, ok := eventJobID(tt.subj); got != tt.want || ok != tt.ok {
+			t.Errorf("eventJobID(%q) = %q, %v; want %q, %v", tt.subj, got, ok, tt.want, tt.ok)
+		}
+	}
+	metrics := []byte("# HELP x\nreducto_bridge_track_messages_total{result=\"bad_body\"} 2\nreducto_bridge_track_messages_total{result=\"new\"} 1e+06\n")
+	if got := metricValue(metrics, `reducto_bridge_track_messages_total{result="new"}`); got != 1e6 {
+		t.Errorf("metricValue = %v, want 1e6", got)
+	}
+	if got := metricValue(metrics, `nope`); got != 0 {
+		t.Errorf("metricValue of an absent series = %v, want 0", got)
+	}
+	heap := []byte("heap profile: 1: 2 [3: 4] @ heap/1048576\n# runtime.MemStats\n# Alloc = 5\n# HeapAlloc = 123\n# HeapInuse = 4567\n")
+	if got := memStat(heap, "HeapInuse"); got != 4567 {
+		t.Errorf("memStat(HeapInuse) = %d, want 4567", got)
+	}
+	steps := map[float64]float64{0.7: 1, 3: 5, 4.2: 5, 12: 20, 0.013: 0.02, 0: 1}
+	for raw, want := range steps {
+		if got := niceStep(raw); math.Abs(got-want) > 1e-12 {
+			t.Errorf("niceStep(%v) = %v, want %v", raw, got, want)
+		}
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(*benchConfig) string
+	}{
+		{name: "defaults", check: func(c *benchConfig) string {
+			if c.Jobs != 2000 || c.Speed != 10 || len(c.Modes) != 3 || c.Progress != "linear" {
+				return fmt.Sprintf("got %d jobs, speed %v, modes %v, progress %s", c.Jobs, c.Speed, c.Modes, c.Progress)
+			}
+			return ""
+		}},
+		{name: "outstanding scenario", args: []string{"-scenario", "outstanding"}, check: func(c *benchConfig) string {
+			if c.Jobs != outstandingJobs || len(c.Modes) != 1 || c.Modes[0] != modePoll {
+				return fmt.Sprintf("got %d jobs, modes %v", c.Jobs, c.Modes)
+			}
+			return ""
+		}},
+		{name: "parked scenario keeps an explicit -jobs", args: []string{"-scenario", "parked", "-jobs", "10"}, check: func(c *benchConfig) string {
+			if c.Jobs != 10 {
+				return fmt.Sprintf("got %d jobs", c.Jobs)
+			}
+			return ""
+		}},
+		{name: "unknown mode", args: []string{"-modes", "docs-loop,nope"}, wantErr: true},
+		{name: "bad progress", args: []string{"-progress", "exponential"}, wantErr: true},
+		{name: "zero speed", args: []string{"-speed", "0"}, wantErr: true},
+		{name: "unknown scenario", args: []string{"-scenario", "x"}, wantErr: true},
+		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseBenchFlags(tt.args, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
+			}
+			if tt.check != nil {
+				if msg := tt.check(cfg); msg != "" {
+					t.Error(msg)
+				}
+			}
+		})
+	}
+}
