@@ -58,6 +58,12 @@ func TestBench(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	if err := bench(ctx, cfg, &stdout, &stderr); err != nil {
+		// The bridge logs live in out, which is removed after the test: show them now.
+		logs, _ := filepath.Glob(filepath.Join(out, "*-bridge.log"))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", filepath.Base(l), data)
+		}
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
 	}
 

@@ -55,6 +55,7 @@ type bridge struct {
 	httpSrv  *http.Server
 	httpAddr net.Addr
 	httpDone chan struct{}
+	started  atomic.Bool // set once start has filled every field: /readyz reads them only then
 	draining atomic.Bool
 }
 
@@ -184,6 +185,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOp
 	if err := b.m.Register(b.outstandingGauge()); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	b.started.Store(true)
 	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", cfg.BaseURL,
 		"nats", b.natsDescription(), "http", b.httpAddr.String(), "rate_limit", cfg.RateLimit, "concurrency", cfg.Concurrency)
 	return b, nil
@@ -281,7 +283,7 @@ func (b *bridge) ready(ctx context.Context) error {
 	if b.draining.Load() {
 		return errors.New("draining")
 	}
-	if b.nc == nil || b.js == nil || b.pub == nil {
+	if !b.started.Load() {
 		return errors.New("starting")
 	}
 	if !b.nc.IsConnected() {
