@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
+)
+
+// runAuthServer starts a JetStream server with the given auth options on 127.0.0.1.
+func runAuthServer(t *testing.T, o *server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.Port, o.JetStream, o.StoreDir, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true, true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// TestNATSAuthAndTLS starts the bridge against servers that require each kind of credential
+// the contract lists, and checks that a wrong credential keeps it from starting.
+func TestNATSAuthAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	seed, pub := nkeyPair(t)
+	seedFile := filepath.Join(dir, "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca, serverTLS, clientCert, clientKey := tlsFiles(t, dir)
+
+	tests := []struct {
+		name   string
+		server server.Options
+		good   func(*config.Config)
+		bad    func(*config.Config)
+	}{
+		{"user and password", server.Options{Username: "bridge", Password: "pa55"},
+			func(c *config.Config) { c.NATSUser, c.NATSPassword = "bridge", "pa55" },
+			func(c *config.Config) { c.NATSUser, c.NATSPassword = "bridge", "wrong" }},
+		{"token", server.Options{Authorization: "t0ken"},
+			func(c *config.Config) { c.NATSToken = "t0ken" },
+			func(c *config.Config) { c.NATSToken = "guess" }},
+		{"nkey", server.Options{Nkeys: []*server.NkeyUser{{Nkey: pub}}},
+			func(c *config.Config) { c.NATSNKey = seedFile },
+			func(c *config.Config) {}},
+		{"mutual TLS", server.Options{TLS: true, TLSVerify: true, TLSConfig: serverTLS},
+			func(c *config.Config) { c.NATSCA, c.NATSCert, c.NATSKey = ca, clientCert, clientKey },
+			func(c *config.Config) { c.NATSCA = ca }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := runAuthServer(t, &tt.server)
+			h := newHarness(t, natstest.Options{}, reductosim.Options{})
+			url := s.ClientURL()
+			if tt.server.TLS {
+				url = strings.Replace(url, "nats://", "tls://", 1)
+			}
+			cfg := h.config()
+			cfg.NATSURL = url
+			tt.good(cfg)
+			b := h.start(cfg)
+			if err := b.ready(t.Context()); err != nil {
+				t.Fatalf("not ready with good credentials: %v", err)
+			}
+			for _, secret := range []string{"pa55", "t0ken", string(seed)} {
+				if strings.Contains(h.logs.String(), secret) {
+					t.Errorf("logs contain a NATS credential")
+				}
+			}
+
+			cfg = h.config()
+			cfg.NATSURL = url
+			tt.bad(cfg)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			if b, err := start(ctx, cfg, slog.New(slog.DiscardHandler), startOptions{}); err == nil {
+				h.stop(b)
+				t.Fatal("started with wrong credentials")
+			}
+		})
+	}
+}
+
+func nkeyPair(t *testing.T) (seed []byte, pub string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ = kp.Seed()
+	pub, _ = kp.PublicKey()
+	return seed, pub
+}
+
+// tlsFiles writes a CA and a client certificate and key to dir, and returns the CA's path, a
+// server TLS config (certificate for 127.0.0.1, client certificates required), and the client
+// certificate and key paths.
+func tlsFiles(t *testing.T, dir string) (caFile string, srv *tls.Config, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	issue := func(cn string, usage x509.ExtKeyUsage, ips []net.IP) (*ecdsa.PrivateKey, []byte) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key, der
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caFile = write("ca.pem", "CERTIFICATE", caDER)
+	srvKey, srvDER := issue("127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
+	cliKey, cliDER := issue("bridge", x509.ExtKeyUsageClientAuth, nil)
+	certFile = write("client.pem", "CERTIFICATE", cliDER)
+	cliKeyDER, _ := x509.MarshalECPrivateKey(cliKey)
+	keyFile = write("client-key.pem", "EC PRIVATE KEY", cliKeyDER)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	srv = &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}
+	return caFile, srv, certFile, keyFile
+}
