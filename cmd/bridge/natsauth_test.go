@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/nats-io/jwt/v2"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"log/slog"
 	"math/big"
@@ -168,4 +169,71 @@ func tlsFiles(t *testing.T, dir string) (caFile string, srv *tls.Config, certFil
 		MinVersion:   tls.VersionTLS12,
 	}
 	return caFile, srv, certFile, keyFile
+}
+
+// TestNATSCreds runs the bridge with a credentials file (user JWT + nkey seed) against a server
+// in operator mode, as on Synadia Cloud or any decentralised-auth deployment.
+func TestNATSCreds(t *testing.T) {
+	okp, _ := nkeys.CreateOperator()
+	opub, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opub)
+	ojwt, err := oc.Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opClaims, err := jwt.DecodeOperatorClaims(ojwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	akp, _ := nkeys.CreateAccount()
+	apub, _ := akp.PublicKey()
+	ac := jwt.NewAccountClaims(apub)
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	ajwt, err := ac.Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ukp, _ := nkeys.CreateUser()
+	upub, _ := ukp.PublicKey()
+	uc := jwt.NewUserClaims(upub)
+	uc.IssuerAccount = apub
+	ujwt, err := uc.Encode(akp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	useed, _ := ukp.Seed()
+	creds, err := jwt.FormatUserConfig(ujwt, useed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	credsFile := filepath.Join(t.TempDir(), "bridge.creds")
+	if err := os.WriteFile(credsFile, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Operator mode with JetStream needs a system account.
+	skp, _ := nkeys.CreateAccount()
+	spub, _ := skp.PublicKey()
+	sjwt, err := jwt.NewAccountClaims(spub).Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := &server.MemAccResolver{}
+	for pub, claims := range map[string]string{apub: ajwt, spub: sjwt} {
+		if err := resolver.Store(pub, claims); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := runAuthServer(t, &server.Options{TrustedOperators: []*jwt.OperatorClaims{opClaims}, AccountResolver: resolver, SystemAccount: spub})
+
+	h := newHarness(t, natstest.Options{}, reductosim.Options{})
+	cfg := h.config()
+	cfg.NATSURL = s.ClientURL()
+	cfg.NATSCreds = credsFile
+	b := h.start(cfg)
+	if err := b.ready(t.Context()); err != nil {
+		t.Fatalf("not ready with a credentials file: %v", err)
+	}
+	if strings.Contains(h.logs.String(), string(useed)) {
+		t.Error("logs contain the credentials' seed")
+	}
 }
