@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/metrics"
@@ -154,14 +155,21 @@ func (p *Poller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
+	failing := false
 	for ctx.Err() == nil {
 		err := p.consume(ctx, work, slots, &wg)
 		if err == nil || ctx.Err() != nil {
 			break
 		}
-		// The iterator ended on its own (consumer deleted, connection closed): retry, so a
-		// consumer recreated by another replica or an operator is picked up again.
-		p.log.Warn("track consumer stopped; retrying", "error", err)
+		// Fetching failed (NATS unreachable, consumer deleted): retry every second, so that
+		// a reconnect, or a consumer recreated by another replica, is picked up. One warning
+		// per outage is enough.
+		if !failing {
+			p.log.Warn("cannot fetch jobs; retrying", "error", err)
+			failing = true
+		} else {
+			p.log.Debug("cannot fetch jobs; retrying", "error", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -170,60 +178,74 @@ func (p *Poller) Run(ctx context.Context) error {
 	return nil
 }
 
-// consume runs one message iterator until ctx ends (nil) or the iterator fails (its error).
+// fetchWait bounds one pull request: how long an idle poller waits before asking again, and
+// how long shutdown may wait for the pull in progress.
+const fetchWait = time.Second
+
+// consume fetches jobs until ctx ends (nil) or fetching fails (its error). It asks JetStream
+// for exactly as many jobs as there are free workers, so nothing waits in a client buffer: a
+// buffered message overflowed after a NATS reconnect (a slow-consumer drop) and then came back
+// only after AckWait.
 func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
-	// A short pull expiry (heartbeats every 2.5s) notices a lost pull request within
-	// seconds instead of the default 30: the benchmark saw a busy server drop one while
-	// 100,000 jobs were being admitted.
-	it, err := p.cons.Messages(jetstream.PullMaxMessages(p.o.Concurrency), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", ConsumerName, err)
-	}
-	stop := context.AfterFunc(ctx, it.Drain)
-	defer stop()
-	defer it.Stop()
 	for {
 		// While events cannot be published, polling would only spend Reducto's budget on
 		// results that cannot be stored: wait until the gate reopens.
 		if err := p.gate.wait(ctx); err != nil {
-			p.handBack(it)
 			return nil
 		}
-		// Take a message only when a worker is free, so nothing waits in memory for long.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			p.handBack(it)
+		n, ok := reserve(ctx, slots)
+		if !ok {
 			return nil
 		}
-		msg, err := it.Next()
+		batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
-			<-slots
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
-				return nil
+			release(slots, n)
+			return fmt.Errorf("fetch from %s: %w", ConsumerName, err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if ctx.Err() != nil {
+				// Shutting down: hand the job back, another replica takes it at once.
+				<-slots
+				p.nak(msg, 0)
+				continue
 			}
-			return err
+			wg.Go(func() {
+				defer func() { <-slots }()
+				p.handle(work, msg)
+			})
 		}
-		if ctx.Err() != nil {
-			<-slots
-			p.nak(msg, 0)
-			continue
+		release(slots, n-got)
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			p.log.Debug("fetch ended early", "error", err)
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			p.handle(work, msg)
-		})
 	}
 }
 
-// handBack returns buffered messages to the stream once ctx has ended (Drain was called).
-func (p *Poller) handBack(it jetstream.MessagesContext) {
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			return
+// reserve waits for at least one free worker slot and takes every other free one; it reports
+// false when ctx ends first.
+func reserve(ctx context.Context, slots chan struct{}) (int, bool) {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, false
+	}
+	n := 1
+	for n < cap(slots) {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n, true
 		}
-		p.nak(msg, 0)
+	}
+	return n, true
+}
+
+func release(slots chan struct{}, n int) {
+	for range n {
+		<-slots
 	}
 }
 
