@@ -149,8 +149,8 @@ type Config struct {
 	DuplicateWindow time.Duration `envconfig:"BRIDGE_DUPLICATE_WINDOW" default:"1h" desc:"dedup window of REDUCTO_EVENTS (100ms to BRIDGE_EVENTS_MAX_AGE)"`
 
 	// AckWait is the AckWait of the track consumer: how long a replica may hold a job before
-	// JetStream redelivers it to another. It must exceed HTTPTimeout. Default 5m.
-	AckWait time.Duration `envconfig:"BRIDGE_ACK_WAIT" default:"5m" desc:"AckWait of the track consumer (> BRIDGE_HTTP_TIMEOUT)"`
+	// JetStream redelivers it to another. It must exceed HTTPTimeout. Default 1m.
+	AckWait time.Duration `envconfig:"BRIDGE_ACK_WAIT" default:"1m" desc:"AckWait of the track consumer (> BRIDGE_HTTP_TIMEOUT)"`
 
 	// WebhookPollInterval is how often a job whose end Reducto announces to this bridge by
 	// webhook (one submitted through P.submit with BRIDGE_PUBLIC_URL set) is polled anyway, as

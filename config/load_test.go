@@ -64,7 +64,7 @@ var contractDefaults = Config{
 	StreamReplicas:      1,
 	EventsMaxAge:        720 * time.Hour,
 	DuplicateWindow:     time.Hour,
-	AckWait:             5 * time.Minute,
+	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
 }
 

@@ -44,7 +44,7 @@ var contractVars = map[string]string{
 	"BRIDGE_STREAM_REPLICAS":       "1",
 	"BRIDGE_EVENTS_MAX_AGE":        "720h",
 	"BRIDGE_DUPLICATE_WINDOW":      "1h",
-	"BRIDGE_ACK_WAIT":              "5m",
+	"BRIDGE_ACK_WAIT":              "1m",
 	"BRIDGE_WEBHOOK_POLL_INTERVAL": "5m",
 	"BRIDGE_PPROF":                 "false",
 }

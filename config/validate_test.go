@@ -35,7 +35,7 @@ func validConfig() Config {
 		StreamReplicas:      1,
 		EventsMaxAge:        720 * time.Hour,
 		DuplicateWindow:     time.Hour,
-		AckWait:             5 * time.Minute,
+		AckWait:             time.Minute,
 		WebhookPollInterval: 5 * time.Minute,
 	}
 }

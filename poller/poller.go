@@ -74,8 +74,9 @@ type Poller struct {
 	suspect map[string]time.Time // jobs whose last poll failed permanently, awaiting confirmation
 	stream  jetstream.Stream     // REDUCTO_TRACK, looked up once (Hint)
 
-	gate gate       // closed while the events stream refuses publishes
-	eta  *estimator // predicts when jobs finish
+	ackWait time.Duration // the consumer's: how long one delivery may be worked on
+	gate    gate          // closed while the events stream refuses publishes
+	eta     *estimator    // predicts when jobs finish
 }
 
 // New returns a poller consuming from cons (see [Setup]) on js.
@@ -122,7 +123,12 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	ackWait := time.Minute
+	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+		ackWait = info.Config.AckWait
+	}
 	return &Poller{
+		ackWait: ackWait,
 		js:      js,
 		cons:    cons,
 		jobs:    jobs,
@@ -213,7 +219,11 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 			}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				p.handle(work, msg)
+				// Past AckWait JetStream has handed the job to someone else: stop holding a
+				// worker for it (a publish retrying through a NATS outage, say).
+				hctx, cancel := context.WithTimeout(work, p.ackWait)
+				defer cancel()
+				p.handle(hctx, msg)
 			})
 		}
 		release(slots, n-got)

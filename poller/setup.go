@@ -40,7 +40,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, o SetupOptions) (jetstre
 		o.Replicas = 1
 	}
 	if o.AckWait <= 0 {
-		o.AckWait = 5 * time.Minute
+		o.AckWait = time.Minute
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              subject.TrackStream,
