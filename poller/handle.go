@@ -197,6 +197,10 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 	var apiErr *reducto.APIError
 	errors.As(err, &apiErr)
 	p.m.Poll(pollOutcome(err))
+	if reducto.IsTransient(err) || errors.Is(err, reducto.ErrUnauthorized) {
+		// Only two permanent answers in a row fail a job.
+		p.clearSuspect(t.id)
+	}
 	switch {
 	case errors.Is(err, reducto.ErrUnauthorized):
 		// The bridge's key is wrong, not the job: never fail jobs for it, keep them parked.

@@ -326,6 +326,16 @@ func TestTerminalOutcomes(t *testing.T) {
 			kind: publisher.Completed,
 		},
 		{
+			name: "permanent errors not in a row do not fail the job",
+			answers: []answer{
+				{err: &reducto.APIError{StatusCode: 500}},
+				{err: &reducto.APIError{StatusCode: 503}},
+				{err: &reducto.APIError{StatusCode: 500}},
+				status("Completed"),
+			},
+			kind: publisher.Completed,
+		},
+		{
 			name:    "permanent error confirmed",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 422, Message: "bad id"}}},
 			kind:    publisher.Failed,
