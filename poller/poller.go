@@ -74,9 +74,8 @@ type Poller struct {
 	suspect map[string]time.Time // jobs whose last poll failed permanently, awaiting confirmation
 	stream  jetstream.Stream     // REDUCTO_TRACK, looked up once (Hint)
 
-	ackWait time.Duration // the consumer's: how long one delivery may be worked on
-	gate    gate          // closed while the events stream refuses publishes
-	eta     *estimator    // predicts when jobs finish
+	gate gate       // closed while the events stream refuses publishes
+	eta  *estimator // predicts when jobs finish
 }
 
 // New returns a poller consuming from cons (see [Setup]) on js.
@@ -123,12 +122,7 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	ackWait := time.Minute
-	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-		ackWait = info.Config.AckWait
-	}
 	return &Poller{
-		ackWait: ackWait,
 		js:      js,
 		cons:    cons,
 		jobs:    jobs,
@@ -219,11 +213,7 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 			}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				// Past AckWait JetStream has handed the job to someone else: stop holding a
-				// worker for it (a publish retrying through a NATS outage, say).
-				hctx, cancel := context.WithTimeout(work, p.ackWait)
-				defer cancel()
-				p.handle(hctx, msg)
+				p.handle(work, msg)
 			})
 		}
 		release(slots, n-got)
