@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -10,34 +9,12 @@ import (
 	"time"
 )
 
-// validConfig is a valid configuration written out, independent of the default tags.
+// validConfig is a valid configuration: the contract's defaults (written out in
+// contractDefaults, independent of the default tags) plus an API key.
 func validConfig() Config {
-	return Config{
-		APIKey:              "key",
-		BaseURL:             "https://platform.reducto.ai",
-		SubjectPrefix:       "reducto",
-		EmbeddedNATSAddr:    "127.0.0.1:4222",
-		DataDir:             "./data",
-		PollInitialInterval: 2 * time.Second,
-		PollMaxInterval:     30 * time.Second,
-		PollMultiplier:      1.5,
-		PollJitter:          0.2,
-		JobTTL:              12 * time.Hour,
-		RateLimit:           100,
-		Concurrency:         32,
-		HTTPAddr:            ":8080",
-		EventSource:         "reducto-bridge",
-		LogLevel:            slog.LevelInfo,
-		LogFormat:           "text",
-		HTTPTimeout:         30 * time.Second,
-		RetryAfterMax:       60 * time.Second,
-		DrainTimeout:        30 * time.Second,
-		StreamReplicas:      1,
-		EventsMaxAge:        720 * time.Hour,
-		DuplicateWindow:     time.Hour,
-		AckWait:             time.Minute,
-		WebhookPollInterval: 5 * time.Minute,
-	}
+	c := contractDefaults
+	c.APIKey = "key"
+	return c
 }
 
 // errVars returns the variable of every VarError in err's tree, in order.
