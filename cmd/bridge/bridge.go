@@ -59,11 +59,6 @@ type bridge struct {
 	draining atomic.Bool
 }
 
-// startOptions are the knobs tests and the demo need beyond the configuration.
-type startOptions struct {
-	httpClient *http.Client // for Reducto; nil means a default client
-}
-
 // runBridge is 'bridge run': load the configuration, start, wait for a signal, drain.
 func runBridge(ctx context.Context, stderr io.Writer) error {
 	cfg, err := config.Load()
@@ -74,7 +69,7 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
-	b, err := start(ctx, cfg, log, startOptions{})
+	b, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -87,7 +82,7 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 
 // start brings a bridge up. The HTTP server comes first, so /healthz answers and /readyz says
 // 503 while NATS and the streams are set up. ctx bounds start-up only.
-func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOptions) (_ *bridge, err error) {
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge, err error) {
 	b := &bridge{cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -108,19 +103,15 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, so startOp
 	}
 
 	bud := budget.New(cfg.RateLimit, budget.WithWaitObserver(b.m.RateWait), budget.WithRateObserver(b.m.RateLimit))
-	hc := so.httpClient
-	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: cfg.Concurrency,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-			ForceAttemptHTTP2:   true,
-		}}
-	}
-	b.hc = hc
+	b.hc = &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: cfg.Concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
 	b.client, err = reducto.New(cfg.BaseURL, cfg.APIKey.Reveal(),
-		reducto.WithHTTPClient(hc),
+		reducto.WithHTTPClient(b.hc),
 		reducto.WithTimeout(cfg.HTTPTimeout),
 		reducto.WithRetryAfterMax(cfg.RetryAfterMax),
 		reducto.WithLimiter(bud),

@@ -97,7 +97,7 @@ func (h *harness) start(cfg *config.Config) *bridge {
 		h.t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	b, err := start(h.t.Context(), cfg, log, startOptions{})
+	b, err := start(h.t.Context(), cfg, log)
 	if err != nil {
 		h.t.Fatalf("start: %v", err)
 	}

@@ -102,7 +102,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	b, err := start(ctx, cfg, newLogger(cfg, stderr), startOptions{})
+	b, err := start(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

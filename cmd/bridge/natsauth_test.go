@@ -99,7 +99,7 @@ func TestNATSAuthAndTLS(t *testing.T) {
 			tt.bad(cfg)
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
-			if b, err := start(ctx, cfg, slog.New(slog.DiscardHandler), startOptions{}); err == nil {
+			if b, err := start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil {
 				h.stop(b)
 				t.Fatal("started with wrong credentials")
 			}
