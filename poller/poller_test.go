@@ -379,7 +379,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				tt.check(t, m)
 			}
 			// A core subscriber may see the event before the stream has stored it.
-			waitFor(t, func() bool { return e.storedEvents(t, id) >= 1 })
+			natstest.WaitFor(t, func() bool { return e.storedEvents(t, id) >= 1 })
 			if n := e.storedEvents(t, id); n != 1 {
 				t.Errorf("stream holds %d events for %s, want 1", n, id)
 			}
@@ -442,7 +442,7 @@ func TestTrackTwiceAndAfterReport(t *testing.T) {
 	// Tracking a job already reported costs no Reducto request and publishes nothing.
 	before := e.jobs.count("dup")
 	e.track(t, "dup", "")
-	waitFor(t, func() bool { return trackPending(t, e) == 0 })
+	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
 	if got := e.jobs.count("dup"); got != before {
 		t.Errorf("re-track after report polled Reducto %d times, want 0", got-before)
 	}
@@ -466,7 +466,7 @@ func TestInvalidSubjectIsDropped(t *testing.T) {
 	if m := e.next(t); m.ev.JobID != "ok" {
 		t.Errorf("event for %s", m.ev.JobID)
 	}
-	waitFor(t, func() bool { return trackPending(t, e) == 0 })
+	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
 	if e.jobs.count(long) != 0 {
 		t.Error("polled a job id that is not a valid token")
 	}
@@ -522,7 +522,7 @@ func TestPublishedButNotAckedYieldsOneEvent(t *testing.T) {
 	e.start(t, e.jobs, &crashingPublisher{Publisher: e.pub})
 	e.track(t, "c", "")
 	e.next(t)
-	waitFor(t, func() bool { return trackPending(t, e) == 0 })
+	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
 	if n := e.storedEvents(t, "c"); n != 1 {
 		t.Errorf("stream holds %d events, want 1", n)
 	}
@@ -550,7 +550,7 @@ func TestStopBetweenPublishAndAck(t *testing.T) {
 	<-stopped
 	close(release)
 	e.start(t, e.jobs, e.pub)
-	waitFor(t, func() bool { return trackPending(t, e) == 0 })
+	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
 	if n := e.storedEvents(t, "s"); n != 1 {
 		t.Errorf("stream holds %d events, want 1", n)
 	}
@@ -659,19 +659,6 @@ func trackPending(t *testing.T, e *env) uint64 {
 	return info.State.Msgs
 }
 
-// waitFor polls cond until it holds (10s at most); used where there is no signal to await
-// (the state of a stream on the server).
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // refusingPublisher fails every publish while refusing is set, like a full events stream.
 type refusingPublisher struct {
 	*publisher.Publisher
@@ -724,7 +711,7 @@ func TestBackPressurePausesPolls(t *testing.T) {
 		e.track(t, id, "")
 	}
 	// Pauses of 0.5s, 1s, 2s: by the third refusal 1.5s have passed.
-	waitFor(t, func() bool { return rp.count() >= 3*e.opts.Concurrency })
+	natstest.WaitFor(t, func() bool { return rp.count() >= 3*e.opts.Concurrency })
 	elapsed := time.Since(start)
 	polls := 0
 	for _, id := range ids {

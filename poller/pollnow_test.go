@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -28,7 +29,7 @@ func TestHint(t *testing.T) {
 	t.Run("tracked job: one GET, event, track message removed", func(t *testing.T) {
 		e.jobs.set("w1", status("Completed"))
 		e.track(t, "w1", `{"metadata":{"from":"track"}}`)
-		waitFor(t, func() bool { return trackCount(t, e, "w1") == 1 })
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w1") == 1 })
 		if err := p.Hint(ctx, "w1", json.RawMessage(`{"from":"webhook"}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestHint(t *testing.T) {
 		if got := e.jobs.count("w1"); got != 1 {
 			t.Errorf("GETs = %d, want 1", got)
 		}
-		waitFor(t, func() bool { return trackCount(t, e, "w1") == 0 })
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w1") == 0 })
 	})
 	t.Run("replayed webhook: no GET, no event", func(t *testing.T) {
 		before := e.jobs.count("w1")
@@ -68,14 +69,14 @@ func TestHint(t *testing.T) {
 		if err := p.Hint(ctx, "w3", json.RawMessage(`{"k":3}`)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return trackCount(t, e, "w3") == 1 })
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w3") == 1 })
 	})
 	t.Run("untracked job, Reducto down: tracked", func(t *testing.T) {
 		e.jobs.set("w4", answer{err: &reducto.APIError{StatusCode: 503}})
 		if err := p.Hint(ctx, "w4", nil); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return trackCount(t, e, "w4") == 1 })
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w4") == 1 })
 	})
 	t.Run("invalid id", func(t *testing.T) {
 		if err := p.Hint(ctx, "a.b", nil); !errors.Is(err, subject.ErrInvalidJobID) {

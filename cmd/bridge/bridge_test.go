@@ -281,7 +281,7 @@ func TestEndToEnd(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, m, ev)
 			}
-			waitFor(t, func() bool { return h.eventCount(tt.id) >= 1 })
+			natstest.WaitFor(t, func() bool { return h.eventCount(tt.id) >= 1 })
 			if n := h.eventCount(tt.id); n != 1 {
 				t.Errorf("stream holds %d events, want 1", n)
 			}
@@ -367,7 +367,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	// The event reaches the core subscription before the bridge has its PubAck and counts it.
 	var code int
 	var body string
-	waitFor(t, func() bool {
+	natstest.WaitFor(t, func() bool {
 		code, body = get("/metrics")
 		return code != 200 || strings.Contains(body, `reducto_bridge_events_total{kind="completed",result="published"} 1`)
 	})
@@ -533,18 +533,6 @@ func TestSimCommand(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds (20s at most); for server-side state with no signal.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // freeAddr returns a 127.0.0.1 address nobody listens on (for a bridge whose public URL must
 // be known before it starts).
 func freeAddr(t *testing.T) string {
@@ -602,7 +590,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 			}
 			got := h.collect(ids...)
 			// The simulator counts a delivery once the bridge's answer is back.
-			waitFor(t, func() bool { return h.sim.Stats().WebhooksDelivered == int64(len(ids)) })
+			natstest.WaitFor(t, func() bool { return h.sim.Stats().WebhooksDelivered == int64(len(ids)) })
 			st := h.sim.Stats()
 			for _, id := range ids {
 				ev := decode(t, got[id])

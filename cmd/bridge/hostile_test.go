@@ -113,7 +113,7 @@ func TestHostileTrackBodies(t *testing.T) {
 				t.Errorf("no warning %q naming job %s", tt.warn, ids[i])
 			}
 			// The core subscription can see the event before the stream's state counts it.
-			waitFor(t, func() bool { return h.eventCount(ids[i]) >= 1 })
+			natstest.WaitFor(t, func() bool { return h.eventCount(ids[i]) >= 1 })
 			if n := h.eventCount(ids[i]); n != 1 {
 				t.Errorf("stream holds %d events, want 1", n)
 			}
@@ -152,7 +152,7 @@ func TestHostileTrackSubjects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			subj := subject.Track("reducto", tt.id)
-			waitFor(t, func() bool { return !h.trackStored(subj) })
+			natstest.WaitFor(t, func() bool { return !h.trackStored(subj) })
 			if h.logLine("level=WARN", "invalid track subject; dropped", tt.inLog) == "" {
 				t.Errorf("no warning for the dropped subject %q", subj)
 			}
@@ -280,7 +280,7 @@ func TestCancelFlood(t *testing.T) {
 	}
 
 	// A tenth of the way in, track jobs: they must be reported while the flood still runs.
-	waitFor(t, func() bool { return answered() >= flood/10 })
+	natstest.WaitFor(t, func() bool { return answered() >= flood/10 })
 	jobs := make(map[string]bool)
 	for range 5 {
 		id := h.sim.Create(reductosim.JobSpec{})

@@ -1,5 +1,6 @@
 // Package natstest starts embedded JetStream servers for tests: one per test, storage in the
-// test's temp dir, listening on 127.0.0.1 with a random port, shut down in t.Cleanup.
+// test's temp dir, listening on 127.0.0.1 with a random port, shut down in t.Cleanup. WaitFor
+// awaits server-side state that sends no signal.
 package natstest
 
 import (
@@ -80,4 +81,17 @@ func JetStream(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream)
 		t.Fatalf("jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// WaitFor polls cond until it holds, failing the test after 20 s. It is for state that has no
+// signal to await (the contents of a stream on the server); everything else waits on channels.
+func WaitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
