@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -494,6 +496,16 @@ func TestCommandLine(t *testing.T) {
 	var stderr bytes.Buffer
 	if err := run(t.Context(), []string{"frobnicate"}, io.Discard, &stderr); err == nil || !strings.Contains(stderr.String(), "unknown command") {
 		t.Errorf("unknown command: %v %s", err, stderr.String())
+	}
+	// -h prints a subcommand's flags and is not an error (exit 0); a bad flag is (exit 1).
+	for _, cmd := range []string{"sim", "demo", "bench"} {
+		stderr.Reset()
+		if err := run(t.Context(), []string{cmd, "-h"}, io.Discard, &stderr); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "Usage of "+cmd) {
+			t.Errorf("%s -h: %v %s", cmd, err, stderr.String())
+		}
+		if err := run(t.Context(), []string{cmd, "-no-such-flag"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("%s -no-such-flag: %v, want errUsage", cmd, err)
+		}
 	}
 }
 

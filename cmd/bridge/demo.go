@@ -61,8 +61,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "show the bridge's logs")
 	timeout := fs.Duration("timeout", time.Minute, "give up when not every job has its event by then")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

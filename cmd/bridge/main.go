@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the usage text has been printed, as asked
+	}
+	if err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "bridge:", err)
 		}
@@ -30,6 +35,16 @@ func main() {
 
 // errUsage reports a command line that was wrong; the usage text has been printed.
 var errUsage = errors.New("usage")
+
+// parseFlags parses a subcommand's flags: flag.ErrHelp for -h (the usage has been printed and
+// the process exits 0), errUsage for anything else wrong.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return errUsage
+}
 
 const usage = `usage: bridge [command]
 

@@ -41,8 +41,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	svixURL := fs.String("svix-url", "", "where Svix-mode webhooks are delivered")
 	err5xx := fs.Float64("errors", 0, "fraction of requests answered 500/502/503")
 	seed := fs.Int64("seed", 0, "random seed (0 = random)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	var problems []error
 	for name, v := range map[string]float64{"fail": *failRate, "url-results": *urlRate, "errors": *err5xx} {
