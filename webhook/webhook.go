@@ -40,6 +40,9 @@ const (
 	DefaultTolerance = 5 * time.Minute
 	// MaxBody bounds a webhook body; Reducto's payload is a few hundred bytes plus metadata.
 	MaxBody = 1 << 20
+	// DefaultReadTimeout bounds reading a webhook's body, so a sender that trickles it cannot
+	// hold a handler (the server's ReadHeaderTimeout covers only the headers).
+	DefaultReadTimeout = 10 * time.Second
 	// hintTimeout bounds the work done before answering; Svix waits 15 s at most.
 	hintTimeout = 10 * time.Second
 	// TokenParam and TokenMetadataKey are where a direct webhook carries the shared token.
@@ -59,11 +62,12 @@ type Options struct {
 	// webhooks.
 	Secret string
 	// Token is the shared token of direct webhooks; empty refuses direct webhooks.
-	Token     string
-	Tolerance time.Duration // default DefaultTolerance
-	Logger    *slog.Logger
-	Metrics   *metrics.Metrics
-	Now       func() time.Time // default time.Now
+	Token       string
+	Tolerance   time.Duration // default DefaultTolerance
+	ReadTimeout time.Duration // default DefaultReadTimeout
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+	Now         func() time.Time // default time.Now
 }
 
 // Handler is the webhook endpoint. Construct it with [New].
@@ -72,6 +76,7 @@ type Handler struct {
 	key       []byte // decoded Svix secret
 	token     []byte
 	tolerance time.Duration
+	readTO    time.Duration
 	log       *slog.Logger
 	m         *metrics.Metrics
 	now       func() time.Time
@@ -82,7 +87,7 @@ var ErrBadSecret = errors.New("webhook: secret must be whsec_ followed by base64
 
 // New returns the handler; it fails only on a malformed secret.
 func New(h Hinter, o Options) (*Handler, error) {
-	w := &Handler{hint: h, token: []byte(o.Token), tolerance: o.Tolerance, log: o.Logger, m: o.Metrics, now: o.Now}
+	w := &Handler{hint: h, token: []byte(o.Token), tolerance: o.Tolerance, readTO: o.ReadTimeout, log: o.Logger, m: o.Metrics, now: o.Now}
 	if o.Secret != "" {
 		raw, ok := strings.CutPrefix(o.Secret, "whsec_")
 		key, err := base64.StdEncoding.DecodeString(raw)
@@ -93,6 +98,9 @@ func New(h Hinter, o Options) (*Handler, error) {
 	}
 	if w.tolerance <= 0 {
 		w.tolerance = DefaultTolerance
+	}
+	if w.readTO <= 0 {
+		w.readTO = DefaultReadTimeout
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -119,6 +127,8 @@ func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	// Not every ResponseWriter supports deadlines (test recorders do not); a real server does.
+	_ = http.NewResponseController(rw).SetReadDeadline(time.Now().Add(w.readTO))
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
 		w.reject(rw, http.StatusBadRequest, "malformed", "unreadable body", err)

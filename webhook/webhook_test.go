@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -8,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -170,6 +173,35 @@ func TestMethodNotAllowed(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, Path, nil))
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET = %d, want 405", w.Code)
+	}
+}
+
+// TestSlowBody: a sender that announces a body and trickles it is answered 400 once the read
+// timeout passes, instead of holding the handler; nothing is hinted.
+func TestSlowBody(t *testing.T) {
+	rec := &recorder{}
+	h, _ := New(rec, Options{Token: "t", ReadTimeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s?token=t HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"job_id\":", Path)
+	// Our own bound, far above the handler's: without one on the server side, this read times
+	// out and the test fails.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status = %d, want 400", resp.StatusCode)
+	}
+	if len(rec.calls) != 0 {
+		t.Errorf("hinted %v", rec.calls)
 	}
 }
 

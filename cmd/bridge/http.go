@@ -21,7 +21,9 @@ func (b *bridge) startHTTP() error {
 		return fmt.Errorf("listen on BRIDGE_HTTP_ADDR %s: %w", b.cfg.HTTPAddr, err)
 	}
 	b.httpAddr = ln.Addr()
-	b.httpSrv = &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout: it would cancel long requests such as a 30 s CPU profile. Webhook bodies
+	// have their own read deadline; idle keep-alive connections are closed after 2 minutes.
+	b.httpSrv = &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	b.httpDone = make(chan struct{})
 	go func() {
 		defer close(b.httpDone)
