@@ -111,27 +111,10 @@ func TestPublishClusteredR3(t *testing.T) {
 		t.Errorf("events for job-r3: got %d, want 1", n)
 	}
 
-	kinds := []publisher.Kind{publisher.Completed, publisher.Failed}
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		outs  = make([]publisher.Outcome, 10)
-		errs  = make([]error, 10)
-	)
-	for i := range 10 {
-		wg.Go(func() {
-			<-start
-			outs[i], errs[i] = pub.Publish(ctx, &publisher.Event{JobID: "job-r3-race", Kind: kinds[i%2]})
-		})
-	}
-	close(start)
-	wg.Wait()
+	outs := publishAtOnce(t, pub, "job-r3-race", []publisher.Kind{publisher.Completed, publisher.Failed}, 10)
 	stored := 0
-	for i := range outs {
-		if errs[i] != nil {
-			t.Fatalf("concurrent publish %d: %v", i, errs[i])
-		}
-		if !outs[i].Duplicate {
+	for _, out := range outs {
+		if !out.Duplicate {
 			stored++
 		}
 	}

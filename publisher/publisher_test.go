@@ -448,27 +448,11 @@ func TestPublishConcurrent(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{})
 	const job = "job-race"
 	kinds := []publisher.Kind{publisher.Completed, publisher.Failed, publisher.Cancelled, publisher.Expired}
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		outs  = make([]publisher.Outcome, 10)
-		errs  = make([]error, 10)
-	)
-	for i := range 10 {
-		wg.Go(func() {
-			<-start
-			outs[i], errs[i] = e.pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: kinds[i%len(kinds)], ObservedAt: observed})
-		})
-	}
-	close(start)
-	wg.Wait()
+	outs := publishAtOnce(t, e.pub, job, kinds, 10)
 
 	var winner publisher.Kind
 	winners := 0
 	for i, out := range outs {
-		if errs[i] != nil {
-			t.Fatalf("publish %d: %v", i, errs[i])
-		}
 		if !out.Duplicate {
 			winners++
 			winner = kinds[i%len(kinds)]
@@ -485,6 +469,32 @@ func TestPublishConcurrent(t *testing.T) {
 	if n := e.count(t, job); n != 1 {
 		t.Errorf("events for job: got %d, want 1", n)
 	}
+}
+
+// publishAtOnce starts n publishes of the job's event at the same instant, the i-th of kind
+// kinds[i%len(kinds)], and returns their outcomes; any error fails the test.
+func publishAtOnce(t *testing.T, pub *publisher.Publisher, job string, kinds []publisher.Kind, n int) []publisher.Outcome {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		outs  = make([]publisher.Outcome, n)
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			outs[i], errs[i] = pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: kinds[i%len(kinds)], ObservedAt: observed})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent publish %d: %v", i, err)
+		}
+	}
+	return outs
 }
 
 func TestPublishLargeResult(t *testing.T) {
