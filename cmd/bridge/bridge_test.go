@@ -123,6 +123,20 @@ func (h *harness) track(id, body string) {
 	}
 }
 
+// cancel sends a reducto.cancel request and checks its error code ("" for a success); it
+// returns the reply.
+func (h *harness) cancel(t *testing.T, body, wantCode string) *nats.Msg {
+	t.Helper()
+	resp, err := h.nc.Request(subject.Cancel("reducto"), []byte(body), 10*time.Second)
+	if err != nil {
+		t.Fatalf("cancel %.80q: %v", body, err)
+	}
+	if got := resp.Header.Get(micro.ErrorCodeHeader); got != wantCode {
+		t.Errorf("cancel %.80q: error code = %q (%s), want %q", body, got, resp.Header.Get(micro.ErrorHeader), wantCode)
+	}
+	return resp
+}
+
 // collect waits for one event per id and fails on a second event for any job.
 func (h *harness) collect(ids ...string) map[string]*nats.Msg {
 	h.t.Helper()
@@ -312,13 +326,7 @@ func TestCancelCommandEndToEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := h.nc.Request(subject.Cancel("reducto"), []byte(tt.body), 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := resp.Header.Get(micro.ErrorCodeHeader); got != tt.code {
-				t.Errorf("error code = %q (%s), want %q", got, resp.Header.Get(micro.ErrorHeader), tt.code)
-			}
+			resp := h.cancel(t, tt.body, tt.code)
 			if tt.code == "" && string(resp.Data) != fmt.Sprintf(`{"job_id":%q,"cancel":"requested"}`, id) {
 				t.Errorf("reply = %s", resp.Data)
 			}
@@ -330,12 +338,9 @@ func TestCancelCommandEndToEnd(t *testing.T) {
 		t.Errorf("kind = %s, want cancelled", ev.Kind)
 	}
 	// Cancelling it again: already terminal.
-	resp, err := h.nc.Request(subject.Cancel("reducto"), []byte(fmt.Sprintf(`{"job_id":%q}`, id)), 10*time.Second)
-	if err != nil || resp.Header.Get(micro.ErrorCodeHeader) != "409" {
-		t.Errorf("second cancel: %v, code %q", err, resp.Header.Get(micro.ErrorCodeHeader))
-	}
+	h.cancel(t, fmt.Sprintf(`{"job_id":%q}`, id), "409")
 	// The micro service is discoverable.
-	resp, err = h.nc.Request("$SRV.PING.reducto-bridge", nil, 5*time.Second)
+	resp, err := h.nc.Request("$SRV.PING.reducto-bridge", nil, 5*time.Second)
 	if err != nil || !strings.Contains(string(resp.Data), `"name":"reducto-bridge"`) {
 		t.Errorf("$SRV.PING: %v %s", err, resp.Data)
 	}

@@ -190,13 +190,7 @@ func TestHostileCancelRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := h.nc.Request(subject.Cancel("reducto"), []byte(tt.body), 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := resp.Header.Get(micro.ErrorCodeHeader); got != tt.code {
-				t.Errorf("error code = %q (%s), want %q", got, resp.Header.Get(micro.ErrorHeader), tt.code)
-			}
+			resp := h.cancel(t, tt.body, tt.code)
 			if desc := resp.Header.Get(micro.ErrorHeader); len(desc) > 400 || strings.Contains(desc, strings.Repeat("x", 100)) {
 				t.Errorf("description of %d bytes echoes the id: %.80q", len(desc), desc)
 			}
