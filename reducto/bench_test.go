@@ -47,7 +47,7 @@ func BenchmarkDecodeJob50KB(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeJob("j", body); err != nil {
+		if _, _, err := decodeJob("j", body); err != nil {
 			b.Fatal(err)
 		}
 	}

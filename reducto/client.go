@@ -2,6 +2,12 @@
 // async submission. It is the only code that talks to Reducto. Every failure is classified
 // here, once ([IsTransient], [RetryAfter], the sentinel errors and [*APIError]), so the layers
 // above decide what to do without looking at HTTP. It knows nothing of NATS.
+//
+// The classification: network errors, timeouts, malformed answers, 408, 429 and every 5xx
+// (500 included: a 500 on a status read says nothing about the job) are transient; 401 and
+// 403 are [ErrUnauthorized] and not transient, whatever their body; other 4xx are permanent.
+// A GET /job body is malformed only when it is not a JSON object with a string status: an
+// optional field of an unexpected type is converted when it can be and dropped when not.
 package reducto
 
 import (
@@ -137,9 +143,14 @@ func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := decodeJob(id, body)
+	j, dropped, err := decodeJob(id, body)
 	if err != nil {
 		return nil, fmt.Errorf("get job: %w", err)
+	}
+	if len(dropped) > 0 {
+		// Field names only: the values are Reducto's and could carry anything.
+		c.log.LogAttrs(ctx, slog.LevelDebug, "reducto job fields of unexpected type dropped",
+			slog.String("job_id", id), slog.Any("fields", dropped))
 	}
 	return j, nil
 }
@@ -217,9 +228,10 @@ func (e Endpoint) Valid() bool {
 // to POST /<endpoint>_async and returns the new job id.
 //
 // Reducto has no idempotency key, so a request that may have reached it is never repeated: a
-// retry after a timeout or a 502/504 could create a second job. Submit retries only failures
-// where the request provably created nothing: the connection was refused, or Reducto answered
-// 429 (rejected at its edge) or 503 (service unavailable, nothing accepted).
+// retry after a timeout or a 500/502/504 could create a second job. Submit therefore does not
+// follow [IsTransient]: it retries only failures where the request provably created nothing:
+// the connection was refused, or Reducto answered 429 (rejected at its edge) or 503 (service
+// unavailable, nothing accepted).
 func (c *Client) Submit(ctx context.Context, e Endpoint, body json.RawMessage) (string, error) {
 	if !e.Valid() {
 		return "", fmt.Errorf("submit: %w: unknown endpoint %q", errInvalidArgument, e)

@@ -141,12 +141,12 @@ func TestGetJobDecodesDocumentedShapes(t *testing.T) {
 		{name: "lower-case completed", body: `{"status":"completed"}`, status: "completed", outcome: OutcomeCompleted},
 		{name: "unknown fields ignored", body: `{"status":"Pending","new_field":{"x":[1,2]},"studio_link":"s"}`, status: StatusPending},
 		{
-			name:    "unreadable error object kept as message",
+			name:    "error string kept as message",
 			body:    `{"status":"Failed","error":"boom"}`,
 			status:  StatusFailed,
 			outcome: OutcomeFailed,
 			check: func(t *testing.T, j *Job) {
-				if j.Error == nil || j.Error.Message != `"boom"` {
+				if j.Error == nil || j.Error.Message != "boom" || string(j.Error.Raw) != `"boom"` {
 					t.Errorf("error = %+v", j.Error)
 				}
 			},
@@ -217,13 +217,17 @@ func TestErrorShapesAndClassification(t *testing.T) {
 		{name: "429 retry-after-ms huge", status: 429, body: ``, sentinel: ErrRateLimited, hdr: []string{"Retry-After-Ms", "1e300"}, transient: true, retry: 60 * time.Second},
 		{name: "long message cut on a rune", status: 400, body: `{"detail":"` + strings.Repeat("é", 400) + `"}`, message: strings.Repeat("é", 256) + "..."},
 		{name: "408", status: 408, body: ``, transient: true},
-		{name: "500 permanent", status: 500, body: `{"error":{"message":"content extraction error","type":"internal","code":500}}`, transient: false},
+		// Every 5xx is transient, 500 included: a 500 on a status read says nothing about the job.
+		{name: "500 transient", status: 500, body: `{"error":{"message":"content extraction error","type":"internal","code":500}}`, transient: true},
 		{name: "502", status: 502, body: `{"detail":"LLM service error"}`, transient: true},
 		{name: "503", status: 503, body: `{"detail":"Service unavailable"}`, transient: true},
 		{name: "504", status: 504, body: ``, transient: true},
 		{name: "442 password protected", status: 442, body: `{"error":{"message":"password","type":"document_access_error","code":442}}`, transient: false},
 		{name: "502 proxy html", status: 502, body: `<html><body>Bad Gateway</body></html>`, hdr: []string{"Content-Type", "text/html"}, sentinel: ErrMalformedResponse, transient: true},
 		{name: "400 unknown json shape", status: 400, body: `{"oops":1}`, transient: false},
+		// What Reducto's docs say a missing key gets: unauthorized only, not malformed, not transient.
+		{name: "403 html page", status: 403, body: `<!DOCTYPE html><html><body>Forbidden</body></html>`, hdr: []string{"Content-Type", "text/html"}, sentinel: ErrUnauthorized},
+		{name: "401 html page", status: 401, body: `<html>Unauthorized</html>`, hdr: []string{"Content-Type", "text/html"}, sentinel: ErrUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,7 +243,7 @@ func TestErrorShapesAndClassification(t *testing.T) {
 			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.sentinel)
 			}
-			for _, s := range []error{ErrNotFound, ErrGone, ErrUnauthorized, ErrRateLimited} {
+			for _, s := range []error{ErrNotFound, ErrGone, ErrUnauthorized, ErrRateLimited, ErrMalformedResponse} {
 				if s != tt.sentinel && errors.Is(err, s) {
 					t.Errorf("unexpectedly matches %v", s)
 				}
@@ -390,7 +394,9 @@ func TestCancelJobRetriesTransient(t *testing.T) {
 		{"503 then ok", []int{503, 200}, 2, nil},
 		{"429 twice then ok", []int{429, 429, 200}, 3, nil},
 		{"404 not retried", []int{404}, 1, ErrNotFound},
-		{"500 not retried", []int{500}, 1, nil},
+		{"500 retried (a cancel is idempotent)", []int{500, 200}, 2, nil},
+		{"500 to the end", []int{500}, 4, nil},
+		{"403 not retried", []int{403}, 1, ErrUnauthorized},
 		{"gives up after retries", []int{502, 502, 502, 502, 502}, 4, nil},
 	}
 	for _, tt := range tests {
@@ -458,6 +464,7 @@ func TestSubmit(t *testing.T) {
 		{"ok", []int{200}, 1, "204a39e4-dd10-4c83-a978-0cee4af8cde2"},
 		{"429 retried", []int{429, 200}, 2, "204a39e4-dd10-4c83-a978-0cee4af8cde2"},
 		{"503 retried", []int{503, 200}, 2, "204a39e4-dd10-4c83-a978-0cee4af8cde2"},
+		{"500 may have created a job: not retried", []int{500, 200}, 1, ""},
 		{"502 may have created a job: not retried", []int{502, 200}, 1, ""},
 		{"504 not retried", []int{504, 200}, 1, ""},
 		{"422 not retried", []int{422}, 1, ""},

@@ -17,18 +17,26 @@ import (
 )
 
 // Sentinel errors, matched with errors.Is against errors returned by [Client] methods. An
-// [*APIError] matches the sentinel of its HTTP status.
+// [*APIError] matches the sentinel of its HTTP status. Whether a failure is worth repeating is
+// [IsTransient]'s answer, not the sentinel's.
 var (
-	// ErrNotFound: Reducto answered 404 (unknown job id).
+	// ErrNotFound: Reducto answered 404 (unknown job id). Permanent, unless the body was not
+	// JSON (see [ErrMalformedResponse]).
 	ErrNotFound = errors.New("reducto: not found")
-	// ErrGone: the job was deleted: 410, or 409 while its deletion is in progress.
+	// ErrGone: the job was deleted: 410, or 409 while its deletion is in progress. Permanent,
+	// unless the body was not JSON.
 	ErrGone = errors.New("reducto: job deleted")
-	// ErrUnauthorized: 401 or 403, the API key is missing, wrong or not allowed.
+	// ErrUnauthorized: 401 or 403, the API key is missing, wrong or not allowed, whatever the
+	// body holds (Reducto's docs say a missing key gets an HTML page: that 401 or 403 is
+	// unauthorized only, never also [ErrMalformedResponse]). Not transient: the key does not
+	// heal by waiting, and it says nothing about the job.
 	ErrUnauthorized = errors.New("reducto: unauthorized")
-	// ErrRateLimited: 429, of any of the three kinds (see [APIError.RateLimitCode]).
+	// ErrRateLimited: 429, of any of the three kinds (see [APIError.RateLimitCode]). Transient.
 	ErrRateLimited = errors.New("reducto: rate limited")
-	// ErrMalformedResponse: a response Reducto could not have meant (truncated JSON, an HTML
-	// page from a proxy, a 200 whose body is not the expected object). Transient.
+	// ErrMalformedResponse: a response Reducto could not have meant: a 200 whose body is not
+	// the expected object (truncated JSON, an HTML page, a job without a string status), or an
+	// error status other than 401 and 403 whose body is not JSON (an HTML page from a proxy or
+	// load balancer in front of Reducto). Transient.
 	ErrMalformedResponse = errors.New("reducto: malformed response")
 )
 
@@ -87,32 +95,55 @@ func (e *APIError) Is(target error) bool {
 	case ErrGone:
 		return e.StatusCode == http.StatusGone || e.StatusCode == http.StatusConflict
 	case ErrUnauthorized:
-		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+		return unauthorized(e.StatusCode)
 	case ErrRateLimited:
 		return e.StatusCode == http.StatusTooManyRequests
 	case ErrMalformedResponse:
-		return e.Name == malformedName
+		return e.Name == malformedName && !unauthorized(e.StatusCode)
 	}
 	return false
 }
 
-// malformedName marks an APIError built from an error status whose body was not JSON (an
-// HTML page from a proxy, say).
+// malformedName marks an APIError built from an error status other than 401 and 403 whose
+// body was not JSON (an HTML page from a proxy, say).
 const malformedName = "malformed"
 
-// IsTransient reports whether a failed call may succeed if repeated later: network errors,
-// timeouts, malformed responses, 408, 429 (all kinds) and 502/503/504. 500 and every other
-// 4xx are permanent (Reducto documents its 500s as not retriable). A cancelled context is not
+func unauthorized(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden
+}
+
+// IsTransient reports whether a failed call may succeed if repeated later. For an
+// [*APIError], by status:
+//
+//   - 401, 403: never transient ([ErrUnauthorized]), whatever the body (JSON, HTML or empty).
+//   - 408, 429 (all three kinds): transient.
+//   - every 5xx (500 to 599), 500 included: transient. Reducto documents its 500s as "not
+//     retriable", but that is about processing a document; a 500 on a status read says
+//     nothing about the job, and Reducto's own SDKs retry every 5xx.
+//   - any other 4xx (400, 404, 409, 410, 422, 442, ...) with a JSON or empty body: permanent.
+//   - any other status whose body is not JSON ([ErrMalformedResponse]): transient. An HTML 404
+//     or 400 comes from a proxy or load balancer in front of Reducto, not from Reducto, so it
+//     says nothing about the job either.
+//
+// Without an HTTP answer: network errors (refused, reset, truncated body), per-request
+// timeouts and malformed 2xx bodies ([ErrMalformedResponse]) are transient; TLS certificate
+// errors and invalid arguments (refused before sending) are not; a cancelled context is not
 // transient: the caller gave up.
+//
+// [Client.CancelJob] retries what this reports (a cancel is idempotent); [Client.Submit]
+// does not use it (see there).
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		switch apiErr.StatusCode {
-		case http.StatusRequestTimeout, http.StatusTooManyRequests,
-			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		switch s := apiErr.StatusCode; {
+		case unauthorized(s):
+			return false
+		case s == http.StatusRequestTimeout, s == http.StatusTooManyRequests:
+			return true
+		case s >= 500 && s <= 599:
 			return true
 		}
 		return apiErr.Name == malformedName
@@ -216,7 +247,12 @@ func newAPIError(op string, status int, h http.Header, body []byte, now time.Tim
 	if len(trimmed) == 0 {
 		// Nothing to read; the status says it all.
 	} else if err := json.Unmarshal(trimmed, &eb); err != nil {
-		e.Name = malformedName
+		// A 401 or 403 with an HTML page is what Reducto's docs say a missing key gets: the
+		// status is the answer, and the error is unauthorized only. Any other status with a
+		// body that is not JSON did not come from Reducto's API (a proxy's error page).
+		if !unauthorized(status) {
+			e.Name = malformedName
+		}
 		e.Message = fmt.Sprintf("non-JSON error body (%s, %d bytes)", contentType(h), len(body))
 	} else {
 		switch {

@@ -45,6 +45,10 @@ var jobSeeds = []string{
 	`{"status":"Completed","created_at":"2026-11-29T14:00:00.123456"}`,
 	`{"status":"Completed","created_at":"2026-11-29 14:00:00+00:00"}`,
 	`{"status":"Completed","created_at":"yesterday"}`,
+	`{"status":"Completed","num_pages":3.0,"total_pages":"2","duration":"12","progress":"50","reason":5,"type":{},"created_at":12345}`,
+	`{"status":"Failed","error":{"code":400.0,"name":"DOCUMENT_CORRUPT","job_id":"j","later":[1]}}`,
+	`{"status":"Failed","error":{"code":"4e2","name":7,"message":{}}}`,
+	`{"status":"Completed","num_pages":"NaN","duration":"Infinity","progress":"0x1p3"}`,
 	// Malformed or hostile.
 	``,
 	`null`,
@@ -80,10 +84,10 @@ func FuzzDecodeJob(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		j, err := decodeJob("job-1", body)
+		j, dropped, err := decodeJob("job-1", body)
 		if err != nil {
-			if j != nil {
-				t.Fatalf("decodeJob returned a job and an error: %v", err)
+			if j != nil || dropped != nil {
+				t.Fatalf("decodeJob returned a job (or dropped fields) and an error: %v", err)
 			}
 			if !errors.Is(err, ErrMalformedResponse) {
 				t.Fatalf("error %v does not match ErrMalformedResponse", err)
@@ -113,6 +117,51 @@ func FuzzDecodeJob(f *testing.F) {
 		}
 		if j.Result != nil && (!json.Valid(j.Result) || bytes.Equal(j.Result, []byte("null"))) {
 			t.Errorf("result %q is not a non-null JSON value", j.Result)
+		}
+		if j.Result != nil && !bytes.Contains(body, j.Result) {
+			t.Errorf("result %q is not verbatim from the body", j.Result)
+		}
+		if j.Error != nil && (!json.Valid(j.Error.Raw) || !bytes.Contains(body, j.Error.Raw)) {
+			t.Errorf("error raw %q is not a JSON value verbatim from the body", j.Error.Raw)
+		}
+		for _, name := range dropped {
+			if !knownFields[name] {
+				t.Errorf("dropped %q, not a field name", name)
+			}
+		}
+	})
+}
+
+// knownFields are the names decodeJob may report as dropped.
+var knownFields = map[string]bool{
+	"progress": true, "reason": true, "type": true, "duration": true, "num_pages": true,
+	"total_pages": true, "created_at": true, "error.code": true, "error.name": true, "error.message": true,
+}
+
+// FuzzDecodeJobOptionalField: whatever JSON value an optional field holds, the status and the
+// result are read, the result byte for byte.
+func FuzzDecodeJobOptionalField(f *testing.F) {
+	fields := []string{"progress", "reason", "type", "duration", "num_pages", "total_pages", "created_at", "error"}
+	for i, v := range []string{
+		`3.0`, `"3"`, `3.5`, `-0`, `1e400`, `99999999999999999999999`, `"NaN"`, `"0x10"`, `" 12 "`,
+		`12345`, `5`, `{}`, `[]`, `true`, `null`, `"some string"`, `{"code":400.0}`, `{"code":"400"}`,
+		`{"code":{},"name":7,"message":[1]}`, `"\ud800"`, `{"a":` + strings.Repeat(`[`, 1000) + strings.Repeat(`]`, 1000) + `}`,
+	} {
+		f.Add(uint8(i), v)
+	}
+	const result = `{"job_id":"j","result":{"type":"full","chunks":[{"content":"h\u00e9"}]}}`
+	f.Fuzz(func(t *testing.T, field uint8, value string) {
+		if !json.Valid([]byte(value)) {
+			return
+		}
+		name := fields[int(field)%len(fields)]
+		body := `{"status":"Failed","result":` + result + `,"` + name + `":` + value + `}`
+		j, _, err := decodeJob("job-1", []byte(body))
+		if err != nil {
+			t.Fatalf("%s: %s: %v", name, value, err)
+		}
+		if j.Status != StatusFailed || string(j.Result) != result {
+			t.Fatalf("%s: %s: status %q result %s", name, value, j.Status, j.Result)
 		}
 	})
 }
@@ -147,6 +196,11 @@ func FuzzAPIError(f *testing.F) {
 		{409, `{"error":{"message":"in progress","type":"JOB_DELETION_IN_PROGRESS","code":409}}`, "", "", ""},
 		{401, `{"detail":"Not authenticated"}`, "", "", ""},
 		{403, ``, "", "", ""},
+		{403, `<!DOCTYPE html><html><body>Forbidden</body></html>`, "text/html", "", ""},
+		{401, `<html>` + fuzzKey + `</html>`, "text/html", "", ""},
+		{404, `<html>Not Found</html>`, "text/html", "", ""},
+		{501, ``, "", "", ""},
+		{599, `{"detail":"x"}`, "", "", ""},
 		{429, `{"message": "[CODE 2000] rate limit exceeded, please use webhooks instead of polling"}`, "application/json", "", ""},
 		{429, `{"message": "[CODE 1000] rate limit exceeded, retry with exponential backoff"}`, "application/json", "2", ""},
 		{429, `{"message":"Too Many Requests"}`, "", "", "1500"},
@@ -230,10 +284,18 @@ func FuzzAPIError(f *testing.F) {
 		if got, want := errors.Is(e, ErrRateLimited), status == http.StatusTooManyRequests; got != want {
 			t.Errorf("errors.Is(ErrRateLimited) = %v on a %d", got, status)
 		}
-		switch status {
-		case 408, 429, 502, 503, 504:
+		switch {
+		case status == 401, status == 403:
+			if IsTransient(e) || errors.Is(e, ErrMalformedResponse) || !errors.Is(e, ErrUnauthorized) {
+				t.Errorf("a %d is not unauthorized only (transient %v, malformed %v)", status, IsTransient(e), errors.Is(e, ErrMalformedResponse))
+			}
+		case status == 408, status == 429, status >= 500 && status <= 599:
 			if !IsTransient(e) {
 				t.Errorf("a %d is not transient", status)
+			}
+		case errors.Is(e, ErrMalformedResponse):
+			if !IsTransient(e) {
+				t.Errorf("a malformed %d is not transient", status)
 			}
 		}
 	})

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,21 +48,32 @@ const (
 // ErrorNameCancelled is the error name Reducto gives a job that failed because it was cancelled.
 const ErrorNameCancelled = "JOB_CANCELLED"
 
-// JobError is Reducto's ErrorDetail on a failed job.
+// JobError is Reducto's ErrorDetail on a failed job: {code, name, message, job_id, ...}.
+//
+// Raw is the error value exactly as Reducto sent it, byte for byte: every field, job_id and
+// any field added later included. Code, Name and Message are a best-effort typed view of it:
+// a code sent as 400.0 or "400" reads as 400, a field of a type that does not convert is left
+// empty (Raw still holds it). When the error is not an object, Raw holds it as sent all the
+// same (a JSON string keeps its quotes and escapes) and Message is its text: the decoded
+// string, or the JSON of any other value. Raw is nil only when the error is absent or null,
+// and then [Job.Error] is nil too.
 type JobError struct {
-	Code    int    `json:"code,omitempty"`
-	Name    string `json:"name,omitempty"`
-	Message string `json:"message,omitempty"`
+	Code    int             `json:"code,omitempty"`
+	Name    string          `json:"name,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Raw     json.RawMessage `json:"-"`
 }
 
 // Job is what GET /job/{id} returns, with the fields the bridge needs typed and the result
-// kept byte-for-byte.
+// kept byte-for-byte. Optional fields Reducto sent with an unexpected JSON type are converted
+// when the conversion is exact (a num_pages of 3.0 or "3" is 3, a progress of "50" is 50) and
+// left unset when not (a num_pages of 3.5, a type of {}).
 type Job struct {
 	// ID is the job id that was asked for (GET /job does not echo it).
 	ID         string
 	Status     Status
 	Progress   *float64 // as reported (the docs print it as a percentage); nil when null
-	Reason     string
+	Reason     string   // a numeric reason is kept as its JSON text
 	Error      *JobError
 	Type       string // Parse, Extract, Split, Edit, Pipeline, Classify
 	Duration   *float64
@@ -96,59 +110,184 @@ func (j *Job) cancelled() bool {
 	return strings.Contains(strings.ToLower(j.Reason), "cancel")
 }
 
-// jobWire is GET /job's body. Nullable fields are pointers or RawMessage so that null and
-// absent both decode to "unknown".
+// jobWire is GET /job's body. Every field is raw, so that a field of an unexpected type
+// cannot fail the decoding of the others; decodeJob converts each one on its own. (A struct
+// rather than a map keeps encoding/json's case-insensitive key matching.)
 type jobWire struct {
-	Status     *string         `json:"status"`
-	Progress   *float64        `json:"progress"`
-	Reason     *string         `json:"reason"`
+	Status     json.RawMessage `json:"status"`
+	Progress   json.RawMessage `json:"progress"`
+	Reason     json.RawMessage `json:"reason"`
 	Error      json.RawMessage `json:"error"`
-	Type       *string         `json:"type"`
-	Duration   *float64        `json:"duration"`
-	NumPages   *int            `json:"num_pages"`
-	TotalPages *int            `json:"total_pages"`
-	CreatedAt  *string         `json:"created_at"`
+	Type       json.RawMessage `json:"type"`
+	Duration   json.RawMessage `json:"duration"`
+	NumPages   json.RawMessage `json:"num_pages"`
+	TotalPages json.RawMessage `json:"total_pages"`
+	CreatedAt  json.RawMessage `json:"created_at"`
 	Result     json.RawMessage `json:"result"`
 }
 
-// decodeJob parses a GET /job body. A body that is not a JSON object with a string status is
-// malformed.
-func decodeJob(id string, body []byte) (*Job, error) {
+// errorWire is the error object, raw field by field like jobWire.
+type errorWire struct {
+	Code    json.RawMessage `json:"code"`
+	Name    json.RawMessage `json:"name"`
+	Message json.RawMessage `json:"message"`
+}
+
+// decodeJob parses a GET /job body. Only a body that is not a JSON object, or that has no
+// non-empty string status, is malformed. Every optional field is read on its own: kept when
+// it has the documented type, converted when it converts exactly (see [Job]), and otherwise
+// dropped, its name (never its value) listed in dropped. Result is kept verbatim whatever the
+// other fields hold.
+func decodeJob(id string, body []byte) (j *Job, dropped []string, err error) {
 	var w jobWire
 	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, fmt.Errorf("%w: job body: %v", ErrMalformedResponse, err)
+		return nil, nil, fmt.Errorf("%w: job body: %v", ErrMalformedResponse, err)
 	}
-	if w.Status == nil || *w.Status == "" {
-		return nil, fmt.Errorf("%w: job body has no status", ErrMalformedResponse)
+	status, ok := stringOf(w.Status)
+	if !ok || status == "" {
+		return nil, nil, fmt.Errorf("%w: job body has no status", ErrMalformedResponse)
 	}
-	j := &Job{
-		ID:         id,
-		Status:     Status(*w.Status),
-		Progress:   w.Progress,
-		Duration:   w.Duration,
-		NumPages:   w.NumPages,
-		TotalPages: w.TotalPages,
-		Result:     nonNull(w.Result),
-	}
-	if w.Reason != nil {
-		j.Reason = *w.Reason
-	}
-	if w.Type != nil {
-		j.Type = *w.Type
-	}
-	if w.CreatedAt != nil {
-		j.CreatedAt = parseTime(*w.CreatedAt)
-	}
-	if e := nonNull(w.Error); e != nil {
-		// An error object we cannot read is kept as a message rather than failing the poll:
-		// the status already says what happened.
-		var je JobError
-		if err := json.Unmarshal(e, &je); err != nil {
-			je = JobError{Message: string(e)}
+	j = &Job{ID: id, Status: Status(status), Result: nonNull(w.Result)}
+	drop := func(name string) { dropped = append(dropped, name) }
+
+	j.Progress = floatField(w.Progress, "progress", drop)
+	j.Duration = floatField(w.Duration, "duration", drop)
+	j.NumPages = intField(w.NumPages, "num_pages", drop)
+	j.TotalPages = intField(w.TotalPages, "total_pages", drop)
+	if raw := nonNull(w.Reason); raw != nil {
+		if s, ok := stringOf(raw); ok {
+			j.Reason = s
+		} else if n, ok := numberText(raw); ok {
+			j.Reason = n
+		} else {
+			drop("reason")
 		}
-		j.Error = &je
 	}
-	return j, nil
+	if raw := nonNull(w.Type); raw != nil {
+		if s, ok := stringOf(raw); ok {
+			j.Type = s
+		} else {
+			drop("type")
+		}
+	}
+	if raw := nonNull(w.CreatedAt); raw != nil {
+		if s, ok := stringOf(raw); ok {
+			j.CreatedAt = parseTime(s)
+		}
+		if j.CreatedAt.IsZero() {
+			drop("created_at")
+		}
+	}
+	if raw := nonNull(w.Error); raw != nil {
+		j.Error = decodeJobError(raw, drop)
+	}
+	return j, dropped, nil
+}
+
+// decodeJobError reads a non-null error value. An object gives the typed fields that
+// convert; anything else becomes the message (see [JobError]). The error is kept either
+// way: the status already says what happened, and Raw says the rest.
+func decodeJobError(raw json.RawMessage, drop func(string)) *JobError {
+	je := &JobError{Raw: raw}
+	var ew errorWire
+	if json.Unmarshal(raw, &ew) != nil { // not an object
+		if s, ok := stringOf(raw); ok {
+			je.Message = s
+		} else {
+			je.Message = string(raw)
+		}
+		return je
+	}
+	if code := intField(ew.Code, "error.code", drop); code != nil {
+		je.Code = *code
+	}
+	if raw := nonNull(ew.Name); raw != nil {
+		if s, ok := stringOf(raw); ok {
+			je.Name = s
+		} else {
+			drop("error.name")
+		}
+	}
+	if raw := nonNull(ew.Message); raw != nil {
+		if s, ok := stringOf(raw); ok {
+			je.Message = s
+		} else {
+			drop("error.message")
+		}
+	}
+	return je
+}
+
+// stringOf returns the string a raw JSON value holds, if it is a string.
+func stringOf(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// jsonNumber is the grammar of a JSON number.
+var jsonNumber = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+
+// numberText returns the JSON number a raw value holds, written as a number or as a string
+// holding one ("3", " 12.5 "). Other strings ("NaN", "0x10", "1_000", "") are not numbers.
+func numberText(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	t := string(raw)
+	if raw[0] == '"' {
+		s, ok := stringOf(raw)
+		if !ok {
+			return "", false
+		}
+		t = strings.TrimSpace(s)
+	}
+	if !jsonNumber.MatchString(t) {
+		return "", false
+	}
+	return t, true
+}
+
+// floatField converts an optional number: nil when absent or null; nil, and name dropped,
+// when it is not a number or a string holding one, or is beyond float64's range.
+func floatField(raw json.RawMessage, name string, drop func(string)) *float64 {
+	if raw = nonNull(raw); raw == nil {
+		return nil
+	}
+	if t, ok := numberText(raw); ok {
+		if f, err := strconv.ParseFloat(t, 64); err == nil {
+			return &f
+		}
+	}
+	drop(name)
+	return nil
+}
+
+// intField converts an optional integer like floatField; a number with a fraction (3.5) or
+// beyond int's range is dropped, an integral one in any notation (3.0, 3e0, "3") is kept.
+func intField(raw json.RawMessage, name string, drop func(string)) *int {
+	if raw = nonNull(raw); raw == nil {
+		return nil
+	}
+	if t, ok := numberText(raw); ok {
+		if n, err := strconv.ParseInt(t, 10, strconv.IntSize); err == nil {
+			i := int(n)
+			return &i
+		}
+		// 2^63 (or 2^31) is exact as a float64; math.MaxInt is not.
+		if f, err := strconv.ParseFloat(t, 64); err == nil && f == math.Trunc(f) &&
+			f >= float64(math.MinInt) && f < -float64(math.MinInt) {
+			i := int(f)
+			return &i
+		}
+	}
+	drop(name)
+	return nil
 }
 
 // nonNull returns nil for an absent or JSON-null raw value.

@@ -152,7 +152,7 @@ func TestSimulatorFaultsClassify(t *testing.T) {
 		{"code 2000", reductosim.Options{JobRateLimit: 1, RateBurst: 1, RetryAfter: 2 * time.Second}, reducto.ErrRateLimited, 2000, true},
 		{"code 1000", reductosim.Options{GlobalRateLimit: 1, RateBurst: 1}, reducto.ErrRateLimited, 1000, true},
 		{"shed", reductosim.Options{Faults: reductosim.Faults{Shed429: 1}}, reducto.ErrRateLimited, 0, true},
-		{"500", reductosim.Options{Faults: reductosim.Faults{Err500: 1}}, nil, 0, false},
+		{"500", reductosim.Options{Faults: reductosim.Faults{Err500: 1}}, nil, 0, true}, // every 5xx is transient
 		{"502", reductosim.Options{Faults: reductosim.Faults{Err502: 1}}, nil, 0, true},
 		{"503", reductosim.Options{Faults: reductosim.Faults{Err503: 1}}, nil, 0, true},
 		{"malformed", reductosim.Options{Faults: reductosim.Faults{Malformed: 1}}, nil, 0, true},
