@@ -178,7 +178,8 @@ func (c *Config) NATSURLs() []string {
 func (c *Config) Embedded() bool { return len(c.NATSURLs()) == 0 }
 
 // LogValue implements [slog.LogValuer]: a group keyed by environment variable names, secrets
-// redacted, so the effective configuration can be logged at start-up in the operator's terms.
+// redacted and NATS_URL without its user information, so the effective configuration can be
+// logged at start-up in the operator's terms.
 func (c *Config) LogValue() slog.Value {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
@@ -186,6 +187,11 @@ func (c *Config) LogValue() slog.Value {
 	for i := range t.NumField() {
 		name := t.Field(i).Tag.Get("envconfig")
 		if name == "" {
+			continue
+		}
+		if name == "NATS_URL" {
+			// nats://user:password@host and nats://token@host carry credentials.
+			attrs = append(attrs, slog.String(name, RedactURLs(c.NATSURL)))
 			continue
 		}
 		switch x := v.Field(i).Interface().(type) {

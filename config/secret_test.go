@@ -83,6 +83,7 @@ func TestConfigNeverShowsSecrets(t *testing.T) {
 	c.APIKey, c.NATSPassword, c.NATSToken, c.WebhookSecret, c.WebhookToken =
 		Secret(secrets[0]), Secret(secrets[1]), Secret(secrets[2]), Secret(secrets[3]), Secret(secrets[4])
 	c.NATSUser = "bridge"
+	c.NATSURL = "nats://127.0.0.1:4222" // the credentials are for an external server
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate() = %v, want nil (the fixture must be valid)", err)
 	}

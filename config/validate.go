@@ -57,21 +57,29 @@ func (c *Config) check() []error {
 		bad("REDUCTO_BASE_URL", "%w", err)
 	}
 	if strings.TrimSpace(c.NATSURL) != "" {
-		for u := range strings.SplitSeq(c.NATSURL, ",") {
-			if strings.TrimSpace(u) == "" {
-				bad("NATS_URL", "has an empty entry in its comma-separated list")
-				break
-			}
+		for _, err := range natsURLErrors(c.NATSURL) {
+			errs = append(errs, &VarError{Var: "NATS_URL", Err: err})
 		}
 	}
-	if c.NATSPassword.IsSet() && c.NATSUser == "" {
-		bad("NATS_PASSWORD", "is set but NATS_USER is empty")
-	}
-	if (c.NATSCert == "") != (c.NATSKey == "") {
-		if c.NATSCert == "" {
-			bad("NATS_CERT", "must be set together with NATS_KEY")
-		} else {
-			bad("NATS_KEY", "must be set together with NATS_CERT")
+	if c.Embedded() {
+		// The embedded server takes no credentials and no TLS: these would be ignored, and a
+		// deployment meant for a secured server would quietly run on a local one instead.
+		for _, name := range c.setNATSClientVars() {
+			bad(name, "is set, but NATS_URL is empty: the bridge runs its embedded server, which ignores it (set NATS_URL, or unset %s)", name)
+		}
+	} else {
+		if c.NATSPassword.IsSet() && c.NATSUser == "" {
+			bad("NATS_PASSWORD", "is set but NATS_USER is empty")
+		}
+		if c.NATSUser != "" && !c.NATSPassword.IsSet() {
+			bad("NATS_USER", "is set but NATS_PASSWORD is empty")
+		}
+		if (c.NATSCert == "") != (c.NATSKey == "") {
+			if c.NATSCert == "" {
+				bad("NATS_CERT", "must be set together with NATS_KEY")
+			} else {
+				bad("NATS_KEY", "must be set together with NATS_CERT")
+			}
 		}
 	}
 	if err := subject.ValidPrefix(c.SubjectPrefix); err != nil {
@@ -114,6 +122,10 @@ func (c *Config) check() []error {
 	if c.PublicURL != "" {
 		if err := httpURL(c.PublicURL); err != nil {
 			bad("BRIDGE_PUBLIC_URL", "%w", err)
+		} else if !c.WebhookToken.IsSet() && !c.WebhookSecret.IsSet() {
+			// The bridge would ask Reducto for webhooks it then refuses (it cannot verify
+			// them), and every such job would wait for its safety-net poll.
+			bad("BRIDGE_PUBLIC_URL", "is set, but neither BRIDGE_WEBHOOK_TOKEN nor BRIDGE_WEBHOOK_SECRET is, so every webhook would be refused and each job would wait for the safety-net poll (BRIDGE_WEBHOOK_POLL_INTERVAL); set one of them, or unset BRIDGE_PUBLIC_URL to poll only")
 		}
 	}
 	if c.WebhookSecret.IsSet() {
@@ -147,6 +159,30 @@ func (c *Config) check() []error {
 		bad("BRIDGE_ACK_WAIT", "%s must exceed BRIDGE_HTTP_TIMEOUT (%s), or a slow poll gets redelivered to another replica", c.AckWait, c.HTTPTimeout)
 	}
 	return errs
+}
+
+// setNATSClientVars returns the names of the set variables that configure the connection to an
+// external NATS server (credentials and TLS), in field order.
+func (c *Config) setNATSClientVars() []string {
+	var names []string
+	for _, v := range []struct {
+		name string
+		set  bool
+	}{
+		{"NATS_CREDS", c.NATSCreds != ""},
+		{"NATS_NKEY", c.NATSNKey != ""},
+		{"NATS_USER", c.NATSUser != ""},
+		{"NATS_PASSWORD", c.NATSPassword.IsSet()},
+		{"NATS_TOKEN", c.NATSToken.IsSet()},
+		{"NATS_CA", c.NATSCA != ""},
+		{"NATS_CERT", c.NATSCert != ""},
+		{"NATS_KEY", c.NATSKey != ""},
+	} {
+		if v.set {
+			names = append(names, v.name)
+		}
+	}
+	return names
 }
 
 // httpURL checks that s is an absolute http or https URL with a host. Its errors do not echo
