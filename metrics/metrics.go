@@ -37,6 +37,7 @@ type Metrics struct {
 	rateWaitSeconds prometheus.Counter
 	rateLimit       prometheus.Gauge
 	paused          prometheus.Gauge
+	authFailing     prometheus.Gauge
 	commands        *prometheus.CounterVec
 	tracks          *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
@@ -81,6 +82,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "polling_paused",
 			Help: "1 while polling is paused because events cannot be published (back-pressure), else 0.",
 		}),
+		authFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "auth_failing",
+			Help: "1 while Reducto rejects the API key (401/403 on GET /job): jobs stay tracked, none is failed; else 0.",
+		}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "commands_total",
 			Help: "Commands served (cancel, submit), by command and reply code (200 = success).",
@@ -95,7 +100,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
-		m.rateWaitSeconds, m.rateLimit, m.paused, m.commands, m.tracks, m.webhooks,
+		m.rateWaitSeconds, m.rateLimit, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -154,6 +159,18 @@ func (m *Metrics) Paused(paused bool) {
 		v = 1
 	}
 	m.paused.Set(v)
+}
+
+// AuthFailing reports whether Reducto rejects the API key.
+func (m *Metrics) AuthFailing(failing bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if failing {
+		v = 1
+	}
+	m.authFailing.Set(v)
 }
 
 // Command counts one command reply.

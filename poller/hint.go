@@ -5,67 +5,81 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reducto-bridge/reducto-bridge/metrics"
-	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
 // Hint acts on a webhook for a job: it polls the job now instead of at its next scheduled
 // time. A job already reported costs nothing (webhook replays publish nothing new). A finished
-// job is reported with one GET, and its parked track message is deleted, so the poll schedule
-// does not spend another request on it. A job that is not finished, or cannot be polled now,
-// stays on (or is put on) the poll schedule. metadata is the webhook's (Reducto echoes what was
-// submitted); the track message's metadata, when there is one, wins.
+// job is reported with one GET through the same decision and report step as a poll (the
+// back-pressure gate, metrics, the crash failpoint, the estimator), and its parked track
+// message is deleted, so the poll schedule does not spend another request on it. A job that
+// is not finished, or cannot be polled or reported now, stays on (or is put on) the poll
+// schedule, which confirms a permanent answer the usual way. metadata is the webhook's
+// (Reducto echoes what was submitted); the track message's metadata, when there is one, wins.
 //
 // Hint returns an error only when the job is neither reported nor tracked afterwards.
 func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) error {
 	if err := subject.ValidJobID(id); err != nil {
 		return err
 	}
-	log := p.log.With("job_id", id)
+	log := p.log.With("job_id", id, "webhook", true)
 	if ev, err := p.events.Lookup(ctx, id); err == nil && ev != nil {
 		log.Debug("webhook for a job already reported", "kind", ev.Kind)
+		// A track message left behind (a crash between the event and its removal) would
+		// cost one more GET at its next delivery.
+		if tr, err := p.trackMessage(ctx, id); err == nil && tr != nil {
+			p.dropTrack(ctx, log, tr.Sequence)
+		}
 		return nil
 	}
 	tr, err := p.trackMessage(ctx, id)
 	if err != nil {
 		log.Warn("read track message failed", "error", err)
 	}
-	t := &track{id: id, trackedAt: p.now(), metadata: metadata, log: log}
+	// attempt 0: not a delivery of the track message; the schedule is not consulted.
+	t := &track{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: true, polls: 1}, log: log}
 	if tr != nil {
 		t.trackedAt = tr.Time
 		p.readBody(t, tr.Data)
-	}
-	job, err := p.jobs.GetJob(ctx, id)
-	if err != nil || !job.Status.Terminal() {
-		// The schedule finds it later; make sure there is one.
-		if err != nil {
-			p.m.Poll(pollOutcome(err))
-		} else {
-			p.m.Poll(metrics.PollPending)
+		if t.metadata == nil {
+			t.metadata = metadata
 		}
+	}
+	if p.gate.remaining(p.now()) > 0 {
+		// Events cannot be stored now: a GET would be wasted. The schedule reports the job
+		// once publishing works again.
+		log.Debug("webhook while polls are paused; left to the schedule")
+		return p.keepTracked(ctx, tr, id, metadata, errPaused)
+	}
+	a := p.get(ctx, id)
+	v := decide(t.delivery, a, p.now(), p.pol)
+	if v.action != report {
+		return p.keepTracked(ctx, tr, id, metadata, a.err)
+	}
+	settle := func(ctx context.Context) {
+		if tr != nil {
+			p.dropTrack(ctx, log, tr.Sequence)
+		}
+	}
+	if err := p.report(ctx, t, v, settle); err != nil {
 		return p.keepTracked(ctx, tr, id, metadata, err)
 	}
-	p.m.Poll(metrics.PollTerminal)
-	p.eta.forget(id)
-	ev := eventFromJob(job, t, p.now(), 1)
-	out, perr := p.events.Publish(ctx, ev)
-	if perr != nil {
-		return p.keepTracked(ctx, tr, id, metadata, perr)
-	}
-	p.m.Event(string(ev.Kind), out.Duplicate)
-	log.Info("job finished (webhook)", "kind", ev.Kind, "status", ev.Status)
-	if tr != nil {
-		// Best effort: a message that survives is acked at its next delivery, which finds
-		// the event without a GET.
-		if err := p.deleteTrack(ctx, tr.Sequence); err != nil {
-			log.Debug("delete track message failed", "error", err)
-		}
-	}
 	return nil
+}
+
+// errPaused: the back-pressure gate is closed.
+var errPaused = errors.New("polling paused: events cannot be published")
+
+// dropTrack deletes a reported job's track message. Best effort: a message that survives is
+// acked at its next delivery, after one GET that finds the event already published.
+func (p *Poller) dropTrack(ctx context.Context, log *slog.Logger, seq uint64) {
+	if err := p.deleteTrack(ctx, seq); err != nil {
+		log.Debug("delete track message failed", "error", err)
+	}
 }
 
 // keepTracked makes sure a job that could not be reported now stays on the poll schedule.
@@ -115,19 +129,4 @@ func (p *Poller) trackStream(ctx context.Context) (jetstream.Stream, error) {
 	p.stream = s
 	p.mu.Unlock()
 	return s, nil
-}
-
-// pollOutcome is the metrics label of a failed poll.
-func pollOutcome(err error) string {
-	switch {
-	case errors.Is(err, reducto.ErrUnauthorized):
-		return metrics.PollUnauthorized
-	case errors.Is(err, reducto.ErrRateLimited):
-		return metrics.PollRateLimited
-	case reducto.IsTransient(err):
-		return metrics.PollTransient
-	case errors.Is(err, reducto.ErrNotFound), errors.Is(err, reducto.ErrGone):
-		return metrics.PollGone
-	}
-	return metrics.PollPermanent
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,17 +66,19 @@ type Poller struct {
 	jobs   JobGetter
 	events EventPublisher
 	o      Options
-	sched  schedule
+	pol    policy
 	log    *slog.Logger
 	m      *metrics.Metrics
 	now    func() time.Time
 
-	mu      sync.Mutex
-	suspect map[string]time.Time // jobs whose last poll failed permanently, awaiting confirmation
-	stream  jetstream.Stream     // REDUCTO_TRACK, looked up once (Hint)
+	mu     sync.Mutex
+	stream jetstream.Stream // REDUCTO_TRACK, looked up once (Hint)
 
 	gate gate       // closed while the events stream refuses publishes
 	eta  *estimator // predicts when jobs finish
+	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
+	// accepts it. Only for operators: no decision reads it.
+	authFailingSince atomic.Int64
 }
 
 // New returns a poller consuming from cons (see [Setup]) on js.
@@ -123,17 +126,22 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events
 		o.Now = time.Now
 	}
 	return &Poller{
-		js:      js,
-		cons:    cons,
-		jobs:    jobs,
-		events:  events,
-		o:       o,
-		sched:   schedule{initial: o.InitialInterval, max: o.MaxInterval, multiplier: o.Multiplier, jitter: o.Jitter},
-		log:     o.Logger,
-		m:       o.Metrics,
-		now:     o.Now,
-		suspect: make(map[string]time.Time),
-		eta:     newEstimator(o.InitialInterval, o.MaxInterval),
+		js:     js,
+		cons:   cons,
+		jobs:   jobs,
+		events: events,
+		o:      o,
+		pol: policy{
+			sched:           schedule{initial: o.InitialInterval, max: o.MaxInterval, multiplier: o.Multiplier, jitter: o.Jitter},
+			confirmAfter:    o.InitialInterval,
+			ttl:             o.JobTTL,
+			webhookInterval: o.WebhookPollInterval,
+			authRetry:       o.MaxInterval,
+		},
+		log: o.Logger,
+		m:   o.Metrics,
+		now: o.Now,
+		eta: newEstimator(o.InitialInterval, o.MaxInterval),
 	}, nil
 }
 

@@ -320,8 +320,28 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 503}},
 				{err: &reducto.APIError{StatusCode: 429, RateLimitCode: 2000}},
 				{err: fmt.Errorf("get job: %w", reducto.ErrMalformedResponse)},
-				{err: &reducto.APIError{StatusCode: 500}}, // permanent once: not confirmed
+				{err: &reducto.APIError{StatusCode: 500}}, // a 5xx says nothing about the job
 				status("Completed"),
+			},
+			kind: publisher.Completed,
+		},
+		{
+			name: "500s in a row never fail the job",
+			answers: []answer{
+				{err: &reducto.APIError{StatusCode: 500}},
+				{err: &reducto.APIError{StatusCode: 500}},
+				{err: &reducto.APIError{StatusCode: 500}},
+				{err: &reducto.APIError{StatusCode: 500}},
+				status("Completed"),
+			},
+			kind: publisher.Completed,
+		},
+		{
+			name: "404 flapping with Pending never fails the job",
+			answers: []answer{
+				{err: &reducto.APIError{StatusCode: 404}}, status("Pending"),
+				{err: &reducto.APIError{StatusCode: 404}}, status("Pending"),
+				{err: &reducto.APIError{StatusCode: 404}}, status("Completed"),
 			},
 			kind: publisher.Completed,
 		},

@@ -1,37 +1,37 @@
 package poller
 
 import (
+	"math"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
 // schedule turns a job's poll count into the delay before its next poll: exponential backoff
-// from Initial by Multiplier up to Max, each interval randomized by ±Jitter.
+// from initial by multiplier up to max, each interval randomized by ±jitter. It is the same
+// policy as cenkalti/backoff's ExponentialBackOff (randomization around the current interval,
+// the current interval capped at max), in closed form: nothing per job needs to be remembered
+// between deliveries, since the delivery count of the track message is the state, and the
+// random draw is an argument, so that the decision using it stays a pure function.
 type schedule struct {
 	initial, max time.Duration
 	multiplier   float64
 	jitter       float64
 }
 
-// interval returns the n-th interval (n >= 1) of the schedule: the first is the delay between
-// tracking and the first poll, the n-th the delay after poll n-1. It is computed from scratch
-// with cenkalti/backoff, so nothing per job needs to be remembered between deliveries: the
-// delivery count of the track message is the state.
-func (s schedule) interval(n uint64) time.Duration {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(s.initial),
-		backoff.WithMultiplier(s.multiplier),
-		backoff.WithMaxInterval(s.max),
-		backoff.WithRandomizationFactor(s.jitter),
-		backoff.WithMaxElapsedTime(0),
-	)
-	// The interval stops growing once it reaches max, so only the first few steps matter;
-	// bounding the loop keeps a job polled for hours cheap.
-	steps := min(max(n, 1), 64)
-	var d time.Duration
-	for range steps {
-		d = b.NextBackOff()
+// interval returns the n-th interval (n >= 1; 0 counts as 1) of the schedule: the first is the
+// delay between tracking and the first poll, the n-th the delay after poll n-1. draw is a
+// uniform random number in [0, 1) that places the interval within ±jitter of its base.
+func (s schedule) interval(n uint64, draw float64) time.Duration {
+	base := float64(s.max)
+	// initial*multiplier^(n-1), computed only while it can still be below max (n is bounded
+	// by the exponent at which it passes max, so a job polled for hours costs the same).
+	if steps := float64(max(n, 1) - 1); s.multiplier <= 1 {
+		base = min(float64(s.initial), base)
+	} else if steps < math.Log(float64(s.max)/float64(s.initial))/math.Log(s.multiplier)+1 {
+		base = min(float64(s.initial)*math.Pow(s.multiplier, steps), base)
 	}
-	return d
+	if s.jitter > 0 {
+		draw = min(max(draw, 0), 1)
+		base *= 1 - s.jitter + 2*s.jitter*draw
+	}
+	return time.Duration(math.Round(base))
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
 )
 
@@ -60,11 +62,87 @@ type Event struct {
 	Polls      int       `json:"polls,omitempty"` // GET /job calls the bridge made for this job
 }
 
-// ErrorInfo is Reducto's error of a failed job.
+// ErrorInfo is the error of a failed (or expired) job: Reducto's error object when Reducto
+// gave one, or one the bridge wrote (NOT_FOUND, JOB_DELETED, HTTP_<code>, the last poll error
+// of an expired job).
+//
+// Raw, when it holds a JSON object, is Reducto's error object exactly as Reducto sent it
+// (every field, including job_id and fields added later): it is what the event's "error"
+// carries, and Code, Name and Message are a typed view of it. Without Raw, the event carries
+// {"code","name","message"} from the typed fields. Decoding keeps the object in Raw and reads
+// the typed fields leniently (a code written 400.0 or "400" is 400), so that an error object
+// of an unexpected shape never makes an event unreadable.
 type ErrorInfo struct {
+	Code    int
+	Name    string
+	Message string
+	Raw     json.RawMessage
+}
+
+// errorWire is the bridge's own error object.
+type errorWire struct {
 	Code    int    `json:"code"`
 	Name    string `json:"name"`
 	Message string `json:"message,omitempty"`
+}
+
+// MarshalJSON writes Raw verbatim when it is a JSON object, the typed fields otherwise.
+func (e ErrorInfo) MarshalJSON() ([]byte, error) {
+	if raw := bytes.TrimSpace(e.Raw); len(raw) > 0 && raw[0] == '{' && json.Valid(raw) {
+		return raw, nil
+	}
+	return json.Marshal(errorWire{Code: e.Code, Name: e.Name, Message: e.Message})
+}
+
+// UnmarshalJSON keeps an error object in Raw and reads its typed fields leniently; a value
+// that is not an object is kept as the message.
+func (e *ErrorInfo) UnmarshalJSON(data []byte) error {
+	raw := bytes.TrimSpace(data)
+	*e = ErrorInfo{}
+	if len(raw) == 0 || raw[0] != '{' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			e.Message = s
+		} else if !bytes.Equal(raw, []byte("null")) {
+			e.Message = string(raw)
+		}
+		return nil
+	}
+	var w map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return err
+	}
+	e.Raw = append(json.RawMessage(nil), raw...)
+	e.Code = lenientInt(w["code"])
+	e.Name = lenientString(w["name"])
+	e.Message = lenientString(w["message"])
+	return nil
+}
+
+// lenientInt reads a JSON number or numeric string that holds an integer; anything else is 0.
+func lenientInt(raw json.RawMessage) int {
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0
+		}
+		n = json.Number(strings.TrimSpace(s))
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
+		return 0
+	}
+	return int(f)
+}
+
+// lenientString reads a JSON string; anything else is "".
+func lenientString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // ResultRef says where a result too large for the event was stored (claim check).

@@ -1,0 +1,286 @@
+package poller
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+)
+
+// The policy of decide, row by row (the README's table). No NATS, no clock: each row is one
+// call.
+
+var (
+	testPolicy = policy{
+		sched:           schedule{initial: 2 * time.Second, max: 30 * time.Second, multiplier: 1.5},
+		confirmAfter:    2 * time.Second,
+		ttl:             12 * time.Hour,
+		webhookInterval: 5 * time.Minute,
+		authRetry:       30 * time.Second,
+	}
+	tracked = time.Date(2026, 11, 29, 14, 0, 0, 0, time.UTC)
+	now     = tracked.Add(time.Minute)
+	late    = tracked.Add(12*time.Hour + time.Second) // past the TTL
+)
+
+// A delivery at attempt 4 polls after the schedule's 4th interval: 2s * 1.5^3.
+const next4 = 6750 * time.Millisecond
+
+func apiErr(code int) *reducto.APIError {
+	return &reducto.APIError{Op: "get job", StatusCode: code, Message: fmt.Sprintf("status %d", code)}
+}
+
+func job(s reducto.Status) *reducto.Job { return &reducto.Job{ID: "j", Status: s} }
+
+func TestDecide(t *testing.T) {
+	result := json.RawMessage(`{"job_id":"j","duration":3,"usage":{"num_pages":2},"result":{"type":"full","chunks":[]}}`)
+	errRaw := json.RawMessage(`{"code":400.0,"name":"DOCUMENT_CORRUPT","message":"bad pdf","job_id":"j","category":"Input"}`)
+	pct, dur, pages := 100.0, 12.4, 7
+	completed := &reducto.Job{ID: "j", Status: "Completed", Type: "Parse", Progress: &pct, Duration: &dur, NumPages: &pages, Result: result}
+	failed := &reducto.Job{ID: "j", Status: "Failed", Reason: "corrupt",
+		Error: &reducto.JobError{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "bad pdf", Raw: errRaw}}
+
+	refused := fmt.Errorf("get job: %w", &url.Error{Op: "Get", URL: "https://platform.reducto.ai/job/j", Err: syscall.ECONNREFUSED})
+	timeout := fmt.Errorf("get job: %w", &url.Error{Op: "Get", URL: "https://platform.reducto.ai/job/j", Err: context.DeadlineExceeded})
+	malformed := fmt.Errorf("get job: %w: job body has no status", reducto.ErrMalformedResponse)
+	tlsErr := fmt.Errorf("get job: %w", &url.Error{Op: "Get", URL: "https://platform.reducto.ai/job/j", Err: &x509.UnknownAuthorityError{}})
+	withRetryAfter := func(code int, ra time.Duration) *reducto.APIError {
+		e := apiErr(code)
+		e.RetryAfter = ra
+		return e
+	}
+	html403 := &reducto.APIError{Op: "get job", StatusCode: 403, Name: "malformed", Message: "non-JSON error body (text/html, 120 bytes)"}
+	typed := &reducto.APIError{Op: "get job", StatusCode: 400, Name: "file_download_failure", Message: "Failed to download file"}
+
+	type want struct {
+		action  action
+		after   time.Duration
+		predict bool
+		kind    publisher.Kind // report
+		errName string         // report: the event's error name ("" for none)
+		errCode int
+	}
+	tests := []struct {
+		row      string // the policy row
+		name     string
+		d        delivery
+		a        answer
+		now      time.Time
+		want     want
+		checkEv  func(t *testing.T, ev *publisher.Event)
+		evidence bool // give the delivery an earlier permanent answer
+	}{
+		// 200, terminal status: report its kind, Reducto's values verbatim.
+		{row: "terminal", name: "Completed", a: answer{job: completed}, want: want{action: report, kind: publisher.Completed},
+			checkEv: func(t *testing.T, ev *publisher.Event) {
+				if string(ev.Result) != string(result) || ev.Status != "Completed" || ev.Type != "Parse" ||
+					*ev.Progress != 100 || *ev.Duration != 12.4 || *ev.NumPages != 7 || ev.Polls != 3 {
+					t.Errorf("event does not pass Reducto's values through: %+v", ev)
+				}
+				if !ev.TrackedAt.Equal(tracked) || !ev.ObservedAt.Equal(now) || string(ev.Metadata) != `{"k":1}` {
+					t.Errorf("tracked_at %v observed_at %v metadata %s", ev.TrackedAt, ev.ObservedAt, ev.Metadata)
+				}
+			}},
+		{row: "terminal", name: "Failed, error object verbatim", a: answer{job: failed}, want: want{action: report, kind: publisher.Failed, errName: "DOCUMENT_CORRUPT", errCode: 400},
+			checkEv: func(t *testing.T, ev *publisher.Event) {
+				b, err := json.Marshal(ev.Error)
+				if err != nil || string(b) != string(errRaw) {
+					t.Errorf("event error = %s (%v), want Reducto's object verbatim %s", b, err, errRaw)
+				}
+				if ev.Reason != "corrupt" || ev.Result != nil {
+					t.Errorf("reason %q result %s", ev.Reason, ev.Result)
+				}
+			}},
+		{row: "terminal", name: "Cancelled", a: answer{job: job("Cancelled")}, want: want{action: report, kind: publisher.Cancelled}},
+		{row: "terminal", name: "Canceled (US spelling)", a: answer{job: job("Canceled")}, want: want{action: report, kind: publisher.Cancelled}},
+		{row: "terminal", name: "Failed with JOB_CANCELLED", a: answer{job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "JOB_CANCELLED"}}},
+			want: want{action: report, kind: publisher.Cancelled, errName: "JOB_CANCELLED"}},
+		{row: "terminal", name: "Failed, reason says cancelled", a: answer{job: &reducto.Job{Status: "Failed", Reason: "Job was cancelled by the user"}},
+			want: want{action: report, kind: publisher.Cancelled}},
+		{row: "terminal", name: "lower-case completed", a: answer{job: job("completed")}, want: want{action: report, kind: publisher.Completed}},
+		{row: "terminal", name: "terminal after the TTL is still its kind", a: answer{job: completed}, now: late, want: want{action: report, kind: publisher.Completed}},
+		{row: "terminal", name: "terminal while confirming a 404", a: answer{job: completed}, evidence: true, want: want{action: report, kind: publisher.Completed}},
+
+		// 200, any other status (known or not): poll again.
+		{row: "pending", name: "Pending", a: answer{job: job("Pending")}, want: want{action: pollAgain, after: next4, predict: true}},
+		{row: "pending", name: "Idle", a: answer{job: job("Idle")}, want: want{action: pollAgain, after: next4, predict: true}},
+		{row: "pending", name: "InProgress", a: answer{job: job("InProgress")}, want: want{action: pollAgain, after: next4, predict: true}},
+		{row: "pending", name: "Completing", a: answer{job: job("Completing")}, want: want{action: pollAgain, after: next4, predict: true}},
+		{row: "pending", name: "unknown status", a: answer{job: job("Thinking")}, want: want{action: pollAgain, after: next4, predict: true}},
+		{row: "pending", name: "webhook job: the safety-net interval", d: delivery{webhook: true}, a: answer{job: job("Pending")},
+			want: want{action: pollAgain, after: 5 * time.Minute}},
+		{row: "pending", name: "404 then Pending is never a failure", a: answer{job: job("Pending")}, evidence: true,
+			want: want{action: pollAgain, after: next4, predict: true}},
+		{row: "pending", name: "past the TTL: expired with the last state", a: answer{job: &reducto.Job{Status: "Pending", Progress: &pct}}, now: late,
+			want: want{action: report, kind: publisher.Expired},
+			checkEv: func(t *testing.T, ev *publisher.Event) {
+				if ev.Status != "Pending" || ev.Progress == nil || ev.Error != nil {
+					t.Errorf("expired event %+v, want the last status and no error", ev)
+				}
+			}},
+
+		// 200 whose body cannot be read as a job: poll again (transient).
+		{row: "unreadable 200", name: "malformed body", a: answer{err: malformed}, want: want{action: pollAgain, after: next4}},
+		{row: "unreadable 200", name: "neither job nor error", a: answer{}, want: want{action: pollAgain, after: next4}},
+
+		// network, timeout, 408, 429, any 5xx: poll again with backoff; never an event but
+		// expired at the TTL, which carries the last error.
+		{row: "transient", name: "connection refused", a: answer{err: refused}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "timeout", a: answer{err: timeout}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "408", a: answer{err: apiErr(408)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "429 [CODE 2000]", a: answer{err: &reducto.APIError{StatusCode: 429, RateLimitCode: 2000}}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "429 [CODE 1000]", a: answer{err: &reducto.APIError{StatusCode: 429, RateLimitCode: 1000}}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "429 code-less", a: answer{err: apiErr(429)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "429 Retry-After longer than the schedule", a: answer{err: withRetryAfter(429, 20*time.Second)}, want: want{action: pollAgain, after: 20 * time.Second}},
+		{row: "transient", name: "503 Retry-After shorter than the schedule", a: answer{err: withRetryAfter(503, time.Second)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "500", a: answer{err: apiErr(500)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "500 while confirming a 404", a: answer{err: apiErr(500)}, evidence: true, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "501", a: answer{err: apiErr(501)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "502", a: answer{err: apiErr(502)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "503", a: answer{err: apiErr(503)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "504", a: answer{err: apiErr(504)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "599", a: answer{err: apiErr(599)}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "TLS misconfiguration", a: answer{err: tlsErr}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "500 past the TTL: expired with the error", a: answer{err: apiErr(500)}, now: late,
+			want: want{action: report, kind: publisher.Expired, errName: "HTTP_500", errCode: 500}},
+		{row: "transient", name: "network error past the TTL", a: answer{err: refused}, now: late,
+			want: want{action: report, kind: publisher.Expired, errName: "POLL_FAILED"}},
+
+		// 401/403: never fail the job, keep it parked.
+		{row: "unauthorized", name: "401", a: answer{err: apiErr(401)}, want: want{action: pollAgain, after: 30 * time.Second}},
+		{row: "unauthorized", name: "403", a: answer{err: apiErr(403)}, want: want{action: pollAgain, after: 30 * time.Second}},
+		{row: "unauthorized", name: "403 HTML page", a: answer{err: html403}, want: want{action: pollAgain, after: 30 * time.Second}},
+		{row: "unauthorized", name: "401 while confirming", a: answer{err: apiErr(401)}, evidence: true, want: want{action: pollAgain, after: 30 * time.Second}},
+		{row: "unauthorized", name: "401 past the TTL: no event either", a: answer{err: apiErr(401)}, now: late, want: want{action: pollAgain, after: 30 * time.Second}},
+
+		// 404: failed NOT_FOUND only when confirmed.
+		{row: "404", name: "first 404: confirm", a: answer{err: apiErr(404)}, want: want{action: confirm, after: 2 * time.Second}},
+		{row: "404", name: "confirmed 404", a: answer{err: apiErr(404)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "NOT_FOUND", errCode: 404},
+			checkEv: func(t *testing.T, ev *publisher.Event) {
+				if ev.Error.Message != "status 404" || ev.Status != "" || ev.Polls != 3 {
+					t.Errorf("failed event %+v error %+v", ev, ev.Error)
+				}
+			}},
+		{row: "404", name: "first 404 past the TTL: still confirmed first", a: answer{err: apiErr(404)}, now: late, want: want{action: confirm, after: 2 * time.Second}},
+
+		// 409/410: failed JOB_DELETED only when confirmed.
+		{row: "deleted", name: "first 409: confirm", a: answer{err: apiErr(409)}, want: want{action: confirm, after: 2 * time.Second}},
+		{row: "deleted", name: "first 410: confirm", a: answer{err: apiErr(410)}, want: want{action: confirm, after: 2 * time.Second}},
+		{row: "deleted", name: "confirmed 409", a: answer{err: apiErr(409)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "JOB_DELETED", errCode: 409}},
+		{row: "deleted", name: "confirmed 410", a: answer{err: apiErr(410)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "JOB_DELETED", errCode: 410}},
+
+		// other 4xx: failed HTTP_<code> only when confirmed.
+		{row: "other 4xx", name: "first 400: confirm", a: answer{err: apiErr(400)}, want: want{action: confirm, after: 2 * time.Second}},
+		{row: "other 4xx", name: "first 422: confirm", a: answer{err: apiErr(422)}, want: want{action: confirm, after: 2 * time.Second}},
+		{row: "other 4xx", name: "confirmed 400", a: answer{err: apiErr(400)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "HTTP_400", errCode: 400}},
+		{row: "other 4xx", name: "confirmed 422", a: answer{err: apiErr(422)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "HTTP_422", errCode: 422}},
+		{row: "other 4xx", name: "confirmed 442", a: answer{err: apiErr(442)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "HTTP_442", errCode: 442}},
+		{row: "other 4xx", name: "confirmed 400 with Reducto's error type", a: answer{err: typed}, evidence: true,
+			want: want{action: report, kind: publisher.Failed, errName: "file_download_failure", errCode: 400}},
+
+		// not an answer: the poll was cut short by shutdown.
+		{row: "interrupted", name: "context cancelled", a: answer{err: fmt.Errorf("get job: %w", context.Canceled)}, want: want{action: pollAgain}},
+		{row: "interrupted", name: "cancelled past the TTL", a: answer{err: context.Canceled}, now: late, want: want{action: pollAgain}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.row+"/"+tt.name, func(t *testing.T) {
+			d := tt.d
+			d.id, d.metadata, d.trackedAt, d.attempt, d.polls = "j", json.RawMessage(`{"k":1}`), tracked, 4, 3
+			if tt.evidence {
+				d.evidence = apiErr(404)
+			}
+			at := tt.now
+			if at.IsZero() {
+				at = now
+			}
+			v := decide(d, tt.a, at, testPolicy)
+			if v.action != tt.want.action {
+				t.Fatalf("action = %v, want %v (verdict %+v)", v.action, tt.want.action, v)
+			}
+			if v.action != report {
+				if v.event != nil {
+					t.Errorf("a %v verdict carries an event", v.action)
+				}
+				if v.after != tt.want.after || v.predict != tt.want.predict {
+					t.Errorf("after %v predict %v, want %v %v", v.after, v.predict, tt.want.after, tt.want.predict)
+				}
+				return
+			}
+			ev := v.event
+			if ev == nil || ev.Kind != tt.want.kind || ev.JobID != "j" {
+				t.Fatalf("event %+v, want kind %s", ev, tt.want.kind)
+			}
+			switch {
+			case tt.want.errName == "" && ev.Error != nil && tt.want.kind != publisher.Completed && tt.want.kind != publisher.Cancelled:
+				t.Errorf("error %+v, want none", ev.Error)
+			case tt.want.errName != "" && (ev.Error == nil || ev.Error.Name != tt.want.errName || (tt.want.errCode != 0 && ev.Error.Code != tt.want.errCode)):
+				t.Errorf("error %+v, want name %s code %d", ev.Error, tt.want.errName, tt.want.errCode)
+			}
+			if tt.checkEv != nil {
+				tt.checkEv(t, ev)
+			}
+		})
+	}
+}
+
+// TestDecideNoStatusFailsAJobUnconfirmed: whatever HTTP status a single GET answers, it never
+// produces a failed, completed or cancelled event; and confirmed, only 4xx other than 401, 403,
+// 408 and 429 do.
+func TestDecideNoStatusFailsAJobUnconfirmed(t *testing.T) {
+	d := delivery{id: "j", trackedAt: tracked, attempt: 3, polls: 2}
+	for code := 300; code <= 599; code++ {
+		if v := decide(d, answer{err: apiErr(code)}, now, testPolicy); v.action == report {
+			t.Errorf("%d unconfirmed: reported %s", code, v.event.Kind)
+		}
+		confirmed := d
+		confirmed.evidence = apiErr(404)
+		v := decide(confirmed, answer{err: apiErr(code)}, now, testPolicy)
+		permanent := code >= 400 && code < 500 && code != 401 && code != 403 && code != 408 && code != 429
+		if got := v.action == report; got != permanent {
+			t.Errorf("%d confirmed: reported = %v, want %v", code, got, permanent)
+		}
+		if v.action == report && v.event.Kind != publisher.Failed {
+			t.Errorf("%d confirmed: kind %s, want failed", code, v.event.Kind)
+		}
+	}
+}
+
+// TestClassify pins what each error says, for the metrics.
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err  error
+		want class
+	}{
+		{apiErr(404), classGone},
+		{apiErr(409), classGone},
+		{apiErr(410), classGone},
+		{apiErr(400), classPermanent},
+		{apiErr(401), classUnauthorized},
+		{apiErr(429), classRateLimited},
+		{apiErr(500), classTransient},
+		{apiErr(503), classTransient},
+		{fmt.Errorf("x: %w", context.Canceled), classInterrupted},
+		{errors.New("something else"), classTransient},
+	}
+	for _, tt := range tests {
+		if got := classify(tt.err); got != tt.want {
+			t.Errorf("classify(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	d := delivery{id: "j", trackedAt: tracked, attempt: 9, polls: 8, draw: 0.4}
+	a := answer{job: job("Pending")}
+	for range b.N {
+		_ = decide(d, a, now, testPolicy)
+	}
+}
