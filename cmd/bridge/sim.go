@@ -28,9 +28,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	median := fs.Duration("median", 20*time.Second, "median job duration (lognormal)")
 	sigma := fs.Float64("sigma", 0.8, "lognormal sigma of job durations")
 	failRate := fs.Float64("fail", 0.05, "fraction of jobs that fail")
-	urlRate := fs.Float64("url-results", 0, "fraction of completed jobs whose result comes back as a URL")
+	urlRate := fs.Float64("url-results", 0, "fraction of completed parse jobs whose result comes back as a URL (only ParseResponse has URL results)")
+	queue := fs.Duration("queue", 0, "time each job waits queued before running, reported Idle (Pending with -lifecycle)")
 	noProgress := fs.Bool("no-progress", false, "report progress as null")
-	lifecycle := fs.Bool("lifecycle", true, "report InProgress/Completing while running (false: Pending until done)")
+	lifecycle := fs.Bool("lifecycle", false, "report Pending while queued and InProgress/Completing while running, as the async docs describe (default: only the GET /job enum, Idle while queued and Pending while running)")
 	cancelStyle := fs.String("cancel-style", "failed", "how a cancelled job reports: failed (Failed + JOB_CANCELLED) or cancelled (status Cancelled)")
 	jobLimit := fs.Float64("rate-limit", 200, "GET /job requests per second before 429 [CODE 2000] (0 = off)")
 	globalLimit := fs.Float64("global-rate-limit", 1000, "requests per second on all endpoints before 429 [CODE 1000] (0 = off)")
@@ -39,19 +40,26 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	resultSize := fs.Int("result-size", 2048, "approximate result size in bytes")
 	webhookSecret := fs.String("webhook-secret", "", "whsec_ secret for Svix-mode webhooks")
 	svixURL := fs.String("svix-url", "", "where Svix-mode webhooks are delivered")
-	err5xx := fs.Float64("errors", 0, "fraction of requests answered 500/502/503")
+	err5xx := fs.Float64("errors", 0, "fraction of requests answered 500/502/503 (a third each)")
+	err504 := fs.Float64("err504", 0, "fraction of requests answered 504 (drawn with -errors; the two should sum to <= 1)")
+	oddTypes := fs.Float64("odd-types", 0, "fraction of GET /job answers whose optional fields have odd JSON types (num_pages 3.0, duration \"12.5\", ...)")
+	flap := fs.Float64("flap", 0, "fraction of jobs whose GET /job answers alternate 404 and the real status until the job is done")
 	seed := fs.Int64("seed", 0, "random seed (0 = random)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var problems []error
-	for name, v := range map[string]float64{"fail": *failRate, "url-results": *urlRate, "errors": *err5xx} {
+	for name, v := range map[string]float64{"fail": *failRate, "url-results": *urlRate, "errors": *err5xx,
+		"err504": *err504, "odd-types": *oddTypes, "flap": *flap} {
 		if v < 0 || v > 1 || math.IsNaN(v) {
 			problems = append(problems, fmt.Errorf("-%s: %v is not a fraction in [0, 1]", name, v))
 		}
 	}
-	if *median <= 0 || *sigma < 0 || *speed <= 0 || *jobLimit < 0 || *globalLimit < 0 {
-		problems = append(problems, errors.New("-median, -speed must be positive; -sigma, -rate-limit, -global-rate-limit not negative"))
+	if *err5xx+*err504 > 1 {
+		problems = append(problems, fmt.Errorf("-errors + -err504: %v is more than 1", *err5xx+*err504))
+	}
+	if *median <= 0 || *sigma < 0 || *speed <= 0 || *jobLimit < 0 || *globalLimit < 0 || *queue < 0 {
+		problems = append(problems, errors.New("-median, -speed must be positive; -sigma, -queue, -rate-limit, -global-rate-limit not negative"))
 	}
 	style := reductosim.CancelAsFailed
 	switch *cancelStyle {
@@ -76,6 +84,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer mu.Unlock()
 		s := reductosim.JobSpec{
 			Duration:   time.Duration(float64(*median) * math.Exp(*sigma*rng.NormFloat64())),
+			Queue:      *queue,
 			ResultSize: *resultSize,
 			NumPages:   1 + rng.IntN(40),
 		}
@@ -95,6 +104,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		clock = reductosim.ScaledClock(*speed)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	faults := reductosim.Faults{Err500: *err5xx / 3, Err502: *err5xx / 3, Err503: *err5xx / 3, Err504: *err504,
+		OddTypes: *oddTypes, Flap: *flap}
 	sim, err := reductosim.New(reductosim.Options{
 		APIKey:          *apiKey,
 		Clock:           clock,
@@ -107,7 +118,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		RetryAfter:      *retryAfter,
 		WebhookSecret:   *webhookSecret,
 		SvixURL:         *svixURL,
-		Faults:          reductosim.Faults{Err500: *err5xx / 3, Err502: *err5xx / 3, Err503: *err5xx / 3},
+		Faults:          faults,
 		Logger:          log,
 	})
 	if err != nil {

@@ -78,6 +78,7 @@ func TestFaults(t *testing.T) {
 		{"500", Faults{Err500: 1}, 500, body500},
 		{"502", Faults{Err502: 1}, 502, body502},
 		{"503", Faults{Err503: 1}, 503, body503},
+		{"504", Faults{Err504: 1}, 504, body504},
 		{"shed 429", Faults{Shed429: 1}, 429, `{"message":"Too Many Requests"}`},
 	}
 	for _, tt := range tests {

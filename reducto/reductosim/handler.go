@@ -34,6 +34,12 @@ const (
 		"<Message>The specified key does not exist.</Message></Error>"
 )
 
+// htmlForbidden answers a request without any Authorization header: Reducto's docs say a
+// missing key gets a 403 with an HTML page (from the edge, not the API's JSON). The page itself
+// is not documented; this one is a generic edge page.
+const htmlForbidden = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n" +
+	"<center><h1>403 Forbidden</h1></center>\r\n</body>\r\n</html>\r\n"
+
 // Version is what GET /version answers (as a JSON string).
 const Version = "v1.11.57-reductosim"
 
@@ -139,7 +145,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint, arg 
 	switch ep {
 	case epVersion, epResults, epUploadPut: // no auth: public, or a presigned URL
 	default:
-		if !s.authorized(r) {
+		switch s.authorize(r) {
+		case authMissing:
+			w.Header()["Content-Type"] = ctHTML
+			s.sendString(w, http.StatusForbidden, htmlForbidden)
+			return
+		case authWrong:
 			s.sendString(w, http.StatusUnauthorized, bodyUnauthorized)
 			return
 		}
@@ -167,19 +178,33 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint, arg 
 	}
 }
 
-// authorized checks "Authorization: Bearer <key>" (scheme case-insensitive, like FastAPI's
+type authResult int
+
+const (
+	authOK      authResult = iota
+	authMissing            // no Authorization header at all: 403 HTML
+	authWrong              // a header with another scheme or key: 401 JSON
+)
+
+// authorize checks "Authorization: Bearer <key>" (scheme case-insensitive, like FastAPI's
 // HTTPBearer) in constant time.
-func (s *Server) authorized(r *http.Request) bool {
+func (s *Server) authorize(r *http.Request) authResult {
 	if s.auth == "" {
-		return true
+		return authOK
+	}
+	if _, ok := r.Header["Authorization"]; !ok {
+		return authMissing
 	}
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return authWrong
 	}
 	want := s.auth[len("Bearer "):]
-	return subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
+	if subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
+		return authWrong
+	}
+	return authOK
 }
 
 // send writes a complete response and counts its status.
@@ -310,13 +335,37 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	v := s.view(j, st.cancelledAt, now)
+	// A Malformed fault runs this handler into a capture and cuts the answer: it neither
+	// advances a flapping job nor counts as an odd answer, since the client sees neither.
+	_, captured := w.(*capture)
+	if !v.terminal && j.spec.Flap && !captured && j.flapN.Add(1)%2 == 1 {
+		j.flaps.Add(1)
+		s.stats.flaps.Add(1)
+		s.sendString(w, http.StatusNotFound, bodyJobNotFound)
+		return
+	}
+	odd := j.spec.OddTypes
+	if f := s.faults.Load(); !odd && f.OddTypes > 0 {
+		odd = s.random() < f.OddTypes
+	}
+	if odd && !captured {
+		j.odd.Add(1)
+		s.stats.oddTypes.Add(1)
+	}
+	if odd {
+		// Not cached: the odd body is built afresh each time (kept, for the shared parts).
+		b := builder{keep: true}
+		s.appendJob(&b, j, v, true)
+		s.sendBody(w, r, http.StatusOK, b.done())
+		return
+	}
 	if v.terminal {
 		s.sendBody(w, r, http.StatusOK, s.finalBody(j, v))
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
 	b := builder{cur: (*bp)[:0]}
-	s.appendJob(&b, j, v)
+	s.appendJob(&b, j, v, false)
 	s.send(w, http.StatusOK, b.cur)
 	*bp = b.cur[:0]
 	bufPool.Put(bp)

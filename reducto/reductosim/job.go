@@ -18,7 +18,8 @@ const (
 	// OutcomeComplete ends "Completed" with the result inline.
 	OutcomeComplete Outcome = iota
 	// OutcomeCompleteURL ends "Completed" with a URL result ({"type":"url",...}); the full
-	// result is served without auth at GET /results/{result_id}.
+	// result is served without auth at GET /results/{result_id}. Only a ParseResponse can
+	// carry a URL result (reference §3.1), so for any other type it means [OutcomeComplete].
 	OutcomeCompleteURL
 	// OutcomeFail ends "Failed" with an error object and a reason.
 	OutcomeFail
@@ -61,8 +62,11 @@ const (
 	TypePipeline = "Pipeline"
 )
 
-// Statuses the simulator reports.
+// Statuses the simulator reports. By default GET /job only reports the four of its documented
+// enum: Idle (queued), Pending (running), Completed and Failed. InProgress and Completing need
+// [Options.Lifecycle], Cancelled needs [CancelAsCancelled].
 const (
+	StatusIdle       = "Idle"
 	StatusPending    = "Pending"
 	StatusInProgress = "InProgress"
 	StatusCompleting = "Completing"
@@ -88,7 +92,8 @@ type JobSpec struct {
 	// Type is the job type reported in "type"; empty means Parse (or, for HTTP submissions,
 	// the type of the endpoint).
 	Type string
-	// Queue is the time spent "Pending" before running.
+	// Queue is the time spent queued before running: reported "Idle" (or "Pending" with
+	// [Options.Lifecycle], as the async-overview docs describe a queued job).
 	Queue time.Duration
 	// Duration is the running time after Queue.
 	Duration time.Duration
@@ -107,6 +112,13 @@ type JobSpec struct {
 	Progress Progress
 	// NumPages is the document's page count. 0 means 3.
 	NumPages int
+	// Flap makes GET /job answer, while the job is not terminal, 404 Job not found and the
+	// real status in strict alternation (404 first); once terminal every answer is the real
+	// one. [Faults.Flap] sets it on a fraction of new jobs.
+	Flap bool
+	// OddTypes makes every 200 GET /job answer for this job carry optional fields of
+	// unexpected JSON types, as [Faults.OddTypes] does for a fraction of answers.
+	OddTypes bool
 }
 
 func (sp JobSpec) withDefaults() JobSpec {
@@ -127,6 +139,9 @@ func (sp JobSpec) withDefaults() JobSpec {
 	}
 	if sp.NumPages <= 0 {
 		sp.NumPages = 3
+	}
+	if sp.Outcome == OutcomeCompleteURL && sp.Type != TypeParse {
+		sp.Outcome = OutcomeComplete
 	}
 	sp.Queue = max(sp.Queue, 0)
 	sp.Duration = max(sp.Duration, 0)
@@ -153,6 +168,9 @@ type job struct {
 
 	gets    atomic.Int64
 	cancels atomic.Int64
+	flapN   atomic.Int64           // non-terminal GET /job answers of a flapping job
+	flaps   atomic.Int64           // flapping 404s answered
+	odd     atomic.Int64           // odd-typed answers
 	final   atomic.Pointer[body]   // terminal GET /job body, built on first need
 	inner   atomic.Pointer[[]byte] // the result's "result" field when not cached server-wide
 
@@ -217,7 +235,11 @@ func (s *Server) view(j *job, cancelledAt, now time.Time) jobView {
 	linear := sp.Progress == ProgressLinear
 	elapsed := now.Sub(j.created)
 	if elapsed < sp.Queue {
-		return jobView{status: StatusPending, hasProgress: linear}
+		v := jobView{status: StatusIdle, hasProgress: linear}
+		if s.lifecycle {
+			v.status = StatusPending
+		}
+		return v
 	}
 	running := elapsed - sp.Queue
 	if sp.Outcome == OutcomeNever || running < sp.Duration {
@@ -326,6 +348,11 @@ const createdLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 func (s *Server) newJob(spec JobSpec, rawConfig string, metadata json.RawMessage, hook *hookTarget) *job {
 	spec = spec.withDefaults()
+	// Drawn only when the fault is on, so that the seeded sequence of ids is otherwise the
+	// same as without it.
+	if f := s.faults.Load(); !spec.Flap && f.Flap > 0 && s.random() < f.Flap {
+		spec.Flap = true
+	}
 	// Without a monotonic reading, created orders and compares on the wall clock only, like
 	// the created_at (and the listing cursor) derived from it.
 	now := s.clock.Now().Round(0)
@@ -440,7 +467,7 @@ func (s *Server) markDeleted(j *job, first int, d time.Duration) {
 type JobStats struct {
 	// Type is the job type ("Parse", ...).
 	Type string
-	// Status is what GET /job would report now (ignoring deletion).
+	// Status is what GET /job would report now (ignoring deletion and flapping).
 	Status string
 	// Outcome is the spec's outcome.
 	Outcome Outcome
@@ -452,6 +479,12 @@ type JobStats struct {
 	Gets int64
 	// Cancels counts POST /cancel/{id} requests answered for this job.
 	Cancels int64
+	// Flaps counts the 404s answered because the job flaps ([JobSpec.Flap]); they are
+	// included in Gets.
+	Flaps int64
+	// OddTypes counts the GET /job answers with odd JSON types ([JobSpec.OddTypes],
+	// [Faults.OddTypes]).
+	OddTypes int64
 	// Cancelled and Deleted tell whether the job was cancelled or deleted.
 	Cancelled, Deleted bool
 }
@@ -484,6 +517,8 @@ func (s *Server) jobStats(j *job, now time.Time) (JobStats, jobView) {
 		Created:   j.created,
 		Gets:      j.gets.Load(),
 		Cancels:   j.cancels.Load(),
+		Flaps:     j.flaps.Load(),
+		OddTypes:  j.odd.Load(),
 		Cancelled: v.cancelled,
 		Deleted:   st.deleted,
 	}
@@ -533,8 +568,9 @@ func typeForEndpoint(path string) string {
 	return TypeParse
 }
 
-// defaultSpec is the job behaviour used when Options.Spec is nil.
-func (s *Server) defaultSpec(_ string, body []byte) JobSpec {
+// defaultSpec is the job behaviour used when Options.Spec is nil. force_url_result only gives a
+// URL result on /parse_async: only a ParseResponse has one.
+func (s *Server) defaultSpec(endpoint string, body []byte) JobSpec {
 	d := time.Duration(float64(20*time.Second) * math.Exp(0.8*s.normal()))
 	spec := JobSpec{Duration: d.Round(time.Millisecond), Outcome: OutcomeComplete}
 	var req struct {
@@ -542,7 +578,7 @@ func (s *Server) defaultSpec(_ string, body []byte) JobSpec {
 			ForceURLResult bool `json:"force_url_result"`
 		} `json:"settings"`
 	}
-	if json.Unmarshal(body, &req) == nil && req.Settings.ForceURLResult {
+	if typeForEndpoint(endpoint) == TypeParse && json.Unmarshal(body, &req) == nil && req.Settings.ForceURLResult {
 		spec.Outcome = OutcomeCompleteURL
 	}
 	return spec

@@ -31,7 +31,7 @@ func TestProgressAndLifecycle(t *testing.T) {
 		wantProgress any // float64 or nil
 		wantDuration any
 	}{
-		{"queued", false, ProgressLinear, 5 * time.Second, "Pending", 0.0, nil},
+		{"queued", false, ProgressLinear, 5 * time.Second, "Idle", 0.0, nil},
 		{"running half", false, ProgressLinear, 60 * time.Second, "Pending", 50.0, nil},
 		{"running quarter", false, ProgressLinear, 35 * time.Second, "Pending", 25.0, nil},
 		{"completing window", false, ProgressLinear, 106 * time.Second, "Pending", 96.0, nil},
@@ -160,12 +160,14 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("got a %d-byte full result, want about 40000", n)
 			}
 		}},
-		{"extract url result", JobSpec{Type: TypeExtract, Outcome: OutcomeCompleteURL}, func(t *testing.T, f *fixture, job map[string]any) {
-			rid := job["result"].(map[string]any)["result"].(map[string]any)["result_id"].(string)
-			r := f.callAuth(t, "GET", "/results/"+rid, "", "")
-			var arr []any
-			if err := json.Unmarshal(r.body, &arr); err != nil || len(arr) != 1 {
-				t.Errorf("got %s, want a bare array", r.body)
+		{"extract url outcome is inline", JobSpec{Type: TypeExtract, Outcome: OutcomeCompleteURL}, func(t *testing.T, f *fixture, job map[string]any) {
+			// Only ParseResponse has URL results; the SDKs reject one on an extract.
+			res := job["result"].(map[string]any)
+			if arr, ok := res["result"].([]any); !ok || len(arr) != 1 {
+				t.Errorf("got result %v, want the inline extract array", res["result"])
+			}
+			if snap, _ := f.sim.Job(job["__id"].(string)); snap.Spec.Outcome != OutcomeComplete || snap.ResultID != "" {
+				t.Errorf("got outcome %v result id %q, want complete and none", snap.Spec.Outcome, snap.ResultID)
 			}
 		}},
 		{"fail default", JobSpec{Outcome: OutcomeFail}, func(t *testing.T, f *fixture, job map[string]any) {

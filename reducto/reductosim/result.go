@@ -2,6 +2,7 @@ package reductosim
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 )
 
@@ -60,8 +61,19 @@ func appendNum(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, roundTo(f, 3), 'f', -1, 64)
 }
 
-// appendJob writes the enhanced GET /job/{id} response for the job as seen in v.
-func (s *Server) appendJob(b *builder, j *job, v jobView) {
+// appendOdd appends f as a JSON number with a fraction even when it is whole (3 -> 3.0), the
+// float form a strict integer field rejects.
+func appendOdd(dst []byte, f float64) []byte {
+	dst = appendNum(dst, f)
+	if f == math.Trunc(f) {
+		dst = append(dst, ".0"...)
+	}
+	return dst
+}
+
+// appendJob writes the enhanced GET /job/{id} response for the job as seen in v. odd gives
+// the optional fields unexpected JSON types ([Faults.OddTypes]); status and result stay right.
+func (s *Server) appendJob(b *builder, j *job, v jobView, odd bool) {
 	b.str(`{"status":"`)
 	b.str(v.status)
 	b.str(`","result":`)
@@ -72,9 +84,14 @@ func (s *Server) appendJob(b *builder, j *job, v jobView) {
 		b.str("null")
 	}
 	b.str(`,"progress":`)
-	if v.hasProgress {
+	switch {
+	case v.hasProgress && odd:
+		b.str(`"`)
 		b.num(roundTo(v.progress, 2))
-	} else {
+		b.str(`"`)
+	case v.hasProgress:
+		b.num(roundTo(v.progress, 2))
+	default:
 		b.str("null")
 	}
 	b.str(`,"reason":`)
@@ -89,17 +106,29 @@ func (s *Server) appendJob(b *builder, j *job, v jobView) {
 	b.str(`,"type":"`)
 	b.str(j.spec.Type)
 	b.str(`","num_pages":`)
-	if completed {
+	switch {
+	case completed && odd:
+		b.cur = appendOdd(b.cur, float64(j.spec.NumPages))
+	case completed:
 		b.int(j.spec.NumPages)
-	} else {
+	default:
 		b.str("null")
 	}
 	b.str(`,"total_pages":`)
-	b.int(j.spec.NumPages)
-	b.str(`,"duration":`)
-	if v.terminal {
-		b.num(v.end.Sub(j.created).Seconds())
+	if odd {
+		b.cur = appendOdd(b.cur, float64(j.spec.NumPages))
 	} else {
+		b.int(j.spec.NumPages)
+	}
+	b.str(`,"duration":`)
+	switch {
+	case v.terminal && odd:
+		b.str(`"`)
+		b.num(v.end.Sub(j.created).Seconds())
+		b.str(`"`)
+	case v.terminal:
+		b.num(v.end.Sub(j.created).Seconds())
+	default:
 		b.str("null")
 	}
 	b.str(`,"created_at":`)
@@ -109,11 +138,18 @@ func (s *Server) appendJob(b *builder, j *job, v jobView) {
 	b.str(`,"source":null,"bucket":null`)
 	if v.failed {
 		b.str(`,"error":{"code":`)
+		code := j.spec.ErrorCode
 		if v.cancelled {
-			b.int(CancelErrorCode)
+			code = CancelErrorCode
+		}
+		if odd {
+			b.cur = appendOdd(b.cur, float64(code))
+		} else {
+			b.int(code)
+		}
+		if v.cancelled {
 			b.str(`,"name":"` + CancelErrorName + `","message":` + cancelReasonJSON)
 		} else {
-			b.int(j.spec.ErrorCode)
 			b.str(`,"name":`)
 			b.raw(j.errNameJSON)
 			b.str(`,"message":`)
@@ -136,7 +172,7 @@ func (s *Server) finalBody(j *job, v jobView) body {
 	}
 	bp := bufPool.Get().(*[]byte)
 	b := builder{cur: (*bp)[:0], keep: true}
-	s.appendJob(&b, j, v)
+	s.appendJob(&b, j, v, false)
 	out := b.done()
 	*bp = b.cur[:0]
 	bufPool.Put(bp)
@@ -177,34 +213,43 @@ func (s *Server) appendResult(b *builder, j *job) {
 		b.int(sp.NumPages)
 		b.str(`}}`)
 	case TypePipeline:
+		// PipelineResponse {job_id, usage, result: {parse: ParseResponse, extract, split}}: a
+		// parse-only pipeline, whose parse step is a whole ParseResponse (as the SDKs type it).
 		b.str(`{"job_id":`)
 		b.raw(j.idJSON)
 		b.str(`,"usage":{"num_pages":`)
 		b.int(sp.NumPages)
 		b.str(`,"credits":`)
 		b.int(sp.NumPages)
-		b.str(`},"result":`)
-		s.appendInner(b, j)
-		b.str("}")
+		b.str(`},"result":{"parse":`)
+		s.appendParse(b, j)
+		b.str(`,"extract":null,"split":null}}`)
 	default:
-		b.str(`{"job_id":`)
-		b.raw(j.idJSON)
-		b.str(`,"duration":`)
-		b.num(sp.Duration.Seconds())
-		b.str(`,"usage":{"num_pages":`)
-		b.int(sp.NumPages)
-		b.str(`,"credits":`)
-		b.int(sp.NumPages)
-		b.str(`},"result":`)
-		s.appendInner(b, j)
-		b.str(`,"pdf_url":null,"studio_link":"https://studio.reducto.ai/job/` + j.id + `"}`)
+		s.appendParse(b, j)
 	}
 }
 
-// appendInner writes the result's own "result" field: the shared full result, or a UrlResult
-// pointing at GET /results/{result_id}.
+// appendParse writes a ParseResponse: job_id, duration, usage, result (full, or a URL result
+// for OutcomeCompleteURL), pdf_url and studio_link.
+func (s *Server) appendParse(b *builder, j *job) {
+	sp := &j.spec
+	b.str(`{"job_id":`)
+	b.raw(j.idJSON)
+	b.str(`,"duration":`)
+	b.num(sp.Duration.Seconds())
+	b.str(`,"usage":{"num_pages":`)
+	b.int(sp.NumPages)
+	b.str(`,"credits":`)
+	b.int(sp.NumPages)
+	b.str(`},"result":`)
+	s.appendInner(b, j)
+	b.str(`,"pdf_url":null,"studio_link":"https://studio.reducto.ai/job/` + j.id + `"}`)
+}
+
+// appendInner writes the result's own "result" field: the shared full result, or (parse jobs
+// only, see [OutcomeCompleteURL]) a UrlResult pointing at GET /results/{result_id}.
 func (s *Server) appendInner(b *builder, j *job) {
-	if j.spec.Outcome == OutcomeCompleteURL {
+	if j.spec.Outcome == OutcomeCompleteURL && j.spec.Type == TypeParse {
 		b.str(`{"type":"url","url":"`)
 		b.base()
 		b.str(`/results/` + j.resultID + `","result_id":"` + j.resultID + `"}`)
@@ -266,9 +311,8 @@ func generateInner(typ string, size, pages int) []byte {
 	case TypeSplit:
 		return splitInner(pages)
 	case TypePipeline:
-		b := []byte(`{"parse":`)
-		b = append(b, parseInner(size-60, pages)...)
-		return append(b, `,"extract":null,"split":null}`...)
+		// The ParseResponse around the full result adds about 200 bytes.
+		return parseInner(max(size-200, 0), pages)
 	}
 	return parseInner(size, pages)
 }

@@ -5,11 +5,13 @@
 // reference alone, so that the client is tested against an independent reading of the API
 // rather than against its own assumptions.
 //
-// Served paths (bearer auth on all but /version, /results and /presigned):
+// Served paths (bearer auth on all but /version, /results and /presigned; a request without an
+// Authorization header gets 403 with an HTML page, a wrong key 401 JSON):
 //
 //	POST /parse_async, /extract_async, /split_async, /pipeline_async   v3 body {input, async{...}}
 //	POST /edit_async                         legacy body {document_url, edit_instructions, webhook}
-//	GET  /job/{id}                           enhanced job JSON; 404, or 409/404 then 410 once deleted
+//	GET  /job/{id}                           enhanced job JSON (Idle, Pending, Completed, Failed by
+//	                                         default); 404, or 409/404 then 410 once deleted
 //	DELETE /job/{id}                         202 for a terminal job, 400 otherwise
 //	POST /cancel/{id}                        200 null (also for a terminal job); 404 unknown
 //	GET  /jobs?limit=&cursor=&exclude_configs=   newest first, opaque cursor
@@ -74,12 +76,15 @@ type Options struct {
 	// Spec decides how a job submitted over HTTP behaves. endpoint is the request path (for
 	// example "/parse_async") and body the raw request body. Nil means the default: a lognormal
 	// duration with median 20s and sigma 0.8, no queueing, linear progress, a completed ~2 KB
-	// result (a URL result when the body sets settings.force_url_result). An empty
-	// [JobSpec.Type] is derived from the endpoint.
+	// result (a URL result when a /parse_async body sets settings.force_url_result; other
+	// endpoints have no URL results). An empty [JobSpec.Type] is derived from the endpoint.
 	Spec func(endpoint string, body []byte) JobSpec
-	// Lifecycle reports "InProgress" while running and "Completing" in the last 5% of the
-	// running time, as the async-overview docs describe; false reports "Pending" until terminal,
-	// as the GET /job enum in the spec allows.
+	// Lifecycle reports "Pending" while queued, "InProgress" while running and "Completing" in
+	// the last 5% of the running time, as the async-overview docs describe. The default (false)
+	// keeps to the GET /job enum of the spec and of the official SDKs: "Idle" while queued,
+	// "Pending" while running. GET /jobs reports the same status as GET /job in both modes
+	// (its enum has all seven: Pending, Idle, InProgress, Completing, Completed, Failed,
+	// Cancelled).
 	Lifecycle bool
 	// CancelStyle selects how cancelled jobs are reported. Default [CancelAsFailed].
 	CancelStyle CancelStyle

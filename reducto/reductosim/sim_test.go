@@ -133,18 +133,23 @@ func TestAuth(t *testing.T) {
 		name, method, path, body, auth string
 		want                           int
 	}{
-		{"no header", "GET", "/job/" + id, "", "", 401},
+		// No Authorization header at all: the edge's 403 HTML page, as Reducto's docs say.
+		{"no header", "GET", "/job/" + id, "", "", 403},
+		{"submit without key", "POST", "/parse_async", `{"input":"https://x/y.pdf"}`, "", 403},
+		{"cancel without key", "POST", "/cancel/" + id, "", "", 403},
+		{"list without key", "GET", "/jobs", "", "", 403},
+		{"upload without key", "POST", "/upload", "", "", 403},
+		{"delete without key", "DELETE", "/job/" + id, "", "", 403},
+		// A header with a wrong key or scheme: 401 JSON.
 		{"wrong key", "GET", "/job/" + id, "", "Bearer nope", 401},
 		{"basic scheme", "GET", "/job/" + id, "", "Basic " + testKey, 401},
 		{"key without scheme", "GET", "/job/" + id, "", testKey, 401},
+		{"submit with wrong key", "POST", "/parse_async", `{"input":"https://x/y.pdf"}`, "Bearer nope", 401},
 		{"right key", "GET", "/job/" + id, "", "Bearer " + testKey, 200},
 		{"scheme is case-insensitive", "GET", "/job/" + id, "", "bearer " + testKey, 200},
-		{"submit without key", "POST", "/parse_async", `{"input":"https://x/y.pdf"}`, "", 401},
-		{"cancel without key", "POST", "/cancel/" + id, "", "", 401},
-		{"list without key", "GET", "/jobs", "", "", 401},
-		{"upload without key", "POST", "/upload", "", "", 401},
 		{"version needs no key", "GET", "/version", "", "", 200},
 		{"presigned put needs no key", "PUT", "/presigned/abc", "data", "", 200},
+		{"unknown path is 404 before auth", "GET", "/nope", "", "", 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,8 +157,16 @@ func TestAuth(t *testing.T) {
 			if r.code != tt.want {
 				t.Fatalf("got %d %s, want %d", r.code, r.body, tt.want)
 			}
-			if tt.want == 401 && string(r.body) != bodyUnauthorized {
-				t.Errorf("got body %s, want %s", r.body, bodyUnauthorized)
+			ct := r.header.Get("Content-Type")
+			switch tt.want {
+			case 401:
+				if string(r.body) != bodyUnauthorized || ct != "application/json" {
+					t.Errorf("got body %s (%s), want %s (application/json)", r.body, ct, bodyUnauthorized)
+				}
+			case 403:
+				if string(r.body) != htmlForbidden || ct != "text/html" {
+					t.Errorf("got body %q (%s), want the 403 HTML page (text/html)", r.body, ct)
+				}
 			}
 		})
 	}

@@ -72,6 +72,7 @@ type counters struct {
 
 	limited2000, limited1000, shed atomic.Int64
 	faults                         atomic.Int64
+	oddTypes, flaps                atomic.Int64
 
 	hookDelivered, hookFailed, hookAttempts atomic.Int64
 }
@@ -92,8 +93,14 @@ type Stats struct {
 	// RateLimited2000, RateLimited1000 and Shed429 count 429s by kind: [CODE 2000] (GET /job
 	// limit), [CODE 1000] (global limit) and code-less infrastructure sheds (a fault).
 	RateLimited2000, RateLimited1000, Shed429 int64
-	// Faults counts injected faults of every kind (Shed429 included).
+	// Faults counts the answers replaced by an injected fault (Err5xx, Shed429, Malformed,
+	// and Slow delays); OddTypes and Flaps are counted apart.
 	Faults int64
+	// OddTypes counts GET /job/{id} answers sent with odd JSON types ([Faults.OddTypes],
+	// [JobSpec.OddTypes]).
+	OddTypes int64
+	// Flaps counts the 404s answered for flapping jobs ([Faults.Flap], [JobSpec.Flap]).
+	Flaps int64
 	// WebhooksDelivered counts webhooks accepted (2xx) by their receiver, WebhooksFailed those
 	// abandoned after all retries (or because the server closed, or Svix is not configured),
 	// WebhookAttempts every POST made.
@@ -112,6 +119,8 @@ func (s *Server) Stats() Stats {
 		RateLimited1000:   s.stats.limited1000.Load(),
 		Shed429:           s.stats.shed.Load(),
 		Faults:            s.stats.faults.Load(),
+		OddTypes:          s.stats.oddTypes.Load(),
+		Flaps:             s.stats.flaps.Load(),
 		WebhooksDelivered: s.stats.hookDelivered.Load(),
 		WebhooksFailed:    s.stats.hookFailed.Load(),
 		WebhookAttempts:   s.stats.hookAttempts.Load(),

@@ -19,21 +19,22 @@ func TestStats(t *testing.T) {
 	f.call(t, "GET", "/job/"+b, "")
 	f.call(t, "GET", "/job/"+b, "") // 429 [CODE 2000]
 	f.call(t, "POST", "/cancel/"+b, "")
-	f.call(t, "POST", "/parse_async", `{}`) // 422
-	f.callAuth(t, "GET", "/jobs", "", "")   // 401
+	f.call(t, "POST", "/parse_async", `{}`)          // 422
+	f.callAuth(t, "GET", "/jobs", "", "")            // 403: no header
+	f.callAuth(t, "GET", "/jobs", "", "Bearer nope") // 401: wrong key
 	f.sim.SetFaults(Faults{Shed429: 1})
 	f.call(t, "GET", "/version", "") // shed
 	f.sim.SetFaults(Faults{})
 	f.clock.Advance(time.Hour)
 
 	st := f.sim.Stats()
-	wantReq := map[string]int64{EndpointParse: 2, EndpointGetJob: 3, EndpointCancel: 1, EndpointJobs: 1, EndpointVersion: 1}
+	wantReq := map[string]int64{EndpointParse: 2, EndpointGetJob: 3, EndpointCancel: 1, EndpointJobs: 2, EndpointVersion: 1}
 	for k, v := range wantReq {
 		if st.Requests[k] != v {
 			t.Errorf("Requests[%s]: got %d, want %d", k, st.Requests[k], v)
 		}
 	}
-	wantStatus := map[int]int64{200: 4, 422: 1, 401: 1, 429: 2}
+	wantStatus := map[int]int64{200: 4, 422: 1, 401: 1, 403: 1, 429: 2}
 	for k, v := range wantStatus {
 		if st.Statuses[k] != v {
 			t.Errorf("Statuses[%d]: got %d, want %d (all: %v)", k, st.Statuses[k], v, st.Statuses)
