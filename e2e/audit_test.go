@@ -68,12 +68,22 @@ func newWorkload(t testing.TB, r *reducto, js jetstream.JetStream) *workload {
 // add creates a job with spec and tracks it; the job must end with an event of kind (and,
 // for failed, one of errs when given).
 func (w *workload) add(ctx context.Context, spec reductosim.JobSpec, kind string, errs ...string) (*job, error) {
-	j := &job{id: w.r.sim.Create(spec), kind: kind, errs: errs}
+	return w.addWebhook(ctx, spec, "", kind, errs...)
+}
+
+// addWebhook is add for a job that announces its end by a direct webhook to hookURL, tracked
+// with {"webhook": true} so that its polls are only the safety net. An empty hookURL is add.
+func (w *workload) addWebhook(ctx context.Context, spec reductosim.JobSpec, hookURL, kind string, errs ...string) (*job, error) {
+	var opts []reductosim.CreateOption
+	if hookURL != "" {
+		opts = append(opts, reductosim.WithDirectWebhook(hookURL))
+	}
+	j := &job{id: w.r.sim.Create(spec, opts...), kind: kind, errs: errs}
 	w.mu.Lock()
 	n := len(w.jobs)
 	w.jobs = append(w.jobs, j)
 	w.mu.Unlock()
-	body := fmt.Appendf(nil, `{"metadata":{"e2e":%d}}`, n)
+	body := fmt.Appendf(nil, `{"metadata":{"e2e":%d},"webhook":%t}`, n, hookURL != "")
 	// A JetStream publish gets a PubAck once the job is stored: retry until it does (the
 	// NATS scenarios may have a server down or a leader being elected).
 	deadline := time.Now().Add(30 * time.Second)
@@ -216,6 +226,7 @@ type event struct {
 	kind     string
 	jobID    string
 	errName  string
+	result   bool      // the event carries a result or a result_ref
 	at       time.Time // when the stream stored it
 	observed time.Time // when the bridge saw the terminal state (observed_at)
 }
@@ -267,7 +278,9 @@ func decodeEvent(t testing.TB, m jetstream.Msg) event {
 		Error *struct {
 			Name string `json:"name"`
 		} `json:"error"`
-		ObservedAt time.Time `json:"observed_at"`
+		ObservedAt time.Time       `json:"observed_at"`
+		Result     json.RawMessage `json:"result"`
+		ResultRef  json.RawMessage `json:"result_ref"`
 	}
 	if err := json.Unmarshal(m.Data(), &body); err != nil {
 		t.Errorf("event %s: body is not JSON: %v", m.Subject(), err)
@@ -279,6 +292,7 @@ func decodeEvent(t testing.TB, m jetstream.Msg) event {
 		ev.errName = body.Error.Name
 	}
 	ev.observed = body.ObservedAt
+	ev.result = len(body.Result) > 0 || len(body.ResultRef) > 0
 	return ev
 }
 

@@ -202,7 +202,11 @@ func (p *Poller) report(ctx context.Context, t *track, v verdict, settle func(co
 	if out.Duplicate {
 		t.log.Debug("event already published", "kind", out.Existing)
 	} else {
-		t.log.Info("job finished", "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls, "webhook", t.webhook)
+		msg := "job finished"
+		if t.attempt == 0 {
+			msg = "job finished (webhook)"
+		}
+		t.log.Info(msg, "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls)
 	}
 	if v.class == classTerminal && v.job != nil {
 		p.eta.finished(t.id, v.job, ev.ObservedAt.Sub(t.trackedAt))

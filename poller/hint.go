@@ -26,7 +26,7 @@ func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) 
 	if err := subject.ValidJobID(id); err != nil {
 		return err
 	}
-	log := p.log.With("job_id", id, "webhook", true)
+	log := p.log.With("job_id", id, "via", "webhook")
 	if ev, err := p.events.Lookup(ctx, id); err == nil && ev != nil {
 		log.Debug("webhook for a job already reported", "kind", ev.Kind)
 		// A track message left behind (a crash between the event and its removal) would
