@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +50,11 @@ type bridge struct {
 	pub    *publisher.Publisher
 	cmds   *command.Service
 
+	// health follows the NATS connection for /readyz; set (before the connection is made)
+	// while start runs, so /readyz can say why NATS is not there yet.
+	health   atomic.Pointer[natsHealth]
+	setupErr atomic.Pointer[string] // the last failed stream set-up, for /readyz
+
 	stopPolling context.CancelFunc
 	polling     chan struct{} // closed when the poller has returned
 
@@ -66,11 +73,18 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 		err = cfg.RequireAPIKey()
 	}
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return fmt.Errorf("configuration:\n%w%s", err, unknownVarsNote(os.Environ()))
 	}
 	log := newLogger(cfg, stderr)
+	warnUnknownVars(log, os.Environ())
 	b, err := start(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT during start-up (while NATS is out of reach, say) asks the
+			// bridge to stop, which it has: not a failure.
+			log.Info("start-up interrupted; exiting", "cause", context.Cause(ctx), "during", err)
+			return nil
+		}
 		return err
 	}
 	<-ctx.Done()
@@ -185,7 +199,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 // connect opens the NATS connection, starting the embedded server first when NATS_URL is
 // empty. The connection retries forever; set-up waits for it within its context.
 func (b *bridge) connect() error {
-	opts, err := connectOptions(b.cfg, b.log.With("component", "nats"), b.closed)
+	h := newNATSHealth(b.log.With("component", "nats"))
+	opts, err := connectOptions(b.cfg, h, b.closed)
 	if err != nil {
 		return err
 	}
@@ -197,9 +212,17 @@ func (b *bridge) connect() error {
 		url = b.ns.ClientURL()
 		opts = append(opts, nats.InProcessServer(b.ns))
 	}
+	h.urls = config.RedactURLs(url)
+	b.health.Store(h)
 	if b.nc, err = nats.Connect(url, opts...); err != nil {
-		return fmt.Errorf("connect to nats: %w", err)
+		// A url.Error would quote the URL, user information included.
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("connect to nats %s: %w", h.urls, err)
 	}
+	h.setConn(b.nc)
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -210,7 +233,8 @@ func (b *bridge) natsDescription() string {
 	if b.ns != nil {
 		return "embedded " + b.ns.ClientURL()
 	}
-	return b.nc.ConnectedUrlRedacted()
+	// Not ConnectedUrlRedacted: it keeps a token given as nats://token@host.
+	return config.RedactURL(b.nc.ConnectedUrl())
 }
 
 // setupStreams creates or updates the streams, the object store and the consumer. NATS may
@@ -239,6 +263,13 @@ func (b *bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
 		return err
 	}
 	notify := func(err error, wait time.Duration) {
+		msg := err.Error()
+		b.setupErr.Store(&msg)
+		if !b.nc.IsConnected() {
+			// NATS is not there: the connection's own log lines say where and why.
+			b.log.Debug("stream set-up failed; retrying", "error", err, "wait", wait)
+			return
+		}
 		b.log.Warn("stream set-up failed; retrying", "error", err, "wait", wait)
 	}
 	bo := backoff.NewExponentialBackOff(backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
@@ -270,15 +301,24 @@ func (b *bridge) outstandingGauge() prometheus.Collector {
 }
 
 // ready reports why the bridge cannot serve, or nil: NATS connected and both streams usable.
+// While NATS is out of reach, at start-up or later, it names the servers (without user
+// information) and the last connection error.
 func (b *bridge) ready(ctx context.Context) error {
 	if b.draining.Load() {
 		return errors.New("draining")
 	}
-	if !b.started.Load() {
+	h := b.health.Load()
+	if h == nil {
 		return errors.New("starting")
 	}
-	if !b.nc.IsConnected() {
-		return fmt.Errorf("nats %s", b.nc.Status())
+	if err := h.notReady(); err != nil {
+		return err
+	}
+	if !b.started.Load() {
+		if msg := b.setupErr.Load(); msg != nil {
+			return fmt.Errorf("starting: setting up streams: %s", *msg)
+		}
+		return errors.New("starting")
 	}
 	for _, name := range []string{subject.TrackStream, subject.EventsStream} {
 		if _, err := b.js.Stream(ctx, name); err != nil {
