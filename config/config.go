@@ -31,8 +31,11 @@ type Config struct {
 	BaseURL string `envconfig:"REDUCTO_BASE_URL" default:"https://platform.reducto.ai" desc:"Reducto API base URL (EU/AU regions, or a simulator)"`
 
 	// NATSURL is the raw, comma-separated list of NATS server URLs, as nats.Connect takes it;
-	// [Config.NATSURLs] splits it. Default empty, which means the bridge runs an embedded
-	// server (see [Config.Embedded]).
+	// [Config.NATSURLs] splits it. Each entry has the scheme nats, tls, ws or wss (websocket
+	// and other URLs cannot be mixed), a host and an optional port (1-65535; default 4222, or
+	// 80/443 for ws/wss); a bare host or host:port means nats:// (tls:// with NATS_CA or
+	// NATS_CERT), as in nats.go. Default empty, which means the bridge runs an embedded
+	// server (see [Config.Embedded]); the NATS credential and TLS variables are then refused.
 	NATSURL string `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty runs an embedded server"`
 
 	// NATSCreds is the path of a NATS credentials file (JWT and nkey seed). Default empty.
