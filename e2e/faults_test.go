@@ -64,12 +64,12 @@ func TestReductoFaults(t *testing.T) {
 			faultsSeen: status(500), faultsSeenLabel: "500",
 		},
 		{
-			// Optional fields of unexpected JSON types (num_pages 3.0, duration "12.5",
-			// progress "50", error.code 400.0) on half the answers: every job still ends as
-			// simulated, with its result.
-			name: "odd-types", jobs: n,
-			on:         reductosim.Faults{OddTypes: 0.5},
-			onFor:      time.Hour,
+			// Every answer about these jobs has optional fields of unexpected JSON types
+			// (num_pages 3.0, duration "12.5", progress "50", error.code 400.0): every job
+			// still ends as simulated, with its result, rather than being unreadable until
+			// it expires.
+			name:       "odd-types",
+			add:        addOddTypes(n),
 			check:      checkResults,
 			faultsSeen: func(st reductosim.Stats) int64 { return st.OddTypes }, faultsSeenLabel: "odd-typed",
 		},
@@ -213,6 +213,24 @@ func checkResults(t *testing.T, _ *reducto, all []*job, rep report) {
 	}
 	if missing > 0 {
 		t.Errorf("%d completed events without a result", missing)
+	}
+}
+
+// addOddTypes adds n jobs whose every GET /job answer has optional fields of unexpected JSON
+// types: most complete, a sixth fail (their error code written 400.0).
+func addOddTypes(n int) func(ctx context.Context, w *workload, rng *rand.Rand) error {
+	return func(ctx context.Context, w *workload, rng *rand.Rand) error {
+		for i := range n {
+			spec := reductosim.JobSpec{Duration: time.Duration(100+rng.IntN(2000)) * time.Millisecond, OddTypes: true}
+			kind, errs := completed, []string(nil)
+			if i%6 == 5 {
+				spec.Outcome, kind, errs = reductosim.OutcomeFail, failed, []string{reductosim.DefaultErrorName}
+			}
+			if _, err := w.add(ctx, spec, kind, errs...); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }
 

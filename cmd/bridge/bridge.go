@@ -49,6 +49,7 @@ type bridge struct {
 	client *reducto.Client
 	pub    *publisher.Publisher
 	cmds   *command.Service
+	poller *poller.Poller // set before started; /readyz asks it whether Reducto takes the key
 
 	// health follows the NATS connection for /readyz; set (before the connection is made)
 	// while start runs, so /readyz can say why NATS is not there yet.
@@ -136,7 +137,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 		return nil, fmt.Errorf("reducto client: %w", err)
 	}
 
-	p, err := poller.New(b.js, cons, b.client, b.pub, poller.Options{
+	b.poller, err = poller.New(b.js, cons, b.client, b.pub, poller.Options{
 		Prefix:              cfg.SubjectPrefix,
 		InitialInterval:     cfg.PollInitialInterval,
 		MaxInterval:         cfg.PollMaxInterval,
@@ -157,10 +158,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	b.stopPolling, b.polling = cancel, make(chan struct{})
 	go func() {
 		defer close(b.polling)
-		p.Run(pctx)
+		b.poller.Run(pctx)
 	}()
 
-	hook, err := webhook.New(p, webhook.Options{
+	hook, err := webhook.New(b.poller, webhook.Options{
 		Secret:  cfg.WebhookSecret.Reveal(),
 		Token:   cfg.WebhookToken.Reveal(),
 		Logger:  log.With("component", "webhook"),
@@ -324,6 +325,10 @@ func (b *bridge) ready(ctx context.Context) error {
 		if _, err := b.js.Stream(ctx, name); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
+	}
+	if since, failing := b.poller.AuthFailing(); failing {
+		return fmt.Errorf("reducto rejects the API key (401/403 since %s); check REDUCTO_API_KEY: jobs stay tracked, none is failed",
+			since.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
