@@ -129,57 +129,18 @@ func TestCrashAfterPublish(t *testing.T) {
 	b.startReady()
 	core := subscribeEvents(t, nc, nil)
 
-	// The supervisor restarts the bridge whenever it dies of the injected crash; any other
-	// exit is a failure.
-	var (
-		mu      sync.Mutex
-		runs    = run{runs: 1}
-		stopSup = make(chan struct{})
-		supDone = make(chan struct{})
-		stop    sync.Once
-	)
-	stopSupervisor := func() {
-		stop.Do(func() { close(stopSup) })
-		<-supDone
-	}
-	t.Cleanup(stopSupervisor) // before the bridge's own cleanup kills it
-	go func() {
-		defer close(supDone)
-		for {
-			select {
-			case <-stopSup:
-				return
-			case <-b.exited():
-			}
-			if code := b.exitCode(); code != crashExitCode {
-				t.Errorf("bridge exited with status %d, want only injected crashes (%d)", code, crashExitCode)
-				return
-			}
-			mu.Lock()
-			runs.crashes++
-			runs.runs++
-			mu.Unlock()
-			if err := b.launch(); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
-
+	sup := superviseCrashes(t, b)
 	w := newWorkload(t, r, js)
 	if err := <-w.produce(t.Context(), rng, jobs, spread); err != nil {
 		t.Fatal(err)
 	}
 	all := w.all()
 	settle(t, js, len(all), 120*time.Second)
-	stopSupervisor()
+	got := sup.stop()
 	rep := audit(t, js, r, all, nil)
 	if reps := core.repeats(); len(reps) > 0 {
 		t.Errorf("a core subscriber saw %d events more than once: %v", len(reps), reps[:min(len(reps), 10)])
 	}
-	mu.Lock()
-	got := runs
-	mu.Unlock()
 	if got.crashes < minCrashes {
 		t.Errorf("injected crashes: got %d, want at least %d (is the failpoint wired?)", got.crashes, minCrashes)
 	}
@@ -187,4 +148,53 @@ func TestCrashAfterPublish(t *testing.T) {
 		t.Errorf("crash log lines: got %d, want %d (one per exit 86)", n, got.crashes)
 	}
 	rep.figure(t, "crash-after-publish", got, start, "p=0.1")
+}
+
+// supervisor restarts a bridge whenever it dies of the injected crash (exit 86); any other
+// exit fails the test.
+type supervisor struct {
+	mu   sync.Mutex
+	runs run
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// superviseCrashes starts a supervisor for b; its stop runs at cleanup, before the bridge's
+// own cleanup kills the process.
+func superviseCrashes(t *testing.T, b *bridgeProc) *supervisor {
+	s := &supervisor{runs: run{runs: 1}, quit: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { s.stop() })
+	go func() {
+		defer close(s.done)
+		for {
+			select {
+			case <-s.quit:
+				return
+			case <-b.exited():
+			}
+			if code := b.exitCode(); code != crashExitCode {
+				t.Errorf("bridge exited with status %d, want only injected crashes (%d)", code, crashExitCode)
+				return
+			}
+			s.mu.Lock()
+			s.runs.crashes++
+			s.runs.runs++
+			s.mu.Unlock()
+			if err := b.launch(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the supervision and returns what it counted.
+func (s *supervisor) stop() run {
+	s.once.Do(func() { close(s.quit) })
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -104,40 +103,7 @@ func TestWebhookCrashAfterPublish(t *testing.T) {
 	t.Cleanup(relay.Close)
 	hookURL := relay.URL + "/webhooks/reducto?token=" + token
 
-	var (
-		mu      sync.Mutex
-		runs    = run{runs: 1}
-		stopSup = make(chan struct{})
-		supDone = make(chan struct{})
-		stop    sync.Once
-	)
-	stopSupervisor := func() {
-		stop.Do(func() { close(stopSup) })
-		<-supDone
-	}
-	t.Cleanup(stopSupervisor)
-	go func() {
-		defer close(supDone)
-		for {
-			select {
-			case <-stopSup:
-				return
-			case <-b.exited():
-			}
-			if code := b.exitCode(); code != crashExitCode {
-				t.Errorf("bridge exited with status %d, want only injected crashes (%d)", code, crashExitCode)
-				return
-			}
-			mu.Lock()
-			runs.crashes++
-			runs.runs++
-			mu.Unlock()
-			if err := b.launch(); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
+	sup := superviseCrashes(t, b)
 
 	w := newWorkload(t, r, js)
 	for i := range jobs {
@@ -153,14 +119,11 @@ func TestWebhookCrashAfterPublish(t *testing.T) {
 	}
 	all := w.all()
 	settle(t, js, len(all), 120*time.Second)
-	stopSupervisor()
+	got := sup.stop()
 	rep := audit(t, js, r, all, nil)
 	if reps := core.repeats(); len(reps) > 0 {
 		t.Errorf("a core subscriber saw %d events more than once: %v", len(reps), reps[:min(len(reps), 10)])
 	}
-	mu.Lock()
-	got := runs
-	mu.Unlock()
 	if got.crashes < minCrashes {
 		t.Errorf("injected crashes: got %d, want at least %d (is the failpoint on the webhook path?)", got.crashes, minCrashes)
 	}

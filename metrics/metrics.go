@@ -151,26 +151,25 @@ func (m *Metrics) RateLimit(perSecond float64) {
 
 // Paused reports whether polling is paused by back-pressure.
 func (m *Metrics) Paused(paused bool) {
-	if m == nil {
-		return
+	if m != nil {
+		setBool(m.paused, paused)
 	}
-	v := 0.0
-	if paused {
-		v = 1
-	}
-	m.paused.Set(v)
 }
 
 // AuthFailing reports whether Reducto rejects the API key.
 func (m *Metrics) AuthFailing(failing bool) {
-	if m == nil {
-		return
+	if m != nil {
+		setBool(m.authFailing, failing)
 	}
+}
+
+// setBool sets a 0/1 gauge.
+func setBool(g prometheus.Gauge, on bool) {
 	v := 0.0
-	if failing {
+	if on {
 		v = 1
 	}
-	m.authFailing.Set(v)
+	g.Set(v)
 }
 
 // Command counts one command reply.
