@@ -1,4 +1,4 @@
-// Package command serves the bridge's request/reply commands (CONTRACT.md section 3) as the
+// Package command serves the bridge's request/reply commands (docs/contract.md section 3) as the
 // NATS micro service "reducto-bridge": P.cancel cancels a Reducto job and makes sure its
 // terminal event will be published, P.submit submits an async job and tracks it. Every request
 // gets a JSON reply or a micro error (Nats-Service-Error and Nats-Service-Error-Code headers);
@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
 // ServiceName is the micro service's name, as `nats micro ls` and $SRV.PING.<name> show it.
@@ -50,10 +50,6 @@ const (
 // flushTimeout bounds the round trips that confirm subscribing and unsubscribing; while NATS
 // is unreachable they would otherwise wait the whole time.
 const flushTimeout = 5 * time.Second
-
-// WebhookPath is where the bridge's HTTP server receives Reducto webhooks, below
-// [Options.PublicURL].
-const WebhookPath = "/webhooks/reducto"
 
 // Jobs is the part of Reducto's API the commands use; *reducto.Client satisfies it.
 type Jobs interface {
@@ -425,20 +421,14 @@ func newWebhookConfig(publicURL, token string, svix bool) (*webhookConfig, error
 	if publicURL == "" {
 		return nil, nil
 	}
-	u, err := url.Parse(publicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("public URL must be an absolute http(s) URL")
+	u, err := webhook.URL(publicURL, token)
+	if err != nil {
+		return nil, err
 	}
 	if svix {
 		return &webhookConfig{svix: true}, nil
 	}
-	u = u.JoinPath(WebhookPath)
-	if token != "" {
-		q := u.Query()
-		q.Set("token", token)
-		u.RawQuery = q.Encode()
-	}
-	return &webhookConfig{url: u.String()}, nil
+	return &webhookConfig{url: u}, nil
 }
 
 // fields returns the webhook object's keys: {"mode":"svix"} or {"mode":"direct","url":...}.

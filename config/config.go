@@ -1,4 +1,4 @@
-// Package config holds the bridge's configuration (CONTRACT.md section 4), read from the
+// Package config holds the bridge's configuration (docs/contract.md section 5), read from the
 // environment with envconfig and checked by [Config.Validate]. A bad environment stops the
 // bridge at start-up with one error that names every bad variable, never just the first.
 //

@@ -48,7 +48,7 @@ func Load() (*Config, error) {
 }
 
 // Defaults returns the configuration with every variable at its default, ignoring the
-// environment: the demo's starting point, and the table in CONTRACT.md section 4.
+// environment: the demo's starting point, and the table in docs/contract.md section 5 and the README.
 func Defaults() *Config {
 	c := new(Config)
 	if errs := c.process(func(string) (string, bool) { return "", false }); len(errs) > 0 {

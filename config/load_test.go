@@ -41,7 +41,7 @@ func unsetEnv(t *testing.T) {
 	}
 }
 
-// contractDefaults is CONTRACT.md section 4 plus the documented extensions, written out.
+// contractDefaults is the README's configuration table (docs/contract.md section 5), written out.
 var contractDefaults = Config{
 	BaseURL:             "https://platform.reducto.ai",
 	SubjectPrefix:       "reducto",

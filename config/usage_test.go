@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// contractVars is every variable of CONTRACT.md section 4 and the documented extensions,
+// contractVars is every variable of the README's configuration table (docs/contract.md section 5),
 // with its default as Usage shows it ("-" for none).
 var contractVars = map[string]string{
 	"REDUCTO_API_KEY":              "-",

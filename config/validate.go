@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
 // Limits checked by [Config.Validate].
@@ -20,8 +20,6 @@ const (
 	MaxStreamReplicas = 5
 	// MinDuplicateWindow is the smallest deduplication window JetStream accepts.
 	MinDuplicateWindow = 100 * time.Millisecond
-	// WebhookSecretPrefix starts every Svix signing secret.
-	WebhookSecretPrefix = "whsec_"
 )
 
 // Validate checks the meaning of every value (ranges, URLs, addresses, the subject prefix and
@@ -130,11 +128,11 @@ func (c *Config) check() []error {
 	}
 	if c.WebhookSecret.IsSet() {
 		// The messages never include the value.
-		s := c.WebhookSecret.Reveal()
-		if rest, ok := strings.CutPrefix(s, WebhookSecretPrefix); !ok {
-			bad("BRIDGE_WEBHOOK_SECRET", "must start with %s", WebhookSecretPrefix)
-		} else if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
-			bad("BRIDGE_WEBHOOK_SECRET", "the part after %s must be non-empty standard base64", WebhookSecretPrefix)
+		switch _, err := webhook.ParseSecret(c.WebhookSecret.Reveal()); {
+		case errors.Is(err, webhook.ErrSecretPrefix):
+			bad("BRIDGE_WEBHOOK_SECRET", "must start with %s", webhook.SecretPrefix)
+		case err != nil:
+			bad("BRIDGE_WEBHOOK_SECRET", "the part after %s must be non-empty standard base64", webhook.SecretPrefix)
 		}
 	}
 

@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -257,47 +256,6 @@ func (c *Client) Submit(ctx context.Context, e Endpoint, body json.RawMessage) (
 	})
 	return id, err
 }
-
-// notSubmitted reports whether a failed submission certainly created no job.
-func notSubmitted(err error) bool {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.StatusCode == http.StatusTooManyRequests || apiErr.StatusCode == http.StatusServiceUnavailable
-	}
-	var dialErr *dialError
-	return errors.As(err, &dialErr)
-}
-
-// retry runs f until it succeeds, fails with an error retryable rejects, or c.retries repeats
-// are spent; it waits between attempts with exponential backoff, or Retry-After when longer.
-func (c *Client) retry(ctx context.Context, retryable func(error) bool, f func() error) error {
-	b := newRetryBackOff()
-	for attempt := 0; ; attempt++ {
-		err := f()
-		if err == nil || attempt >= c.retries || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-		wait := b.NextBackOff()
-		if ra, ok := RetryAfter(err); ok && ra > wait {
-			wait = ra
-		}
-		c.log.LogAttrs(ctx, slog.LevelDebug, "reducto retry", slog.Int("attempt", attempt+1),
-			slog.Duration("wait", wait), slog.String("error", err.Error()))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-	}
-}
-
-// dialError marks a request that never left this machine: the TCP connection was not made.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
 
 // do sends one request and returns the body of a 2xx answer, or the classified error.
 func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, body []byte) ([]byte, error) {

@@ -1,4 +1,4 @@
-// Package subject owns the bridge's NATS subject namespace (CONTRACT.md sections 1-3): the
+// Package subject owns the bridge's NATS subject namespace (docs/contract.md sections 1-3): the
 // subject prefix, the job-id token rules, and the subjects built from them. Every package that
 // needs a subject builds it here, so the namespace is written down once.
 package subject

@@ -31,9 +31,6 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
-// Path is where the bridge's HTTP server mounts the handler.
-const Path = "/webhooks/reducto"
-
 // Defaults.
 const (
 	// DefaultTolerance is how far a Svix timestamp may be from now (svix libraries use 5 min).
@@ -45,9 +42,6 @@ const (
 	DefaultReadTimeout = 10 * time.Second
 	// hintTimeout bounds the work done before answering; Svix waits 15 s at most.
 	hintTimeout = 10 * time.Second
-	// TokenParam and TokenMetadataKey are where a direct webhook carries the shared token.
-	TokenParam       = "token"
-	TokenMetadataKey = "webhook_token"
 )
 
 // Hinter acts on a valid webhook. It returns an error only when the job is neither reported
@@ -82,17 +76,13 @@ type Handler struct {
 	now       func() time.Time
 }
 
-// ErrBadSecret reports a Svix secret that is not "whsec_" followed by base64.
-var ErrBadSecret = errors.New("webhook: secret must be whsec_ followed by base64")
-
 // New returns the handler; it fails only on a malformed secret.
 func New(h Hinter, o Options) (*Handler, error) {
 	w := &Handler{hint: h, token: []byte(o.Token), tolerance: o.Tolerance, readTO: o.ReadTimeout, log: o.Logger, m: o.Metrics, now: o.Now}
 	if o.Secret != "" {
-		raw, ok := strings.CutPrefix(o.Secret, "whsec_")
-		key, err := base64.StdEncoding.DecodeString(raw)
-		if !ok || err != nil || len(key) == 0 {
-			return nil, ErrBadSecret
+		key, err := ParseSecret(o.Secret)
+		if err != nil {
+			return nil, err
 		}
 		w.key = key
 	}
