@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -102,18 +103,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	b, err := start(ctx, cfg, newLogger(cfg, stderr))
+	b, err := bridge.Start(ctx, cfg, bridge.NewLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		b.shutdown(dctx)
+		b.Shutdown(dctx)
 	}()
 
 	// From here on the demo is a NATS client like any other service.
-	nc, err := nats.Connect(b.ns.ClientURL(), nats.Name("reducto-bridge-demo"))
+	nc, err := nats.Connect(b.NATSURL(), nats.Name("reducto-bridge-demo"))
 	if err != nil {
 		return err
 	}
@@ -131,8 +132,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	p := cfg.SubjectPrefix
 	fmt.Fprintf(stdout, "reducto-bridge demo: embedded NATS at %s, Reducto simulator at %s, metrics at http://%s/metrics\n",
-		b.ns.ClientURL(), cfg.BaseURL, b.httpAddr)
-	fmt.Fprintf(stdout, "while it runs:  nats --server %s sub '%s.job.>'\n\n", b.ns.ClientURL(), p)
+		b.NATSURL(), cfg.BaseURL, b.HTTPAddr())
+	fmt.Fprintf(stdout, "while it runs:  nats --server %s sub '%s.job.>'\n\n", b.NATSURL(), p)
 
 	jobs := demoJobs()
 	byID := map[string]*demoJob{}

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 )
 
 func main() {
@@ -64,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "run":
-		return runBridge(ctx, stderr)
+		return bridge.Run(ctx, stderr)
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
 	case "env":

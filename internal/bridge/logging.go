@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 )
 
 // newLogger builds the process logger from BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT.
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
