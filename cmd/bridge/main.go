@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
+	"github.com/reducto-bridge/reducto-bridge/internal/demo"
 )
 
 func main() {
@@ -68,7 +70,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "run":
 		return bridge.Run(ctx, stderr)
 	case "demo":
-		return runDemo(ctx, args, stdout, stderr)
+		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		var o demo.Options
+		fs.BoolVar(&o.Verbose, "v", false, "show the bridge's logs")
+		fs.DurationVar(&o.Timeout, "timeout", time.Minute, "give up when not every job has its event by then")
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		return demo.Run(ctx, o, stdout, stderr)
 	case "env":
 		return printEnv(stdout)
 	case "sim":

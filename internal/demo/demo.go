@@ -1,9 +1,12 @@
-package main
+// Package demo is 'bridge demo': an embedded NATS, the Reducto simulator and the bridge in one
+// process, a workload of jobs that shows every kind of event, each event printed as it arrives
+// and a summary at the end. Once the bridge is up the demo is a NATS client like any other
+// service: it reaches the bridge only through [bridge.Bridge]'s accessors and NATS.
+package demo
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,17 +58,22 @@ func demoJobs() []*demoJob {
 	return jobs
 }
 
-// runDemo is 'bridge demo': embedded NATS, the simulator and the bridge in one process, a
-// workload of jobs, every event printed as it arrives and a summary at the end.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	verbose := fs.Bool("v", false, "show the bridge's logs")
-	timeout := fs.Duration("timeout", time.Minute, "give up when not every job has its event by then")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// Options are the demo's knobs (the flags of 'bridge demo').
+type Options struct {
+	// Verbose shows the bridge's logs (info and up); by default only warnings.
+	Verbose bool
+	// Timeout gives up when not every job has its event by then; 0 means a minute.
+	Timeout time.Duration
+}
+
+// Run runs the demo: embedded NATS, the simulator and the bridge in one process, a workload
+// of jobs, every event printed to stdout as it arrives and a summary at the end; the bridge
+// logs to stderr. It fails when a job has no event, or two, within the timeout.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 
 	dir, err := os.MkdirTemp("", "reducto-bridge-demo-*")
@@ -97,7 +105,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.PollInitialInterval = 500 * time.Millisecond
 	cfg.PollMaxInterval = 2 * time.Second
 	cfg.LogLevel = slog.LevelWarn
-	if *verbose {
+	if o.Verbose {
 		cfg.LogLevel = slog.LevelInfo
 	}
 	if err := cfg.Validate(); err != nil {
