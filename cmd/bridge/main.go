@@ -18,7 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/bench"
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
+	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 	"github.com/reducto-bridge/reducto-bridge/internal/demo"
 )
 
@@ -30,24 +32,11 @@ func main() {
 		return // -h: the usage text has been printed, as asked
 	}
 	if err != nil {
-		if !errors.Is(err, errUsage) {
+		if !errors.Is(err, cli.ErrUsage) {
 			fmt.Fprintln(os.Stderr, "bridge:", err)
 		}
 		os.Exit(1)
 	}
-}
-
-// errUsage reports a command line that was wrong; the usage text has been printed.
-var errUsage = errors.New("usage")
-
-// parseFlags parses a subcommand's flags: flag.ErrHelp for -h (the usage has been printed and
-// the process exits 0), errUsage for anything else wrong.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return errUsage
 }
 
 const usage = `usage: bridge [command]
@@ -75,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var o demo.Options
 		fs.BoolVar(&o.Verbose, "v", false, "show the bridge's logs")
 		fs.DurationVar(&o.Timeout, "timeout", time.Minute, "give up when not every job has its event by then")
-		if err := parseFlags(fs, args); err != nil {
+		if err := cli.ParseFlags(fs, args); err != nil {
 			return err
 		}
 		return demo.Run(ctx, o, stdout, stderr)
@@ -84,11 +73,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sim":
 		return runSim(ctx, args, stdout, stderr)
 	case "bench":
-		return runBench(ctx, args, stdout, stderr)
+		return bench.Main(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
-	return errUsage
+	return cli.ErrUsage
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 )
 
@@ -71,8 +72,8 @@ func TestCommandLine(t *testing.T) {
 		if err := run(t.Context(), []string{cmd, "-h"}, io.Discard, &stderr); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "Usage of "+cmd) {
 			t.Errorf("%s -h: %v %s", cmd, err, stderr.String())
 		}
-		if err := run(t.Context(), []string{cmd, "-no-such-flag"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
-			t.Errorf("%s -no-such-flag: %v, want errUsage", cmd, err)
+		if err := run(t.Context(), []string{cmd, "-no-such-flag"}, io.Discard, io.Discard); !errors.Is(err, cli.ErrUsage) {
+			t.Errorf("%s -no-such-flag: %v, want cli.ErrUsage", cmd, err)
 		}
 	}
 }
