@@ -36,6 +36,29 @@ func RunServer(t testing.TB, opts ...Options) *server.Server {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	sopts := ServerOptions(t, o)
+	s, err := server.NewServer(sopts)
+	if err != nil {
+		t.Fatalf("new nats server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server not ready within 10s")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// ServerOptions are the options [RunServer] starts a server with (JetStream, 127.0.0.1, no
+// logs, no signal handlers, storage in t.TempDir() unless o.StoreDir), for a test that runs
+// the server's lifecycle itself: shut down and started again, or started concurrently with
+// the other nodes of a cluster.
+func ServerOptions(t testing.TB, o Options) *server.Options {
+	t.Helper()
 	sopts := &server.Options{
 		Host:       "127.0.0.1",
 		Port:       -1,
@@ -54,20 +77,7 @@ func RunServer(t testing.TB, opts ...Options) *server.Server {
 	if o.Configure != nil {
 		o.Configure(sopts)
 	}
-	s, err := server.NewServer(sopts)
-	if err != nil {
-		t.Fatalf("new nats server: %v", err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats server not ready within 10s")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return sopts
 }
 
 // Connect opens a client connection to s and closes it when the test ends.
