@@ -24,7 +24,7 @@
 //  7. the command micro service (P.cancel, P.submit), and the jobs_outstanding gauge.
 //
 // ctx bounds start-up only. When a step fails, Start stops what it had started and returns
-// the error; when ctx ends first it returns ctx's error wrapped.
+// the error; when ctx ends first it gives up with an error.
 //
 // # Shutdown
 //

@@ -9,7 +9,8 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/config"
 )
 
-// newLogger builds the process logger from BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT.
+// NewLogger builds the process logger from BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT (text or
+// json), writing to w.
 func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {

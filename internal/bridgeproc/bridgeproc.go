@@ -2,8 +2,9 @@
 // (whose bridge must have a memory of its own) and the e2e tests (which kill and restart it).
 //
 // A [Process] is one bridge, restartable: every [Process.Start] launches the command again on
-// a fresh HTTP port (unless one is fixed), with an environment of the caller's BRIDGE_*,
-// REDUCTO_* and NATS_* variables only, and appends its output to one log file. Readiness is
+// a fresh HTTP port (unless one is fixed), with this process's environment minus every
+// BRIDGE_*, REDUCTO_* and NATS_* variable, plus the caller's [Options.Env], and appends its
+// output to one log file. Readiness is
 // polled on /readyz, since a child process sends no other signal. [Build] builds the binary.
 package bridgeproc
 
