@@ -55,8 +55,11 @@ func (c *childBridge) waitReady(ctx context.Context) error {
 	return err
 }
 
-// get fetches a path from the child's HTTP server; a status other than 200 is an error.
+// get fetches a path from the child's HTTP server, within a minute; a status other than 200
+// is an error.
 func (c *childBridge) get(ctx context.Context, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	code, body, err := c.Get(ctx, path)
 	if err != nil {
 		return nil, err
