@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/version"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -42,7 +43,6 @@ const (
 
 // Defaults of [Options].
 const (
-	DefaultVersion     = "0.1.0"
 	DefaultTimeout     = 30 * time.Second
 	DefaultConcurrency = 64
 )
@@ -74,7 +74,8 @@ type Tracker func(ctx context.Context, id string, metadata json.RawMessage, webh
 type Options struct {
 	// Prefix is the subject prefix P (BRIDGE_SUBJECT_PREFIX); empty means "reducto".
 	Prefix string
-	// Version is the service's semantic version shown by $SRV.INFO; default "0.1.0".
+	// Version is the service's semantic version shown by $SRV.INFO; default the bridge's
+	// ([version.Version]).
 	Version string
 	// PublicURL is BRIDGE_PUBLIC_URL, an absolute http(s) URL. When set, submit asks Reducto
 	// for webhooks to <PublicURL>/webhooks/reducto, unless the caller chose a webhook itself.
@@ -135,7 +136,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, track Tracker, o Options) (*
 		return nil, fmt.Errorf("start command service: %w", err)
 	}
 	if o.Version == "" {
-		o.Version = DefaultVersion
+		o.Version = version.Version
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout

@@ -82,9 +82,7 @@ func TestWebhookCrashAfterPublish(t *testing.T) {
 	core := subscribeEvents(t, nc, nil)
 	// The bridge gets a new HTTP port at every start; the relay is the stable webhook URL.
 	relay := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
-		b.mu.Lock()
-		addr := b.addr
-		b.mu.Unlock()
+		addr := b.Addr()
 		out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.RequestURI(), req.Body)
 		if err != nil {
 			http.Error(rw, err.Error(), http.StatusBadGateway)

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 )
 
 // bridgeBin is the bridge binary TestMain built for this run.
@@ -47,19 +48,7 @@ func build(out string) error {
 	if src == "" {
 		src = ".." // go test runs in the package directory; the module root is its parent
 	}
-	// -buildvcs=false: a checkout without a usable git (a CI machine) must still build.
-	args := []string{"build", "-buildvcs=false", "-o", out}
-	if os.Getenv("E2E_RACE") == "1" {
-		args = append(args, "-race")
-	}
-	args = append(args, "./cmd/bridge")
-	cmd := exec.Command("go", args...)
-	cmd.Dir = src
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go %v in %s: %w", args, src, err)
-	}
-	return nil
+	return bridgeproc.Build(out, src, os.Getenv("E2E_RACE") == "1", os.Stderr)
 }
 
 // testingSeed is E2E_SEED, 0 when unset.

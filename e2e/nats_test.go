@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 )
 
 // natsNode is one in-process nats-server with JetStream. It keeps its port and store
@@ -35,20 +36,11 @@ type natsNode struct {
 // freePort reserves a port on 127.0.0.1 by listening on port 0, and releases it.
 func freePort(t testing.TB) int {
 	t.Helper()
-	p, err := reservePort()
+	port, err := strconv.Atoi(natstest.FreeAddr(t)[len("127.0.0.1:"):])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
-}
-
-func reservePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("reserve a port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return port
 }
 
 // startNATS starts a single JetStream server on 127.0.0.1 with its own store directory.
@@ -64,20 +56,13 @@ func startNATS(t testing.TB) *natsNode {
 func (n *natsNode) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
 
 func (n *natsNode) options() *server.Options {
-	o := &server.Options{
-		ServerName: n.name,
-		Host:       "127.0.0.1",
-		Port:       n.port,
-		JetStream:  true,
-		StoreDir:   n.storeDir,
-		NoLog:      true,
-		NoSigs:     true,
-	}
-	if n.clusterPort != 0 {
-		o.Cluster = server.ClusterOpts{Name: "e2e", Host: "127.0.0.1", Port: n.clusterPort}
-		o.Routes = n.routes
-	}
-	return o
+	return natstest.ServerOptions(n.t, natstest.Options{StoreDir: n.storeDir, Port: n.port, Configure: func(o *server.Options) {
+		o.ServerName = n.name
+		if n.clusterPort != 0 {
+			o.Cluster = server.ClusterOpts{Name: "e2e", Host: "127.0.0.1", Port: n.clusterPort}
+			o.Routes = n.routes
+		}
+	}})
 }
 
 // begin starts the server without waiting: a clustered server's Start returns only once

@@ -1,26 +1,23 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
+	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 )
 
-// crashExitCode is the exit status of the binary's injected crash (cmd/bridge/failpoint.go).
-const crashExitCode = 86
+// crashExitCode is the exit status of the binary's injected crash (internal/bridge/failpoint.go).
+const crashExitCode = bridge.CrashExitCode
 
 // raceExitCode is the exit status a -race bridge (E2E_RACE=1) dies with on a data race.
 const raceExitCode = 66
@@ -56,52 +53,34 @@ func bridgeEnv(natsURL, reductoURL string) map[string]string {
 	}
 }
 
-// bridgeProc is one bridge subprocess, restartable; its output goes to a log file in the
-// test's temp dir, whose tail is printed when the test fails.
+// bridgeProc is one bridge subprocess (internal/bridgeproc), restartable; its output goes to
+// a log file in the test's temp dir, whose tail is printed when the test fails.
 type bridgeProc struct {
-	t       testing.TB
-	name    string
-	env     map[string]string
-	logPath string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	addr   string
-	done   chan struct{} // closed when the current process has exited
-	starts int
+	t    testing.TB
+	name string
+	*bridgeproc.Process
 }
 
 func newBridge(t testing.TB, name string, env map[string]string) *bridgeProc {
 	t.Helper()
-	b := &bridgeProc{t: t, name: name, env: maps.Clone(env), logPath: filepath.Join(t.TempDir(), name+".log")}
+	env = maps.Clone(env)
+	env["GORACE"] = "halt_on_error=1 exitcode=" + strconv.Itoa(raceExitCode)
+	b := &bridgeProc{t: t, name: name, Process: bridgeproc.New(bridgeproc.Options{
+		Name:    name,
+		Argv:    []string{bridgeBin},
+		Env:     env,
+		LogPath: filepath.Join(t.TempDir(), name+".log"),
+	})}
 	t.Cleanup(func() {
 		b.kill()
 		if dir := os.Getenv("E2E_KEEP_LOGS"); dir != "" {
 			b.keepLog(dir)
 		}
 		if t.Failed() {
-			t.Logf("bridge %s: last lines of %s:\n%s", name, b.logPath, b.tail(40))
+			t.Logf("bridge %s: last lines of %s:\n%s", name, b.LogPath(), b.tail(40))
 		}
 	})
 	return b
-}
-
-// environ is the process environment: the test's, without any variable the bridge reads,
-// plus b.env.
-func (b *bridgeProc) environ() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "BRIDGE_") || strings.HasPrefix(k, "NATS_") || strings.HasPrefix(k, "REDUCTO_") || k == "GORACE" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "GORACE=halt_on_error=1 exitcode="+strconv.Itoa(raceExitCode))
-	for _, k := range slices.Sorted(maps.Keys(b.env)) {
-		env = append(env, k+"="+b.env[k])
-	}
-	return env
 }
 
 // start starts the process on a fresh HTTP port; it does not wait for readiness.
@@ -113,43 +92,7 @@ func (b *bridgeProc) start() {
 }
 
 // launch is start for any goroutine: it reports failure instead of ending the test.
-func (b *bridgeProc) launch() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cmd != nil {
-		select {
-		case <-b.done:
-		default:
-			return fmt.Errorf("bridge %s: start while running", b.name)
-		}
-	}
-	b.starts++
-	port, err := reservePort()
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", b.name, err)
-	}
-	b.addr = "127.0.0.1:" + strconv.Itoa(port)
-	b.env["BRIDGE_HTTP_ADDR"] = b.addr
-	f, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("bridge %s: log file: %w", b.name, err)
-	}
-	defer f.Close() // the child has its own descriptor
-	fmt.Fprintf(f, "=== e2e: start %d of %s at %s, http %s\n", b.starts, b.name, time.Now().Format(time.RFC3339Nano), b.addr)
-	cmd := exec.Command(bridgeBin)
-	cmd.Env = b.environ()
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("bridge %s: start: %w", b.name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	b.cmd, b.done = cmd, done
-	return nil
-}
+func (b *bridgeProc) launch() error { return b.Start() }
 
 // startReady starts the process and waits until /readyz answers 200.
 func (b *bridgeProc) startReady() {
@@ -159,37 +102,12 @@ func (b *bridgeProc) startReady() {
 }
 
 // exited is closed when the current process has exited.
-func (b *bridgeProc) exited() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.done
-}
+func (b *bridgeProc) exited() <-chan struct{} { return b.Exited() }
 
 // exitCode is the current process's exit status (-1 when killed by a signal or running).
-func (b *bridgeProc) exitCode() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	select {
-	case <-b.done:
-		return b.cmd.ProcessState.ExitCode()
-	default:
-		return -1
-	}
-}
+func (b *bridgeProc) exitCode() int { return b.ExitCode() }
 
-func (b *bridgeProc) running() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cmd == nil {
-		return false
-	}
-	select {
-	case <-b.done:
-		return false
-	default:
-		return true
-	}
-}
+func (b *bridgeProc) running() bool { return b.Running() }
 
 // readyz returns the status and body of GET /readyz (status 0 when it did not answer).
 func (b *bridgeProc) readyz() (int, string) {
@@ -197,17 +115,13 @@ func (b *bridgeProc) readyz() (int, string) {
 }
 
 func (b *bridgeProc) get(path string) (int, string) {
-	b.mu.Lock()
-	addr := b.addr
-	b.mu.Unlock()
-	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	code, body, err := b.Get(ctx, path)
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode, strings.TrimSpace(string(body))
+	return code, strings.TrimSpace(string(body[:min(len(body), 4096)]))
 }
 
 // waitReady polls /readyz (there is no other signal) until it answers 200; it fails the test
@@ -229,93 +143,36 @@ func (b *bridgeProc) waitReadyz(status int, timeout time.Duration) string {
 
 // awaitReadyz is waitReadyz for any goroutine: it reports failure instead of ending the test.
 func (b *bridgeProc) awaitReadyz(status int, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-b.exited():
-			return "", fmt.Errorf("bridge %s exited with status %d while waiting for /readyz %d; log tail:\n%s", b.name, b.exitCode(), status, b.tail(30))
-		default:
-		}
-		code, body := b.readyz()
-		if code == status {
-			return body, nil
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("bridge %s: /readyz did not answer %d within %s; last %d %q", b.name, status, timeout, code, body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	body, err := b.AwaitReadyz(ctx, status, 20*time.Millisecond)
+	if err != nil && !b.Running() {
+		return "", fmt.Errorf("%w; log tail:\n%s", err, b.tail(30))
 	}
+	return body, err
 }
 
 // kill sends SIGKILL and waits for the process to be gone (no-op when it is not running).
-func (b *bridgeProc) kill() {
-	b.mu.Lock()
-	cmd, done := b.cmd, b.done
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (b *bridgeProc) kill() { b.Kill() }
 
 // term sends SIGTERM and waits for a graceful exit; it returns the exit status.
 func (b *bridgeProc) term(timeout time.Duration) int {
 	b.t.Helper()
-	b.mu.Lock()
-	cmd, done := b.cmd, b.done
-	b.mu.Unlock()
-	if cmd == nil {
-		return -1
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		b.t.Errorf("bridge %s did not exit within %s of SIGTERM; killing it", b.name, timeout)
-		b.kill()
+	if err := b.Term(timeout); err != nil {
+		b.t.Errorf("bridge %s did not exit within %s of SIGTERM (%v); killed it", b.name, timeout, err)
 	}
 	return b.exitCode()
 }
 
 // tail returns the last n lines of the log file, each cut to 400 bytes.
-func (b *bridgeProc) tail(n int) string {
-	data, err := os.ReadFile(b.logPath)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	lines = lines[max(0, len(lines)-n):]
-	for i, l := range lines {
-		if len(l) > 400 {
-			lines[i] = l[:400] + "..."
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+func (b *bridgeProc) tail(n int) string { return b.Tail(n) }
 
 // countLog counts the log lines whose JSON "msg" is msg, over every run of the process.
-func (b *bridgeProc) countLog(msg string) int {
-	f, err := os.Open(b.logPath)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	needle := []byte(`"msg":"` + msg + `"`)
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		if bytes.Contains(sc.Bytes(), needle) {
-			n++
-		}
-	}
-	return n
-}
+func (b *bridgeProc) countLog(msg string) int { return b.CountLog(msg) }
 
 // keepLog copies the log file to dir (E2E_KEEP_LOGS), named after the test and the process.
 func (b *bridgeProc) keepLog(dir string) {
-	data, err := os.ReadFile(b.logPath)
+	data, err := os.ReadFile(b.LogPath())
 	if err != nil {
 		return
 	}

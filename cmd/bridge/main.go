@@ -16,6 +16,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/bench"
+	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
+	"github.com/reducto-bridge/reducto-bridge/internal/cli"
+	"github.com/reducto-bridge/reducto-bridge/internal/demo"
 )
 
 func main() {
@@ -26,24 +32,11 @@ func main() {
 		return // -h: the usage text has been printed, as asked
 	}
 	if err != nil {
-		if !errors.Is(err, errUsage) {
+		if !errors.Is(err, cli.ErrUsage) {
 			fmt.Fprintln(os.Stderr, "bridge:", err)
 		}
 		os.Exit(1)
 	}
-}
-
-// errUsage reports a command line that was wrong; the usage text has been printed.
-var errUsage = errors.New("usage")
-
-// parseFlags parses a subcommand's flags: flag.ErrHelp for -h (the usage has been printed and
-// the process exits 0), errUsage for anything else wrong.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return errUsage
 }
 
 const usage = `usage: bridge [command]
@@ -64,19 +57,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "run":
-		return runBridge(ctx, stderr)
+		return bridge.Run(ctx, stderr)
 	case "demo":
-		return runDemo(ctx, args, stdout, stderr)
+		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		var o demo.Options
+		fs.BoolVar(&o.Verbose, "v", false, "show the bridge's logs")
+		fs.DurationVar(&o.Timeout, "timeout", time.Minute, "give up when not every job has its event by then")
+		if err := cli.ParseFlags(fs, args); err != nil {
+			return err
+		}
+		return demo.Run(ctx, o, stdout, stderr)
 	case "env":
 		return printEnv(stdout)
 	case "sim":
 		return runSim(ctx, args, stdout, stderr)
 	case "bench":
-		return runBench(ctx, args, stdout, stderr)
+		return bench.Main(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
-	return errUsage
+	return cli.ErrUsage
 }

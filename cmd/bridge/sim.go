@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 )
 
@@ -45,7 +46,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	oddTypes := fs.Float64("odd-types", 0, "fraction of GET /job answers whose optional fields have odd JSON types (num_pages 3.0, duration \"12.5\", ...)")
 	flap := fs.Float64("flap", 0, "fraction of jobs whose GET /job answers alternate 404 and the real status until the job is done")
 	seed := fs.Int64("seed", 0, "random seed (0 = random)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	var problems []error

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"context"
@@ -31,12 +31,10 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
-// version is the bridge's semantic version, reported by the micro service.
-const version = "0.1.0"
-
-// bridge is one running bridge: NATS (maybe embedded), the streams, the poller, the command
-// service and the HTTP server, started in that order and stopped in reverse.
-type bridge struct {
+// Bridge is one running bridge: NATS (maybe embedded), the streams, the poller, the command
+// service and the HTTP server, started in that order by [Start] and stopped in reverse by
+// [Bridge.Shutdown]. Its methods are safe for concurrent use.
+type Bridge struct {
 	cfg *config.Config
 	log *slog.Logger
 	m   *metrics.Metrics
@@ -67,8 +65,11 @@ type bridge struct {
 	draining atomic.Bool
 }
 
-// runBridge is 'bridge run': load the configuration, start, wait for a signal, drain.
-func runBridge(ctx context.Context, stderr io.Writer) error {
+// Run is 'bridge run': it loads the configuration from the environment, logs to stderr, warns
+// about unknown variables, starts the bridge, serves until ctx ends (SIGTERM or SIGINT in
+// main) and drains within BRIDGE_DRAIN_TIMEOUT. A configuration error names every variable at
+// fault. The end of ctx during start-up is not an error: the bridge was asked to stop, and has.
+func Run(ctx context.Context, stderr io.Writer) error {
 	cfg, err := config.Load()
 	if err == nil {
 		err = cfg.RequireAPIKey()
@@ -76,9 +77,9 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w%s", err, unknownVarsNote(os.Environ()))
 	}
-	log := newLogger(cfg, stderr)
+	log := NewLogger(cfg, stderr)
 	warnUnknownVars(log, os.Environ())
-	b, err := start(ctx, cfg, log)
+	b, err := Start(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			// SIGTERM or SIGINT during start-up (while NATS is out of reach, say) asks the
@@ -92,18 +93,21 @@ func runBridge(ctx context.Context, stderr io.Writer) error {
 	log.Info("shutting down", "cause", context.Cause(ctx))
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()
-	return b.shutdown(dctx)
+	return b.Shutdown(dctx)
 }
 
-// start brings a bridge up. The HTTP server comes first, so /healthz answers and /readyz says
-// 503 while NATS and the streams are set up. ctx bounds start-up only.
-func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge, err error) {
-	b := &bridge{cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
+// Start brings a bridge up in the order of the package comment and returns it once the
+// command service answers; on an error everything it started is stopped again. The HTTP server
+// comes first, so /healthz answers and /readyz says 503 while NATS and the streams are set up.
+// ctx bounds start-up only: while NATS is out of reach Start keeps retrying until ctx ends.
+// cfg must have passed [config.Config.Validate]; log receives every component's logs.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge, err error) {
+	b := &Bridge{cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			b.shutdown(sctx)
+			b.Shutdown(sctx)
 		}
 	}()
 	if err := b.startHTTP(); err != nil {
@@ -177,7 +181,6 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	}
 	b.cmds, err = command.Start(b.nc, b.client, b.pub, track, command.Options{
 		Prefix:       cfg.SubjectPrefix,
-		Version:      version,
 		PublicURL:    cfg.PublicURL,
 		WebhookToken: cfg.WebhookToken.Reveal(),
 		WebhookSvix:  cfg.WebhookSecret.IsSet(),
@@ -199,7 +202,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 
 // connect opens the NATS connection, starting the embedded server first when NATS_URL is
 // empty. The connection retries forever; set-up waits for it within its context.
-func (b *bridge) connect() error {
+func (b *Bridge) connect() error {
 	h := newNATSHealth(b.log.With("component", "nats"))
 	opts, err := connectOptions(b.cfg, h, b.closed)
 	if err != nil {
@@ -230,7 +233,20 @@ func (b *bridge) connect() error {
 	return nil
 }
 
-func (b *bridge) natsDescription() string {
+// HTTPAddr is the address the HTTP server listens on (BRIDGE_HTTP_ADDR, with the port chosen
+// when it was 0).
+func (b *Bridge) HTTPAddr() net.Addr { return b.httpAddr }
+
+// NATSURL is the URL a client uses to reach the bridge's NATS: the embedded server's client URL
+// when NATS_URL is empty, else NATS_URL as configured (user information included).
+func (b *Bridge) NATSURL() string {
+	if b.ns != nil {
+		return b.ns.ClientURL()
+	}
+	return b.cfg.NATSURL
+}
+
+func (b *Bridge) natsDescription() string {
 	if b.ns != nil {
 		return "embedded " + b.ns.ClientURL()
 	}
@@ -241,7 +257,7 @@ func (b *bridge) natsDescription() string {
 // setupStreams creates or updates the streams, the object store and the consumer. NATS may
 // not be reachable yet (the connection retries in the background), so set-up is retried
 // until ctx ends.
-func (b *bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
+func (b *Bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
 	po := publisher.Options{
 		Prefix:     b.cfg.SubjectPrefix,
 		Source:     b.cfg.EventSource,
@@ -286,7 +302,7 @@ func (b *bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
 
 // outstandingGauge reports the jobs waiting for their event: the messages in the track
 // work-queue stream (acked ones are removed).
-func (b *bridge) outstandingGauge() prometheus.Collector {
+func (b *Bridge) outstandingGauge() prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "reducto_bridge", Name: "jobs_outstanding",
 		Help: "Tracked jobs without a terminal event yet (messages in REDUCTO_TRACK).",
@@ -301,10 +317,12 @@ func (b *bridge) outstandingGauge() prometheus.Collector {
 	})
 }
 
-// ready reports why the bridge cannot serve, or nil: NATS connected and both streams usable.
-// While NATS is out of reach, at start-up or later, it names the servers (without user
-// information) and the last connection error.
-func (b *bridge) ready(ctx context.Context) error {
+// Ready reports why the bridge cannot serve, or nil; GET /readyz answers 503 with its text.
+// In order: not draining; NATS connected (else the servers, without user information, and the
+// last connection error, at start-up or later); start-up finished (else the last stream set-up
+// error); both streams answer within ctx; Reducto has not answered 401/403 since the last
+// success.
+func (b *Bridge) Ready(ctx context.Context) error {
 	if b.draining.Load() {
 		return errors.New("draining")
 	}
@@ -333,10 +351,12 @@ func (b *bridge) ready(ctx context.Context) error {
 	return nil
 }
 
-// shutdown drains in reverse start order within ctx: stop polling (in-flight polls and
+// Shutdown drains in reverse start order within ctx: stop polling (in-flight polls and
 // publishes finish), stop the command service, drain the NATS connection, stop the embedded
-// server, and last the HTTP server (so /healthz answers while the bridge drains).
-func (b *bridge) shutdown(ctx context.Context) error {
+// server, and last the HTTP server (so /healthz answers while the bridge drains). /readyz says
+// 503 from the first step. It returns every step that failed or ran out of time; the bridge is
+// stopped either way. Give it a fresh context (context.WithoutCancel plus a timeout).
+func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.draining.Store(true)
 	var errs []error
 	if b.stopPolling != nil {

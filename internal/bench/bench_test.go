@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 )
 
@@ -33,7 +34,7 @@ func TestBenchHelperBridge(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, []string{"run"}, os.Stdout, os.Stderr); err != nil {
+	if err := bridge.Run(ctx, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bridge:", err)
 		os.Exit(1)
 	}

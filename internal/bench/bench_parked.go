@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -61,7 +62,7 @@ func benchParked(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer
 		return err
 	}
 	defer r.close()
-	addr, err := benchFreeAddr()
+	addr, err := bridgeproc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -168,8 +169,8 @@ func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error
 				pending, ack = int(info.NumPending), info.NumAckPending
 			}
 			return fmt.Errorf("jobs not all admitted (pending %d, ack pending %d of %d): %w", pending, ack, n, context.Cause(ctx))
-		case <-r.child.done:
-			return fmt.Errorf("bridge exited: %v (see %s)", r.child.waitErr, r.child.logPath)
+		case <-r.child.Exited():
+			return fmt.Errorf("bridge exited: %v (see %s)", r.child.Err(), r.child.LogPath())
 		case <-t.C:
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -136,7 +137,7 @@ func (r *rig) bridgeEnv(addr string) map[string]string {
 // startBridge starts the child with env and waits until it is ready.
 func (r *rig) startBridge(ctx context.Context, env map[string]string, name string) error {
 	var err error
-	r.child, err = startChild(r.cfg.bridgeCmd, env, r.cfg.bridgeEnv, filepath.Join(r.cfg.Out, name+"-bridge.log"))
+	r.child, err = startChild(r.cfg.bridgeCmd, env["BRIDGE_HTTP_ADDR"], env, r.cfg.bridgeEnv, filepath.Join(r.cfg.Out, name+"-bridge.log"))
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (r *rig) startBridge(ctx context.Context, env map[string]string, name strin
 func (r *rig) close() {
 	if r.child != nil {
 		select {
-		case <-r.child.done:
+		case <-r.child.Exited():
 		default:
 			_ = r.child.stop(30 * time.Second)
 		}
@@ -216,7 +217,7 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 	u := &tally{ids: make([]string, n), lo: make([]time.Time, n), hi: make([]time.Time, n), det: newDetector(n)}
 
 	if mode != modeDocsLoop {
-		addr, err := benchFreeAddr()
+		addr, err := bridgeproc.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -303,7 +304,7 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 
 	var childDone <-chan struct{}
 	if r.child != nil {
-		childDone = r.child.done
+		childDone = r.child.Exited()
 	}
 	timedOut := false
 	select {
@@ -312,7 +313,7 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 		timedOut = true
 		fmt.Fprintf(stderr, "bench: %s: %d of %d jobs detected before the timeout (%s)\n", mode, u.det.len(), n, cfg.Timeout)
 	case <-childDone:
-		return nil, fmt.Errorf("bridge exited during the run: %v (see %s)", r.child.waitErr, r.child.logPath)
+		return nil, fmt.Errorf("bridge exited during the run: %v (see %s)", r.child.Err(), r.child.LogPath())
 	}
 	end := time.Now()
 	if mode == modeDocsLoop {
@@ -335,7 +336,7 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 		}
 		res.PeakMemoryBytes, res.EndRSSBytes = r.child.memory()
 		res.MemoryKind = "bridge process RSS (VmHWM)"
-		res.BridgeLog = r.child.logPath
+		res.BridgeLog = r.child.LogPath()
 	}
 	return res, nil
 }

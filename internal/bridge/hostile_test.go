@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func (h *harness) trackStored(subj string) bool {
 }
 
 // metricsText returns the bridge's /metrics text.
-func metricsText(t *testing.T, b *bridge) string {
+func metricsText(t *testing.T, b *Bridge) string {
 	t.Helper()
 	resp, err := http.Get("http://" + b.httpAddr.String() + "/metrics")
 	if err != nil {

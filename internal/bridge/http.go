@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 )
 
 // startHTTP serves /healthz, /readyz and /metrics on BRIDGE_HTTP_ADDR.
-func (b *bridge) startHTTP() error {
+func (b *Bridge) startHTTP() error {
 	ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on BRIDGE_HTTP_ADDR %s: %w", b.cfg.HTTPAddr, err)
@@ -34,7 +34,7 @@ func (b *bridge) startHTTP() error {
 	return nil
 }
 
-func (b *bridge) routes() http.Handler {
+func (b *Bridge) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -42,7 +42,7 @@ func (b *bridge) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := b.ready(ctx); err != nil {
+		if err := b.Ready(ctx); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

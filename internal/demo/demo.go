@@ -1,9 +1,12 @@
-package main
+// Package demo is 'bridge demo': an embedded NATS, the Reducto simulator and the bridge in one
+// process, a workload of jobs that shows every kind of event, each event printed as it arrives
+// and a summary at the end. Once the bridge is up the demo is a NATS client like any other
+// service: it reaches the bridge only through [bridge.Bridge]'s accessors and NATS.
+package demo
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -54,17 +58,22 @@ func demoJobs() []*demoJob {
 	return jobs
 }
 
-// runDemo is 'bridge demo': embedded NATS, the simulator and the bridge in one process, a
-// workload of jobs, every event printed as it arrives and a summary at the end.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	verbose := fs.Bool("v", false, "show the bridge's logs")
-	timeout := fs.Duration("timeout", time.Minute, "give up when not every job has its event by then")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// Options are the demo's knobs (the flags of 'bridge demo').
+type Options struct {
+	// Verbose shows the bridge's logs (info and up); by default only warnings.
+	Verbose bool
+	// Timeout gives up when not every job has its event by then; 0 means a minute.
+	Timeout time.Duration
+}
+
+// Run runs the demo: embedded NATS, the simulator and the bridge in one process, a workload
+// of jobs, every event printed to stdout as it arrives and a summary at the end; the bridge
+// logs to stderr. It fails when a job has no event, or two, within the timeout.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 
 	dir, err := os.MkdirTemp("", "reducto-bridge-demo-*")
@@ -96,24 +105,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.PollInitialInterval = 500 * time.Millisecond
 	cfg.PollMaxInterval = 2 * time.Second
 	cfg.LogLevel = slog.LevelWarn
-	if *verbose {
+	if o.Verbose {
 		cfg.LogLevel = slog.LevelInfo
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	b, err := start(ctx, cfg, newLogger(cfg, stderr))
+	b, err := bridge.Start(ctx, cfg, bridge.NewLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		b.shutdown(dctx)
+		b.Shutdown(dctx)
 	}()
 
 	// From here on the demo is a NATS client like any other service.
-	nc, err := nats.Connect(b.ns.ClientURL(), nats.Name("reducto-bridge-demo"))
+	nc, err := nats.Connect(b.NATSURL(), nats.Name("reducto-bridge-demo"))
 	if err != nil {
 		return err
 	}
@@ -131,8 +140,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	p := cfg.SubjectPrefix
 	fmt.Fprintf(stdout, "reducto-bridge demo: embedded NATS at %s, Reducto simulator at %s, metrics at http://%s/metrics\n",
-		b.ns.ClientURL(), cfg.BaseURL, b.httpAddr)
-	fmt.Fprintf(stdout, "while it runs:  nats --server %s sub '%s.job.>'\n\n", b.ns.ClientURL(), p)
+		b.NATSURL(), cfg.BaseURL, b.HTTPAddr())
+	fmt.Fprintf(stdout, "while it runs:  nats --server %s sub '%s.job.>'\n\n", b.NATSURL(), p)
 
 	jobs := demoJobs()
 	byID := map[string]*demoJob{}

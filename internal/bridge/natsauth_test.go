@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/nats-io/jwt/v2"
-	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"log/slog"
 	"math/big"
 	"net"
@@ -20,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
@@ -27,20 +29,14 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 )
 
-// runAuthServer starts a JetStream server with the given auth options on 127.0.0.1.
-func runAuthServer(t *testing.T, o *server.Options) *server.Server {
+// runAuthServer starts a JetStream server (natstest's) with auth's credential and TLS options.
+func runAuthServer(t *testing.T, auth *server.Options) *server.Server {
 	t.Helper()
-	o.Host, o.Port, o.JetStream, o.StoreDir, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true, true
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return natstest.RunServer(t, natstest.Options{Configure: func(o *server.Options) {
+		o.Username, o.Password, o.Authorization, o.Nkeys = auth.Username, auth.Password, auth.Authorization, auth.Nkeys
+		o.TLS, o.TLSVerify, o.TLSConfig = auth.TLS, auth.TLSVerify, auth.TLSConfig
+		o.TrustedOperators, o.AccountResolver, o.SystemAccount = auth.TrustedOperators, auth.AccountResolver, auth.SystemAccount
+	}})
 }
 
 // TestNATSAuthAndTLS starts the bridge against servers that require each kind of credential
@@ -85,7 +81,7 @@ func TestNATSAuthAndTLS(t *testing.T) {
 			cfg.NATSURL = url
 			tt.good(cfg)
 			b := h.start(cfg)
-			if err := b.ready(t.Context()); err != nil {
+			if err := b.Ready(t.Context()); err != nil {
 				t.Fatalf("not ready with good credentials: %v", err)
 			}
 			for _, secret := range []string{"pa55", "t0ken", string(seed)} {
@@ -99,7 +95,7 @@ func TestNATSAuthAndTLS(t *testing.T) {
 			tt.bad(cfg)
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
-			if b, err := start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil {
+			if b, err := Start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil {
 				h.stop(b)
 				t.Fatal("started with wrong credentials")
 			}
@@ -230,7 +226,7 @@ func TestNATSCreds(t *testing.T) {
 	cfg.NATSURL = s.ClientURL()
 	cfg.NATSCreds = credsFile
 	b := h.start(cfg)
-	if err := b.ready(t.Context()); err != nil {
+	if err := b.Ready(t.Context()); err != nil {
 		t.Fatalf("not ready with a credentials file: %v", err)
 	}
 	if strings.Contains(h.logs.String(), string(useed)) {

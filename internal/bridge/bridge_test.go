@@ -1,16 +1,13 @@
-package main
+package bridge
 
 import (
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -93,13 +90,13 @@ func (h *harness) config() *config.Config {
 	return cfg
 }
 
-func (h *harness) start(cfg *config.Config) *bridge {
+func (h *harness) start(cfg *config.Config) *Bridge {
 	h.t.Helper()
 	if err := cfg.Validate(); err != nil {
 		h.t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	b, err := start(h.t.Context(), cfg, log)
+	b, err := Start(h.t.Context(), cfg, log)
 	if err != nil {
 		h.t.Fatalf("start: %v", err)
 	}
@@ -108,10 +105,10 @@ func (h *harness) start(cfg *config.Config) *bridge {
 	return b
 }
 
-func (h *harness) stop(b *bridge) {
+func (h *harness) stop(b *Bridge) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.shutdown(ctx); err != nil {
+	if err := b.Shutdown(ctx); err != nil {
 		h.t.Errorf("shutdown: %v", err)
 	}
 }
@@ -469,7 +466,7 @@ func TestRunRejectsBadEnvironment(t *testing.T) {
 	t.Setenv("BRIDGE_LOG_LEVEL", "chatty")
 	t.Setenv("BRIDGE_SUBJECT_PREFIX", "a.*")
 	var stderr bytes.Buffer
-	err := run(t.Context(), []string{"run"}, io.Discard, &stderr)
+	err := Run(t.Context(), &stderr)
 	if err == nil {
 		t.Fatal("run accepted a bad environment")
 	}
@@ -482,84 +479,10 @@ func TestRunRejectsBadEnvironment(t *testing.T) {
 	for _, name := range []string{"BRIDGE_POLL_INITIAL_INTERVAL", "BRIDGE_RATE_LIMIT", "BRIDGE_LOG_LEVEL", "BRIDGE_SUBJECT_PREFIX"} {
 		t.Setenv(name, "")
 	}
-	err = run(t.Context(), []string{"run"}, io.Discard, &stderr)
+	err = Run(t.Context(), &stderr)
 	if err == nil || !strings.Contains(err.Error(), "REDUCTO_API_KEY") {
 		t.Errorf("missing key: %v", err)
 	}
-}
-
-func TestCommandLine(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"env"}, &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"REDUCTO_API_KEY", "NATS_URL", "BRIDGE_POLL_INITIAL_INTERVAL", "BRIDGE_WEBHOOK_TOKEN"} {
-		if !strings.Contains(out.String(), v) {
-			t.Errorf("bridge env lacks %s", v)
-		}
-	}
-	var stderr bytes.Buffer
-	if err := run(t.Context(), []string{"frobnicate"}, io.Discard, &stderr); err == nil || !strings.Contains(stderr.String(), "unknown command") {
-		t.Errorf("unknown command: %v %s", err, stderr.String())
-	}
-	// -h prints a subcommand's flags and is not an error (exit 0); a bad flag is (exit 1).
-	for _, cmd := range []string{"sim", "demo", "bench"} {
-		stderr.Reset()
-		if err := run(t.Context(), []string{cmd, "-h"}, io.Discard, &stderr); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "Usage of "+cmd) {
-			t.Errorf("%s -h: %v %s", cmd, err, stderr.String())
-		}
-		if err := run(t.Context(), []string{cmd, "-no-such-flag"}, io.Discard, io.Discard); !errors.Is(err, errUsage) {
-			t.Errorf("%s -no-such-flag: %v, want errUsage", cmd, err)
-		}
-	}
-}
-
-func TestSimCommand(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	pr, pw := io.Pipe()
-	errc := make(chan error, 1)
-	go func() {
-		errc <- run(ctx, []string{"sim", "-addr", "127.0.0.1:0", "-api-key", "k", "-median", "1ms"}, pw, io.Discard)
-		pw.Close()
-	}()
-	line := make([]byte, 200)
-	n, _ := pr.Read(line)
-	_, addr, ok := strings.Cut(strings.TrimSpace(string(line[:n])), "http://")
-	if !ok {
-		t.Fatalf("no address in %q", line[:n])
-	}
-	addr, _, _ = strings.Cut(addr, " ")
-	go io.Copy(io.Discard, pr)
-	req, _ := http.NewRequest("POST", "http://"+addr+"/parse_async", strings.NewReader(`{"input":"https://x/a.pdf"}`))
-	req.Header.Set("Authorization", "Bearer k")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sub struct {
-		JobID string `json:"job_id"`
-	}
-	json.NewDecoder(resp.Body).Decode(&sub)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || sub.JobID == "" {
-		t.Fatalf("submit to bridge sim: %d %+v", resp.StatusCode, sub)
-	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Errorf("sim exited with %v", err)
-	}
-}
-
-// freeAddr returns a 127.0.0.1 address nobody listens on (for a bridge whose public URL must
-// be known before it starts).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestWebhooksEndToEnd: jobs submitted through reducto.submit carry the bridge's webhook; the
@@ -569,7 +492,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(secretKey)
 	for _, mode := range []string{"direct", "svix"} {
 		t.Run(mode, func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := natstest.FreeAddr(t)
 			simOpts := reductosim.Options{Clock: reductosim.RealClock()}
 			if mode == "svix" {
 				simOpts.WebhookSecret = secret

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"context"
@@ -9,8 +9,9 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/config"
 )
 
-// newLogger builds the process logger from BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT.
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// NewLogger builds the process logger from BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT (text or
+// json), writing to w.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -1,19 +1,20 @@
-package main
+package demo
 
 import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestDemo runs 'bridge demo' as a newcomer would (go run ./cmd/bridge demo) and checks that it
-// succeeds and shows what it promises.
+// TestDemo runs the demo as a newcomer would (go run ./cmd/bridge demo, with its default
+// flags) and checks that it succeeds and shows what it promises.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo takes about 15s")
 	}
 	var out, errOut bytes.Buffer
-	if err := run(t.Context(), []string{"demo"}, &out, &errOut); err != nil {
+	if err := Run(t.Context(), Options{Timeout: time.Minute}, &out, &errOut); err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
 	s := out.String()

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"context"
@@ -7,11 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,7 +48,7 @@ func unreachableConfig(t *testing.T, url string) *config.Config {
 	cfg.APIKey = config.Secret(testKey)
 	cfg.BaseURL = "http://127.0.0.1:1" // never called: the bridge does not get that far
 	cfg.NATSURL = url
-	cfg.HTTPAddr = freeAddr(t)
+	cfg.HTTPAddr = natstest.FreeAddr(t)
 	cfg.LogLevel = slog.LevelDebug
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -87,12 +84,12 @@ func TestReadyzNamesUnreachableNATS(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			type result struct {
-				b   *bridge
+				b   *Bridge
 				err error
 			}
 			done := make(chan result, 1)
 			go func() {
-				b, err := start(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+				b, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 				done <- result{b, err}
 			}()
 
@@ -136,7 +133,7 @@ func TestReadyzNamesUnreachableNATS(t *testing.T) {
 				}
 				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer scancel()
-				if err := r.b.shutdown(sctx); err != nil {
+				if err := r.b.Shutdown(sctx); err != nil {
 					t.Errorf("shutdown: %v", err)
 				}
 			} else {
@@ -190,7 +187,7 @@ func TestReadyzNamesLostNATS(t *testing.T) {
 // startupEnv sets the environment of a bridge that cannot reach NATS, and returns its HTTP
 // address.
 func startupEnv(t *testing.T) (httpAddr string, setenv func(k, v string)) {
-	addr := freeAddr(t)
+	addr := natstest.FreeAddr(t)
 	env := map[string]string{
 		"REDUCTO_API_KEY":  testKey,
 		"REDUCTO_BASE_URL": "http://127.0.0.1:1",
@@ -210,12 +207,12 @@ func TestRunCancelledDuringStartup(t *testing.T) {
 	addr, setenv := startupEnv(t)
 	setenv("BRIDGE_RATE_LIMT", "value-5a1c")  // a typo
 	setenv("REDUCTO_SOMETHING", "value-6b2d") // nothing close
-	setenv(crashAfterPublishEnv, "")          // read with os.Getenv: known
+	setenv(CrashAfterPublishEnv, "")          // read with os.Getenv: known
 	setenv("NATS_CONTEXT", "value-7c3e")      // NATS_ is not checked
 	ctx, cancel := context.WithCancelCause(t.Context())
 	var stderr syncBuffer
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, []string{"run"}, io.Discard, &stderr) }()
+	go func() { errc <- Run(ctx, &stderr) }()
 	natstest.WaitFor(t, func() bool {
 		code, body := readyz(addr)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "connection refused")
@@ -234,7 +231,7 @@ func TestRunCancelledDuringStartup(t *testing.T) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}
 	}
-	for _, bad := range []string{"value-", crashAfterPublishEnv, "NATS_CONTEXT"} {
+	for _, bad := range []string{"value-", CrashAfterPublishEnv, "NATS_CONTEXT"} {
 		if strings.Contains(logs, bad) {
 			t.Errorf("logs contain %q:\n%s", bad, logs)
 		}
@@ -251,7 +248,7 @@ func TestRunRefusesSilentBreakage(t *testing.T) {
 	t.Setenv("BRIDGE_PUBLIC_URL", "https://bridge.example.com")
 	t.Setenv("NATS_TOKEN", "tok-8d4f") // with the embedded server
 	t.Setenv("BRIDGE_WEBHOOK_TOKN", "value-9e5a")
-	err := run(t.Context(), []string{"run"}, io.Discard, io.Discard)
+	err := Run(t.Context(), io.Discard)
 	if err == nil {
 		t.Fatal("run accepted the configuration")
 	}
@@ -268,81 +265,5 @@ func TestRunRefusesSilentBreakage(t *testing.T) {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error shows %q:\n%v", secret, err)
 		}
-	}
-}
-
-// startupHelperEnv switches this test binary into 'bridge run' through main, for
-// TestSIGTERMDuringStartup.
-const startupHelperEnv = "STARTUP_TEST_HELPER_MAIN"
-
-// TestStartupHelperMain is not a test: with STARTUP_TEST_HELPER_MAIN=1 it is the bridge
-// process of TestSIGTERMDuringStartup, signal handling and exit status included.
-func TestStartupHelperMain(t *testing.T) {
-	if os.Getenv(startupHelperEnv) != "1" {
-		t.Skip("the bridge process of TestSIGTERMDuringStartup")
-	}
-	os.Args = []string{"bridge", "run"}
-	main()
-	os.Exit(0)
-}
-
-// TestSIGTERMDuringStartup sends SIGTERM to a bridge process that is waiting for NATS and
-// expects exit status 0 and a log line.
-func TestSIGTERMDuringStartup(t *testing.T) {
-	addr := freeAddr(t)
-	env := []string{startupHelperEnv + "=1"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BRIDGE_") && !strings.HasPrefix(kv, "REDUCTO_") && !strings.HasPrefix(kv, "NATS_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"REDUCTO_API_KEY="+testKey,
-		"REDUCTO_BASE_URL=http://127.0.0.1:1",
-		"NATS_URL=nats://127.0.0.1:"+strconv.Itoa(closedPort(t)),
-		"BRIDGE_HTTP_ADDR="+addr,
-	)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStartupHelperMain$")
-	cmd.Env = env
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	natstest.WaitFor(t, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the bridge exited early with status %d:\n%s", cmd.ProcessState.ExitCode(), out.String())
-		default:
-		}
-		code, body := readyz(addr)
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "connection refused")
-	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit within 20s of SIGTERM:\n%s", out.String())
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit status %d after SIGTERM during start-up, want 0:\n%s", code, out.String())
-	}
-	if want := `msg="start-up interrupted; exiting" cause="terminated signal received"`; !strings.Contains(out.String(), want) {
-		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }

@@ -1,4 +1,13 @@
-package main
+// Package bench is 'bridge bench': it runs one workload against the Reducto simulator, on a
+// clock compressed k times, for three contenders (the polling loop of Reducto's docs, the
+// bridge polling only, the bridge with webhooks through P.submit), and reports requests per
+// job, lag, 429s, memory and exactly-one-event per job in a table, results.md, results.json
+// and an SVG plot. The scenarios "outstanding" (many jobs at once against the GET /job limit)
+// and "parked" (many jobs that never finish: the bridge's memory) run on their own.
+//
+// The NATS server and the simulator run in this process; each bridge runs as a child process
+// ('bridge run', through internal/bridgeproc), so its memory is its own.
+package bench
 
 import (
 	"context"
@@ -12,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 )
 
 // The contenders of 'bridge bench'.
@@ -63,10 +74,11 @@ type benchConfig struct {
 	bridgeEnv []string
 }
 
-// runBench is 'bridge bench': the same workload against the simulator, on a compressed clock,
-// for the docs' polling loop, the bridge polling only and the bridge with webhooks; a table,
-// results.md, results.json and an SVG plot of lag against requests per job.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// Main is 'bridge bench' with its command line args: the same workload against the
+// simulator, on a compressed clock, for the docs' polling loop, the bridge polling only and the
+// bridge with webhooks; a table, results.md, results.json and an SVG plot of lag against
+// requests per job. It returns flag.ErrHelp for -h and [cli.ErrUsage] for a wrong command line.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseBenchFlags(args, stderr)
 	if err != nil {
 		return err
@@ -92,12 +104,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
 	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, bridge-poll only: outstanding or parked")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
-		return nil, errUsage
+		return nil, cli.ErrUsage
 	}
 	jobsSet := false
 	fs.Visit(func(f *flag.Flag) { jobsSet = jobsSet || f.Name == "jobs" })
