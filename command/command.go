@@ -25,8 +25,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -65,7 +65,7 @@ type Jobs interface {
 // Events finds a job's already-published terminal event (nil when there is none);
 // *publisher.Publisher satisfies it.
 type Events interface {
-	Lookup(ctx context.Context, jobID string) (*publisher.Event, error)
+	Lookup(ctx context.Context, jobID string) (*event.Event, error)
 }
 
 // Tracker makes sure a job is tracked, so that its terminal event will be published. It

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -95,11 +96,11 @@ func (f *fakeJobs) calls() (gets, cancels []string, submits []submitCall) {
 
 // fakeEvents answers Lookup with ev and err.
 type fakeEvents struct {
-	ev  *publisher.Event
+	ev  *event.Event
 	err error
 }
 
-func (f *fakeEvents) Lookup(context.Context, string) (*publisher.Event, error) { return f.ev, f.err }
+func (f *fakeEvents) Lookup(context.Context, string) (*event.Event, error) { return f.ev, f.err }
 
 // trackCall is one call of a fakeTracker.
 type trackCall struct {

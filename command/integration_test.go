@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
@@ -116,7 +117,7 @@ func TestWithRealParts(t *testing.T) {
 
 	// A job whose event is already published.
 	done := sim.Create(reductosim.JobSpec{Duration: time.Hour})
-	if _, err := pub.Publish(ctx, &publisher.Event{JobID: done, Kind: publisher.Completed, Status: "Completed"}); err != nil {
+	if _, err := pub.Publish(ctx, &event.Event{JobID: done, Kind: event.Completed, Status: "Completed"}); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	if code, desc := cancel(done); code != 409 || desc != "job already completed (status Completed)" {

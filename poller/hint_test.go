@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -34,7 +34,7 @@ func TestHint(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := e.next(t)
-		if m.ev.JobID != "w1" || m.ev.Kind != publisher.Completed || string(m.ev.Metadata) != `{"from":"track"}` {
+		if m.ev.JobID != "w1" || m.ev.Kind != event.Completed || string(m.ev.Metadata) != `{"from":"track"}` {
 			t.Errorf("event %s %s metadata %s, want w1 completed with the track's metadata", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
 		}
 		if got := e.jobs.count("w1"); got != 1 {
@@ -60,7 +60,7 @@ func TestHint(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := e.next(t)
-		if m.ev.JobID != "w2" || m.ev.Kind != publisher.Failed || string(m.ev.Metadata) != `{"from":"webhook"}` {
+		if m.ev.JobID != "w2" || m.ev.Kind != event.Failed || string(m.ev.Metadata) != `{"from":"webhook"}` {
 			t.Errorf("event %s %s metadata %s", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
 		}
 	})
@@ -134,7 +134,7 @@ func TestProgressPredictsTheEnd(t *testing.T) {
 	if lag > time.Second {
 		t.Errorf("event %v after the end, want well under a second", lag)
 	}
-	if m.ev.Kind != publisher.Completed {
+	if m.ev.Kind != event.Completed {
 		t.Errorf("kind = %s", m.ev.Kind)
 	}
 }

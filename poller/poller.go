@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -30,8 +31,8 @@ type JobGetter interface {
 // EventPublisher publishes terminal events and finds those already published;
 // *publisher.Publisher satisfies it.
 type EventPublisher interface {
-	Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error)
-	Lookup(ctx context.Context, jobID string) (*publisher.Event, error)
+	Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error)
+	Lookup(ctx context.Context, jobID string) (*event.Event, error)
 }
 
 // Options configure a Poller. Zero values take the defaults in brackets.

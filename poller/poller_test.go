@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
@@ -99,7 +100,7 @@ type env struct {
 type eventMsg struct {
 	subject string
 	header  map[string][]string
-	ev      *publisher.Event
+	ev      *event.Event
 }
 
 func newEnv(t *testing.T, ackWait time.Duration) *env {
@@ -121,7 +122,7 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	}
 	e := &env{js: js, pub: pub, cons: cons, jobs: newFakeJobs(), events: make(chan *eventMsg, 100)}
 	sub, err := nc.Subscribe(subject.EventsAll(prefix), func(m *nats.Msg) {
-		ev, err := publisher.Decode(m.Data)
+		ev, err := event.Decode(m.Data)
 		if err != nil {
 			t.Errorf("undecodable event on %s: %v", m.Subject, err)
 			return
@@ -238,7 +239,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		name    string
 		answers []answer
 		body    string
-		kind    publisher.Kind
+		kind    event.Kind
 		check   func(t *testing.T, m *eventMsg)
 	}{
 		{
@@ -247,7 +248,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				Status: "Completed", Type: "Parse", Progress: f64(100), Duration: f64(12.4), NumPages: intp(7), Result: result,
 			}}},
 			body: `{"metadata":{"tenant":"acme","ids":[1,2]}}`,
-			kind: publisher.Completed,
+			kind: event.Completed,
 			check: func(t *testing.T, m *eventMsg) {
 				if string(m.ev.Result) != string(result) {
 					t.Errorf("result = %s, want verbatim %s", m.ev.Result, result)
@@ -270,7 +271,7 @@ func TestTerminalOutcomes(t *testing.T) {
 			name: "failed",
 			answers: []answer{{job: &reducto.Job{Status: "Failed", Reason: "corrupt",
 				Error: &reducto.JobError{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "could not open"}}}},
-			kind: publisher.Failed,
+			kind: event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "DOCUMENT_CORRUPT" || m.ev.Error.Code != 400 || m.ev.Reason != "corrupt" {
 					t.Errorf("error = %+v reason %q", m.ev.Error, m.ev.Reason)
@@ -280,16 +281,16 @@ func TestTerminalOutcomes(t *testing.T) {
 				}
 			},
 		},
-		{name: "cancelled status", answers: []answer{status("Cancelled")}, kind: publisher.Cancelled},
+		{name: "cancelled status", answers: []answer{status("Cancelled")}, kind: event.Cancelled},
 		{
 			name:    "cancelled as failed",
 			answers: []answer{status("InProgress"), {job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "JOB_CANCELLED"}}}},
-			kind:    publisher.Cancelled,
+			kind:    event.Cancelled,
 		},
 		{
 			name:    "not found confirmed twice",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 404, Message: "Job not found"}}},
-			kind:    publisher.Failed,
+			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" || m.ev.Error.Code != 404 {
 					t.Errorf("error = %+v, want NOT_FOUND 404", m.ev.Error)
@@ -302,7 +303,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		{
 			name:    "deleted: 409 then 410",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 409}}, {err: &reducto.APIError{StatusCode: 410}}},
-			kind:    publisher.Failed,
+			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "JOB_DELETED" || m.ev.Error.Code != 410 {
 					t.Errorf("error = %+v, want JOB_DELETED 410", m.ev.Error)
@@ -312,7 +313,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		{
 			name:    "one 404 then found",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 404}}, status("Pending"), status("Completed")},
-			kind:    publisher.Completed,
+			kind:    event.Completed,
 		},
 		{
 			name: "transient errors then completed",
@@ -323,7 +324,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 500}}, // a 5xx says nothing about the job
 				status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name: "500s in a row never fail the job",
@@ -334,7 +335,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 500}},
 				status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name: "404 flapping with Pending never fails the job",
@@ -343,7 +344,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 404}}, status("Pending"),
 				{err: &reducto.APIError{StatusCode: 404}}, status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name: "permanent errors not in a row do not fail the job",
@@ -353,12 +354,12 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 500}},
 				status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name:    "permanent error confirmed",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 422, Message: "bad id"}}},
-			kind:    publisher.Failed,
+			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "HTTP_422" || m.ev.Error.Message != "bad id" {
 					t.Errorf("error = %+v", m.ev.Error)
@@ -369,15 +370,15 @@ func TestTerminalOutcomes(t *testing.T) {
 			name:    "malformed body still tracks",
 			answers: []answer{status("Completed")},
 			body:    `{"metadata": not json`,
-			kind:    publisher.Completed,
+			kind:    event.Completed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Metadata != nil {
 					t.Errorf("metadata = %s, want none", m.ev.Metadata)
 				}
 			},
 		},
-		{name: "body not an object", answers: []answer{status("Completed")}, body: `[1,2]`, kind: publisher.Completed},
-		{name: "unknown keys ignored", answers: []answer{status("Completed")}, body: `{"priority":1,"metadata":"m"}`, kind: publisher.Completed},
+		{name: "body not an object", answers: []answer{status("Completed")}, body: `[1,2]`, kind: event.Completed},
+		{name: "unknown keys ignored", answers: []answer{status("Completed")}, body: `{"priority":1,"metadata":"m"}`, kind: event.Completed},
 	}
 	e.start(t, e.jobs, e.pub)
 	for i, tt := range tests {
@@ -416,7 +417,7 @@ func TestUnauthorizedNeverFailsJobs(t *testing.T) {
 	e.quiet(t, "j", 4)
 	// Fixing the key lets the job finish.
 	e.jobs.set("j", status("Completed"))
-	if m := e.next(t); m.ev.Kind != publisher.Completed {
+	if m := e.next(t); m.ev.Kind != event.Completed {
 		t.Errorf("kind = %s, want completed", m.ev.Kind)
 	}
 }
@@ -456,7 +457,7 @@ func TestTrackTwiceAndAfterReport(t *testing.T) {
 		t.Errorf("track stream holds %d messages, want 1", info.State.Msgs)
 	}
 	e.jobs.set("dup", status("Completed"))
-	if m := e.next(t); m.ev.Kind != publisher.Completed || string(m.ev.Metadata) != `"latest"` {
+	if m := e.next(t); m.ev.Kind != event.Completed || string(m.ev.Metadata) != `"latest"` {
 		t.Errorf("event %s metadata %s", m.ev.Kind, m.ev.Metadata)
 	}
 	// Tracking a job already reported costs no Reducto request and publishes nothing.
@@ -525,7 +526,7 @@ type crashingPublisher struct {
 	crashed bool
 }
 
-func (c *crashingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
+func (c *crashingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error) {
 	out, err := c.Publisher.Publish(ctx, ev)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -587,7 +588,7 @@ type hangingPublisher struct {
 	release   chan struct{}
 }
 
-func (h *hangingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
+func (h *hangingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error) {
 	out, err := h.Publisher.Publish(ctx, ev)
 	first := false
 	h.once.Do(func() { first = true })
@@ -687,7 +688,7 @@ type refusingPublisher struct {
 	refused  int
 }
 
-func (r *refusingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
+func (r *refusingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error) {
 	r.mu.Lock()
 	refusing := r.refusing
 	if refusing {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 )
@@ -94,16 +95,16 @@ func TestPublishClusteredR3(t *testing.T) {
 	e := &env{nc: nc, js: js, pub: pub}
 	ctx := t.Context()
 
-	first, err := pub.Publish(ctx, &publisher.Event{JobID: "job-r3", Kind: publisher.Completed})
+	first, err := pub.Publish(ctx, &event.Event{JobID: "job-r3", Kind: event.Completed})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	for _, k := range []publisher.Kind{publisher.Completed, publisher.Failed} {
-		got, err := pub.Publish(ctx, &publisher.Event{JobID: "job-r3", Kind: k})
+	for _, k := range []event.Kind{event.Completed, event.Failed} {
+		got, err := pub.Publish(ctx, &event.Event{JobID: "job-r3", Kind: k})
 		if err != nil {
 			t.Fatalf("publish %s again: %v", k, err)
 		}
-		if want := (publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: publisher.Completed}); got != want {
+		if want := (publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: event.Completed}); got != want {
 			t.Errorf("publish %s again: got %+v, want %+v", k, got, want)
 		}
 	}
@@ -111,7 +112,7 @@ func TestPublishClusteredR3(t *testing.T) {
 		t.Errorf("events for job-r3: got %d, want 1", n)
 	}
 
-	outs := publishAtOnce(t, pub, "job-r3-race", []publisher.Kind{publisher.Completed, publisher.Failed}, 10)
+	outs := publishAtOnce(t, pub, "job-r3-race", []event.Kind{event.Completed, event.Failed}, 10)
 	stored := 0
 	for _, out := range outs {
 		if !out.Duplicate {

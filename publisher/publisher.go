@@ -1,5 +1,5 @@
 // Package publisher publishes the bridge's terminal job events to the JetStream stream
-// REDUCTO_EVENTS (CONTRACT.md section 2) and guarantees that the stream holds at most one
+// REDUCTO_EVENTS (docs/contract.md section 2) and guarantees that the stream holds at most one
 // terminal event per job, ever: across retries, kinds, bridge crashes and replicas, and beyond
 // the stream's duplicate window. It builds the subject, the CloudEvents headers and the JSON
 // body, and moves results too large for one NATS message to the REDUCTO_RESULTS object store
@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -84,7 +85,7 @@ type Outcome struct {
 	Duplicate bool
 	// Existing is the kind of the event already stored when Duplicate; it may differ from
 	// the kind just published (the first report of a job wins).
-	Existing Kind
+	Existing event.Kind
 }
 
 // New returns a Publisher for the streams [Setup] created. maxPayload is the server's
@@ -121,20 +122,20 @@ func New(js jetstream.JetStream, maxPayload int64, o Options) (*Publisher, error
 // A failed attempt that may nevertheless have been stored (timeout, no responders, a
 // reconnecting connection) is retried with the same Nats-Msg-Id and the same expectation,
 // with exponential backoff until ctx ends. ev is not modified. A result too large for one
-// message is stored in REDUCTO_RESULTS under the job id first (see [ResultRef]).
-func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
+// message is stored in REDUCTO_RESULTS under the job id first (see [event.ResultRef]).
+func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Outcome, error) {
 	if ev == nil {
 		return Outcome{}, fmt.Errorf("%w: nil", ErrInvalidEvent)
 	}
 	if err := subject.ValidJobID(ev.JobID); err != nil {
 		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	if !ev.Kind.valid() {
+	if !ev.Kind.Valid() {
 		return Outcome{}, fmt.Errorf("%w: job %s: unknown kind %q", ErrInvalidEvent, ev.JobID, ev.Kind)
 	}
 	e := *ev
 	e.ObservedAt = eventTime(e.ObservedAt)
-	id := MsgID(e.JobID, e.Kind)
+	id := event.MsgID(e.JobID, e.Kind)
 	subj := subject.Event(p.prefix, string(e.Kind), e.JobID)
 	log := p.log.With("job_id", e.JobID, "subject", subj)
 
@@ -146,7 +147,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
 		return out, nil
 	}
 	msg, err := p.message(&e, subj)
-	if errors.Is(err, ErrEventTooLarge) && len(nonNull(e.Result)) > 0 {
+	if errors.Is(err, ErrEventTooLarge) && hasResult(&e) {
 		if lerr != nil {
 			return Outcome{}, fmt.Errorf("publish event %s: %w", id, lerr)
 		}
@@ -163,16 +164,16 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
 }
 
 // message builds the NATS message of e, or fails with ErrEventTooLarge.
-func (p *Publisher) message(e *Event, subj string) (*nats.Msg, error) {
+func (p *Publisher) message(e *event.Event, subj string) (*nats.Msg, error) {
 	body, err := e.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("marshal event: %w", err)
 	}
-	msg := &nats.Msg{Subject: subj, Header: headers(e, p.source), Data: body}
+	msg := &nats.Msg{Subject: subj, Header: nats.Header(event.Headers(e, p.source)), Data: body}
 	// Measure with the JetStream headers the publish options add, as the client and the
 	// server count headers toward max_payload.
 	probe := copyMsg(msg)
-	probe.Header.Set(jetstream.MsgIDHeader, MsgID(e.JobID, e.Kind))
+	probe.Header.Set(jetstream.MsgIDHeader, event.MsgID(e.JobID, e.Kind))
 	probe.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	probe.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subject.JobEvents(p.prefix, e.JobID))
 	size := int64(probe.Size() - len(probe.Subject))
@@ -184,7 +185,7 @@ func (p *Publisher) message(e *Event, subj string) (*nats.Msg, error) {
 
 // storeResult puts e's result into the results bucket under the job id. Putting the same name
 // again replaces the object, which makes a retried Publish harmless.
-func (p *Publisher) storeResult(ctx context.Context, e *Event) (*ResultRef, error) {
+func (p *Publisher) storeResult(ctx context.Context, e *event.Event) (*event.ResultRef, error) {
 	obs, err := p.resultsStore(ctx)
 	if err != nil {
 		return nil, err
@@ -198,12 +199,12 @@ func (p *Publisher) storeResult(ctx context.Context, e *Event) (*ResultRef, erro
 	if err != nil {
 		return nil, fmt.Errorf("store result of %d bytes in %s: %w", len(e.Result), subject.ResultsBucket, err)
 	}
-	return &ResultRef{Bucket: subject.ResultsBucket, Name: info.Name, Size: info.Size, Digest: info.Digest}, nil
+	return &event.ResultRef{Bucket: subject.ResultsBucket, Name: info.Name, Size: info.Size, Digest: info.Digest}, nil
 }
 
 // publish sends msg until the stream has stored it or refused it for good.
-func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *slog.Logger) (Outcome, error) {
-	id := MsgID(e.JobID, e.Kind)
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, log *slog.Logger) (Outcome, error) {
+	id := event.MsgID(e.JobID, e.Kind)
 	opts := []jetstream.PublishOpt{
 		jetstream.WithMsgID(id),
 		jetstream.WithExpectLastSequenceForSubject(0, subject.JobEvents(p.prefix, e.JobID)),
@@ -274,7 +275,7 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *s
 
 // existing returns the outcome describing the event the stream already holds for e's job,
 // found=false when it holds none.
-func (p *Publisher) existing(ctx context.Context, e *Event, log *slog.Logger) (out Outcome, found bool, err error) {
+func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logger) (out Outcome, found bool, err error) {
 	raw, err := p.last(ctx, e.JobID)
 	if err != nil || raw == nil {
 		return Outcome{}, false, err
@@ -291,14 +292,14 @@ func (p *Publisher) existing(ctx context.Context, e *Event, log *slog.Logger) (o
 }
 
 // kindOf extracts <kind> from P.job.<kind>.<job_id>.
-func (p *Publisher) kindOf(subj, jobID string) Kind {
+func (p *Publisher) kindOf(subj, jobID string) event.Kind {
 	rest, _ := strings.CutPrefix(subj, p.prefix+".job.")
 	kind, _ := strings.CutSuffix(rest, "."+jobID)
-	return Kind(kind)
+	return event.Kind(kind)
 }
 
 // Lookup returns the terminal event already stored for a job, or (nil, nil) when there is none.
-func (p *Publisher) Lookup(ctx context.Context, jobID string) (*Event, error) {
+func (p *Publisher) Lookup(ctx context.Context, jobID string) (*event.Event, error) {
 	if err := subject.ValidJobID(jobID); err != nil {
 		return nil, fmt.Errorf("look up event: %w", err)
 	}
@@ -306,7 +307,7 @@ func (p *Publisher) Lookup(ctx context.Context, jobID string) (*Event, error) {
 	if err != nil || raw == nil {
 		return nil, err
 	}
-	ev, err := Decode(raw.Data)
+	ev, err := event.Decode(raw.Data)
 	if err != nil {
 		return nil, fmt.Errorf("look up event of job %s: seq %d: %w", jobID, raw.Sequence, err)
 	}
@@ -413,4 +414,18 @@ func isTransient(err error) bool {
 		errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrStaleConnection)
+}
+
+// eventTime is the time written into ce-time and observed_at; a zero time becomes now.
+func eventTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t.UTC()
+}
+
+// hasResult reports whether e carries a result: a JSON null is no result, as the event's
+// JSON leaves it out.
+func hasResult(e *event.Event) bool {
+	return len(e.Result) > 0 && !bytes.Equal(bytes.TrimSpace(e.Result), []byte("null"))
 }
