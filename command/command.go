@@ -1,4 +1,4 @@
-// Package command serves the bridge's request/reply commands (CONTRACT.md section 3) as the
+// Package command serves the bridge's request/reply commands (docs/contract.md section 3) as the
 // NATS micro service "reducto-bridge": P.cancel cancels a Reducto job and makes sure its
 // terminal event will be published, P.submit submits an async job and tracks it. Every request
 // gets a JSON reply or a micro error (Nats-Service-Error and Nats-Service-Error-Code headers);
@@ -29,6 +29,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // ServiceName is the micro service's name, as `nats micro ls` and $SRV.PING.<name> show it.
@@ -70,9 +71,9 @@ type Events interface {
 
 // Tracker makes sure a job is tracked, so that its terminal event will be published. It
 // reports whether it created the track; a job already tracked keeps its track message and
-// metadata. A closure over poller.EnsureTracked is the usual implementation.
-// webhook says that Reducto will announce the job's end to this bridge by webhook.
-type Tracker func(ctx context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error)
+// metadata. (*track.Queue).Ensure is the usual implementation. req.Webhook says that Reducto
+// will announce the job's end to this bridge by webhook.
+type Tracker func(ctx context.Context, id string, req track.Request) (bool, error)
 
 // Options configures the service. The zero value of every field but Prefix has a default.
 type Options struct {
@@ -123,13 +124,13 @@ type Service struct {
 }
 
 // Start registers the micro service on nc and starts serving P.cancel and P.submit, in the
-// default queue group so that replicas share the load. jobs and track are required; events
+// default queue group so that replicas share the load. jobs and tracker are required; events
 // may be nil (no check for an already-published event).
 //
 // micro installs its own closed and error handlers on nc (chaining to those already set), so
 // set nc's handlers before calling Start.
-func Start(nc *nats.Conn, jobs Jobs, events Events, track Tracker, o Options) (*Service, error) {
-	if nc == nil || jobs == nil || track == nil {
+func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) (*Service, error) {
+	if nc == nil || jobs == nil || tracker == nil {
 		return nil, errors.New("start command service: nil connection, jobs or tracker")
 	}
 	if o.Prefix == "" {
@@ -158,7 +159,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, track Tracker, o Options) (*
 		nc:      nc,
 		jobs:    jobs,
 		events:  events,
-		track:   track,
+		track:   tracker,
 		timeout: o.Timeout,
 		log:     o.Logger,
 		metrics: o.Metrics,

@@ -21,6 +21,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 const (
@@ -117,8 +118,8 @@ type fakeTracker struct {
 	called chan trackCall // receives every call when set
 }
 
-func (f *fakeTracker) track(_ context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error) {
-	c := trackCall{id, string(metadata), webhook}
+func (f *fakeTracker) track(_ context.Context, id string, req track.Request) (bool, error) {
+	c := trackCall{id, string(req.Metadata), req.Webhook}
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()

@@ -81,7 +81,7 @@ func TestAuthFailing(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.opts.MaxInterval = 20 * time.Millisecond
 	e.jobs.set("k", answer{err: &reducto.APIError{StatusCode: 403}})
-	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 		mu.Unlock()
 	}
 	rp := &refusingPublisher{Publisher: e.pub}
-	p, err := poller.New(e.js, e.cons, e.jobs, rp, e.opts)
+	p, err := poller.New(e.queue, e.jobs, rp, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

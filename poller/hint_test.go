@@ -19,7 +19,7 @@ func TestHint(t *testing.T) {
 	// Parked jobs wait an hour: only a hint can finish them within the test.
 	e.opts.InitialInterval = time.Hour
 	e.opts.MaxInterval = time.Hour
-	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestWebhookJobsArePolledSparsely(t *testing.T) {
 	e.opts.InitialInterval = 10 * time.Millisecond
 	e.opts.MaxInterval = 20 * time.Millisecond
 	e.opts.WebhookPollInterval = time.Hour
-	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

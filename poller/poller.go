@@ -1,5 +1,5 @@
 // Package poller is the bridge's scheduler. It consumes track messages from the REDUCTO_TRACK
-// work-queue stream through one durable pull consumer shared by every replica, polls each job
+// work queue ([track.Queue]) through one durable pull consumer shared by every replica, polls each job
 // through a [JobGetter], answers an unfinished job with NakWithDelay (so the delay lives in
 // JetStream and survives crashes), and hands a finished job to an [EventPublisher], acking the
 // track message only after the event's PubAck.
@@ -21,6 +21,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // JobGetter fetches a job's current state; *reducto.Client satisfies it.
@@ -35,9 +36,17 @@ type EventPublisher interface {
 	Lookup(ctx context.Context, jobID string) (*event.Event, error)
 }
 
+// Queue is the track work queue the poller consumes and keeps; *track.Queue satisfies it.
+type Queue interface {
+	Consumer() jetstream.Consumer
+	JobID(subject string) (string, error)
+	Ensure(ctx context.Context, id string, req track.Request) (bool, error)
+	Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
+	Delete(ctx context.Context, seq uint64) error
+}
+
 // Options configure a Poller. Zero values take the defaults in brackets.
 type Options struct {
-	Prefix          string        // subject prefix [reducto]
 	InitialInterval time.Duration // tracking to first poll [2s]
 	MaxInterval     time.Duration // cap of the backoff [30s]
 	Multiplier      float64       // backoff growth [1.5]
@@ -62,8 +71,8 @@ type Options struct {
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
 type Poller struct {
-	js     jetstream.JetStream
-	cons   jetstream.Consumer
+	queue  Queue
+	cons   jetstream.Consumer // queue.Consumer()
 	jobs   JobGetter
 	events EventPublisher
 	o      Options
@@ -72,9 +81,6 @@ type Poller struct {
 	m      *metrics.Metrics
 	now    func() time.Time
 
-	mu     sync.Mutex
-	stream jetstream.Stream // REDUCTO_TRACK, looked up once (Hint)
-
 	gate gate       // closed while the events stream refuses publishes
 	eta  *estimator // predicts when jobs finish
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
@@ -82,13 +88,10 @@ type Poller struct {
 	authFailingSince atomic.Int64
 }
 
-// New returns a poller consuming from cons (see [Setup]) on js.
-func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
-	if js == nil || cons == nil || jobs == nil || events == nil {
-		return nil, errors.New("poller: jetstream, consumer, job getter and event publisher are required")
-	}
-	if o.Prefix == "" {
-		o.Prefix = "reducto"
+// New returns a poller consuming from q (see [track.Setup]).
+func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
+	if q == nil || q.Consumer() == nil || jobs == nil || events == nil {
+		return nil, errors.New("poller: track queue, job getter and event publisher are required")
 	}
 	if o.InitialInterval <= 0 {
 		o.InitialInterval = 2 * time.Second
@@ -127,8 +130,8 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events
 		o.Now = time.Now
 	}
 	return &Poller{
-		js:     js,
-		cons:   cons,
+		queue:  q,
+		cons:   q.Consumer(),
 		jobs:   jobs,
 		events: events,
 		o:      o,
@@ -209,7 +212,7 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 		batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			release(slots, n)
-			return fmt.Errorf("fetch from %s: %w", ConsumerName, err)
+			return fmt.Errorf("fetch from %s: %w", track.ConsumerName, err)
 		}
 		got := 0
 		for msg := range batch.Messages() {

@@ -21,6 +21,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 const prefix = "reducto"
@@ -91,7 +92,7 @@ func (f *fakeJobs) times(id string) []time.Time {
 type env struct {
 	js     jetstream.JetStream
 	pub    *publisher.Publisher
-	cons   jetstream.Consumer
+	queue  *track.Queue
 	jobs   *fakeJobs
 	events chan *eventMsg
 	opts   poller.Options
@@ -116,11 +117,11 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := poller.Setup(ctx, js, poller.SetupOptions{Prefix: prefix, AckWait: ackWait})
+	queue, err := track.Setup(ctx, js, track.Options{Prefix: prefix, AckWait: ackWait})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{js: js, pub: pub, cons: cons, jobs: newFakeJobs(), events: make(chan *eventMsg, 100)}
+	e := &env{js: js, pub: pub, queue: queue, jobs: newFakeJobs(), events: make(chan *eventMsg, 100)}
 	sub, err := nc.Subscribe(subject.EventsAll(prefix), func(m *nats.Msg) {
 		ev, err := event.Decode(m.Data)
 		if err != nil {
@@ -134,7 +135,6 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
 	e.opts = poller.Options{
-		Prefix:          prefix,
 		InitialInterval: 20 * time.Millisecond,
 		MaxInterval:     100 * time.Millisecond,
 		Multiplier:      2,
@@ -149,7 +149,7 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 // start runs a poller until the test ends (or the returned stop is called).
 func (e *env) start(t *testing.T, jobs poller.JobGetter, events poller.EventPublisher) (stop func()) {
 	t.Helper()
-	p, err := poller.New(e.js, e.cons, jobs, events, e.opts)
+	p, err := poller.New(e.queue, jobs, events, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -642,29 +642,6 @@ func TestShutdownHandsBackJobs(t *testing.T) {
 	got := map[string]bool{e.next(t).ev.JobID: true, e.next(t).ev.JobID: true}
 	if !got["h1"] || !got["h2"] {
 		t.Errorf("events for %v, want h1 and h2", got)
-	}
-}
-
-func TestEnsureTracked(t *testing.T) {
-	e := newEnv(t, 30*time.Second)
-	ok, err := poller.EnsureTracked(t.Context(), e.js, prefix, "e1", poller.TrackRequest{Metadata: json.RawMessage(`{"a":1}`)})
-	if err != nil || !ok {
-		t.Fatalf("first EnsureTracked = %v, %v, want true", ok, err)
-	}
-	ok, err = poller.EnsureTracked(t.Context(), e.js, prefix, "e1", poller.TrackRequest{})
-	if err != nil || ok {
-		t.Fatalf("second EnsureTracked = %v, %v, want false (already tracked)", ok, err)
-	}
-	msg, err := e.js.Stream(t.Context(), subject.TrackStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := msg.GetLastMsgForSubject(t.Context(), subject.Track(prefix, "e1"))
-	if err != nil || string(raw.Data) != `{"metadata":{"a":1}}` {
-		t.Errorf("stored track = %s, %v; the original metadata must survive", raw.Data, err)
-	}
-	if _, err := poller.EnsureTracked(t.Context(), e.js, prefix, "a.b", poller.TrackRequest{}); err == nil {
-		t.Error("invalid id accepted")
 	}
 }
 

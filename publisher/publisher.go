@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -48,19 +49,6 @@ const (
 	// chunk message's subject and headers under a smaller max payload.
 	maxChunk    = 128 * 1024
 	chunkMargin = 1024
-)
-
-// JetStream API error codes that nats.go does not name.
-const (
-	errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
-	errCodeClusterNotAvailable      jetstream.ErrorCode = 10008
-	errCodeInsufficientResources    jetstream.ErrorCode = 10023
-	errCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
-	errCodeDuplicateMsgInProcess    jetstream.ErrorCode = 10158
-	// errCodeStreamStoreFailed carries the store's "maximum messages/bytes exceeded" when a
-	// DiscardNew stream is full (and "message too large", which cannot happen here: the
-	// stream has no MaxMsgSize and Publish keeps events under the max payload).
-	errCodeStreamStoreFailed jetstream.ErrorCode = 10077
 )
 
 // Publisher publishes terminal events. It is safe for concurrent use.
@@ -229,7 +217,7 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, 
 				log.Debug("job already reported", "seq", ack.Sequence)
 			}
 			return nil
-		case isWrongLastSequence(err):
+		case jserr.WrongLastSequence(err):
 			o, found, lerr := p.existing(actx, e, log)
 			if lerr != nil {
 				lastErr = lerr
@@ -369,22 +357,13 @@ func copyMsg(m *nats.Msg) *nats.Msg {
 	return &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
 }
 
-// isWrongLastSequence reports the server's refusal of the expected-sequence check: the
-// stream already holds an event for the job.
-func isWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
-
 // isStreamFull reports a refusal because storage limits are reached.
 func isStreamFull(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode {
-	case errCodeStreamStoreFailed, errCodeInsufficientResources,
-		errCodeAccountResourcesExceeded, errCodeStorageResourcesExceeded:
+	switch jserr.Code(err) {
+	case jserr.StreamStoreFailed, jserr.InsufficientResources,
+		jserr.AccountResourcesExceeded, jserr.StorageResourcesExceeded:
+		// StreamStoreFailed is "maximum messages/bytes exceeded" here: the stream has no
+		// MaxMsgSize and Publish keeps events under the max payload.
 		return true
 	}
 	return false
@@ -396,12 +375,12 @@ func isStreamFull(err error) bool {
 func isTransient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case errCodeDuplicateMsgInProcess, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		switch {
+		case apiErr.ErrorCode == jserr.DuplicateMsgInProcess, jserr.SubjectInFlight(err):
 			// A clustered stream answers so while another publish of the same id, or for
 			// the same job, is being replicated; the next attempt sees it stored, or not.
 			return true
-		case errCodeClusterNotAvailable:
+		case apiErr.ErrorCode == jserr.ClusterNotAvailable:
 			return true
 		}
 		return false
