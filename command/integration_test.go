@@ -49,12 +49,9 @@ func TestWithRealParts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("track.Setup: %v", err)
 	}
-	if err := publisher.Setup(ctx, js, publisher.Options{Prefix: prefix}); err != nil {
-		t.Fatalf("publisher.Setup: %v", err)
-	}
-	pub, err := publisher.New(js, nc.MaxPayload(), publisher.Options{Prefix: prefix})
+	pub, err := publisher.Setup(ctx, js, publisher.Options{Prefix: prefix})
 	if err != nil {
-		t.Fatalf("publisher.New: %v", err)
+		t.Fatalf("publisher.Setup: %v", err)
 	}
 	e := startOn(t, nc, natstest.Connect(t, s), client, pub, queue.Ensure,
 		Options{PublicURL: hooks.URL, WebhookToken: "tok", Timeout: 5 * time.Second})

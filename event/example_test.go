@@ -85,7 +85,7 @@ func ExampleResultRef() {
 	defer stop()
 
 	// The bridge's side.
-	pub, err := setUpPublisher(ctx, js)
+	pub, err := publisher.Setup(ctx, js, publisher.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -173,13 +173,4 @@ func embeddedJetStream() (jetstream.JetStream, func(), error) {
 		return nil, nil, err
 	}
 	return js, stop, nil
-}
-
-// setUpPublisher creates the events stream and the results bucket and returns the bridge's
-// publisher on them.
-func setUpPublisher(ctx context.Context, js jetstream.JetStream) (*publisher.Publisher, error) {
-	if err := publisher.Setup(ctx, js, publisher.Options{}); err != nil {
-		return nil, err
-	}
-	return publisher.New(js, js.Conn().MaxPayload(), publisher.Options{})
 }

@@ -120,7 +120,7 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 		afterPublish = append(afterPublish, id)
 		mu.Unlock()
 	}
-	rp := &refusingPublisher{Publisher: e.pub}
+	rp := &refusingPublisher{EventPublisher: e.pub}
 	p, err := poller.New(e.queue, e.jobs, rp, e.opts)
 	if err != nil {
 		t.Fatal(err)

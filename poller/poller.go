@@ -32,7 +32,7 @@ type JobGetter interface {
 // EventPublisher publishes terminal events and finds those already published;
 // *publisher.Publisher satisfies it.
 type EventPublisher interface {
-	Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error)
+	Publish(ctx context.Context, ev *event.Event) (publisher.Result, error)
 	Lookup(ctx context.Context, jobID string) (*event.Event, error)
 }
 

@@ -110,10 +110,7 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	nc, js := natstest.JetStream(t, s)
 	ctx := t.Context()
 	po := publisher.Options{Prefix: prefix, Source: "test", MaxAge: time.Hour, Duplicates: time.Minute}
-	if err := publisher.Setup(ctx, js, po); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := publisher.New(js, nc.MaxPayload(), po)
+	pub, err := publisher.Setup(ctx, js, po)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,13 +518,13 @@ func TestBackoffSpacing(t *testing.T) {
 // crashingPublisher publishes, then fails the first publish as if the process died before it
 // could ack: the event is in the stream, the track message is not acked.
 type crashingPublisher struct {
-	*publisher.Publisher
+	poller.EventPublisher
 	mu      sync.Mutex
 	crashed bool
 }
 
-func (c *crashingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error) {
-	out, err := c.Publisher.Publish(ctx, ev)
+func (c *crashingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Result, error) {
+	out, err := c.EventPublisher.Publish(ctx, ev)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil && !c.crashed {
@@ -540,7 +537,7 @@ func (c *crashingPublisher) Publish(ctx context.Context, ev *event.Event) (publi
 func TestPublishedButNotAckedYieldsOneEvent(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.jobs.set("c", status("Completed"))
-	e.start(t, e.jobs, &crashingPublisher{Publisher: e.pub})
+	e.start(t, e.jobs, &crashingPublisher{EventPublisher: e.pub})
 	e.track(t, "c", "")
 	e.next(t)
 	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
@@ -559,7 +556,7 @@ func TestStopBetweenPublishAndAck(t *testing.T) {
 	e.jobs.set("s", status("Completed"))
 	published := make(chan struct{})
 	release := make(chan struct{})
-	hang := &hangingPublisher{Publisher: e.pub, published: published, release: release}
+	hang := &hangingPublisher{EventPublisher: e.pub, published: published, release: release}
 	e.opts.DrainTimeout = 50 * time.Millisecond
 	stop := e.start(t, e.jobs, hang)
 	e.track(t, "s", "")
@@ -582,14 +579,14 @@ func TestStopBetweenPublishAndAck(t *testing.T) {
 
 // hangingPublisher publishes, signals, then blocks until its context ends (the drain timeout).
 type hangingPublisher struct {
-	*publisher.Publisher
+	poller.EventPublisher
 	once      sync.Once
 	published chan struct{}
 	release   chan struct{}
 }
 
-func (h *hangingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error) {
-	out, err := h.Publisher.Publish(ctx, ev)
+func (h *hangingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Result, error) {
+	out, err := h.EventPublisher.Publish(ctx, ev)
 	first := false
 	h.once.Do(func() { first = true })
 	if first {
@@ -659,13 +656,13 @@ func trackPending(t *testing.T, e *env) uint64 {
 
 // refusingPublisher fails every publish while refusing is set, like a full events stream.
 type refusingPublisher struct {
-	*publisher.Publisher
+	poller.EventPublisher
 	mu       sync.Mutex
 	refusing bool
 	refused  int
 }
 
-func (r *refusingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Outcome, error) {
+func (r *refusingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Result, error) {
 	r.mu.Lock()
 	refusing := r.refusing
 	if refusing {
@@ -673,9 +670,9 @@ func (r *refusingPublisher) Publish(ctx context.Context, ev *event.Event) (publi
 	}
 	r.mu.Unlock()
 	if refusing {
-		return publisher.Outcome{}, fmt.Errorf("publish: %w", publisher.ErrStreamFull)
+		return publisher.Result{}, fmt.Errorf("publish: %w", publisher.ErrStreamFull)
 	}
-	return r.Publisher.Publish(ctx, ev)
+	return r.EventPublisher.Publish(ctx, ev)
 }
 
 func (r *refusingPublisher) set(refusing bool) {
@@ -702,7 +699,7 @@ func TestBackPressurePausesPolls(t *testing.T) {
 		ids[i] = fmt.Sprint("bp", i)
 		e.jobs.set(ids[i], status("Completed"))
 	}
-	rp := &refusingPublisher{Publisher: e.pub, refusing: true}
+	rp := &refusingPublisher{EventPublisher: e.pub, refusing: true}
 	e.start(t, e.jobs, rp)
 	start := time.Now()
 	for _, id := range ids {

@@ -78,19 +78,16 @@ func TestPublishClusteredR3(t *testing.T) {
 	o := publisher.Options{Replicas: 3}
 	// The cluster elects its meta leader some time after start; there is no signal for it.
 	deadline := time.Now().Add(30 * time.Second)
+	var pub *publisher.Publisher
 	for {
-		err := publisher.Setup(t.Context(), js, o)
-		if err == nil {
+		var err error
+		if pub, err = publisher.Setup(t.Context(), js, o); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("setup on the cluster: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	pub, err := publisher.New(js, nc.MaxPayload(), o)
-	if err != nil {
-		t.Fatalf("new: %v", err)
 	}
 	e := &env{nc: nc, js: js, pub: pub}
 	ctx := t.Context()
@@ -104,7 +101,7 @@ func TestPublishClusteredR3(t *testing.T) {
 		if err != nil {
 			t.Fatalf("publish %s again: %v", k, err)
 		}
-		if want := (publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: event.Completed}); got != want {
+		if want := (publisher.Result{Seq: first.Seq, Duplicate: true, Existing: event.Completed}); got != want {
 			t.Errorf("publish %s again: got %+v, want %+v", k, got, want)
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -51,21 +50,30 @@ const (
 	chunkMargin = 1024
 )
 
-// Publisher publishes terminal events. It is safe for concurrent use.
+// JetStream is the part of jetstream.JetStream the publisher uses.
+type JetStream interface {
+	// Conn is the connection, for the server's max payload.
+	Conn() *nats.Conn
+	Stream(ctx context.Context, name string) (jetstream.Stream, error)
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error)
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Publisher publishes terminal events on the stream and bucket [Setup] created. It is safe
+// for concurrent use.
 type Publisher struct {
-	js         jetstream.JetStream
-	maxPayload int64 // the server's max_payload, bytes
+	js         JetStream
+	stream     jetstream.Stream      // REDUCTO_EVENTS
+	results    jetstream.ObjectStore // REDUCTO_RESULTS
+	maxPayload int64                 // the server's max_payload, bytes
 	prefix     string
 	source     string
 	log        *slog.Logger
-
-	mu      sync.Mutex
-	stream  jetstream.Stream      // REDUCTO_EVENTS, looked up on first use
-	results jetstream.ObjectStore // REDUCTO_RESULTS, looked up on first use
 }
 
-// Outcome is what the events stream holds for the job after [Publisher.Publish].
-type Outcome struct {
+// Result is what the events stream holds for the job after [Publisher.Publish].
+type Result struct {
 	// Seq is the stream sequence of the job's event: the new one, or the one already stored.
 	Seq uint64
 	// Duplicate reports that the stream already held an event for this job (possibly from an
@@ -76,50 +84,27 @@ type Outcome struct {
 	Existing event.Kind
 }
 
-// New returns a Publisher for the streams [Setup] created. maxPayload is the server's
-// max_payload (nc.MaxPayload(), known once connected); an event that would exceed it has its
-// result moved to the object store. Options are defaulted as for [Setup] and must match it.
-func New(js jetstream.JetStream, maxPayload int64, o Options) (*Publisher, error) {
-	o, err := o.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	if js == nil {
-		return nil, fmt.Errorf("%w: nil jetstream", ErrInvalidOptions)
-	}
-	if maxPayload <= 2*chunkMargin {
-		return nil, fmt.Errorf("%w: max payload %d bytes (not connected yet?)", ErrInvalidOptions, maxPayload)
-	}
-	return &Publisher{
-		js:         js,
-		maxPayload: maxPayload,
-		prefix:     o.Prefix,
-		source:     o.Source,
-		log:        o.Logger,
-	}, nil
-}
-
 // Publish publishes ev as P.job.<kind>.<job_id> and reports what the stream holds for the job.
 //
 // The stream is asked to store the event only if it holds no event for the job yet, whatever
 // its kind (Nats-Expected-Last-Subject-Sequence 0 on P.job.*.<job_id>); the server checks that
 // atomically, so concurrent publishers, crashed-and-restarted bridges and later kinds never
 // add a second event, however long ago the first was stored. When the stream already holds
-// one, Publish returns Outcome{Duplicate: true, Existing: <its kind>} and a nil error.
+// one, Publish returns Result{Duplicate: true, Existing: <its kind>} and a nil error.
 //
 // A failed attempt that may nevertheless have been stored (timeout, no responders, a
 // reconnecting connection) is retried with the same Nats-Msg-Id and the same expectation,
 // with exponential backoff until ctx ends. ev is not modified. A result too large for one
 // message is stored in REDUCTO_RESULTS under the job id first (see [event.ResultRef]).
-func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Outcome, error) {
+func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error) {
 	if ev == nil {
-		return Outcome{}, fmt.Errorf("%w: nil", ErrInvalidEvent)
+		return Result{}, fmt.Errorf("%w: nil", ErrInvalidEvent)
 	}
 	if err := subject.ValidJobID(ev.JobID); err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return Result{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	if !ev.Kind.Valid() {
-		return Outcome{}, fmt.Errorf("%w: job %s: unknown kind %q", ErrInvalidEvent, ev.JobID, ev.Kind)
+		return Result{}, fmt.Errorf("%w: job %s: unknown kind %q", ErrInvalidEvent, ev.JobID, ev.Kind)
 	}
 	e := *ev
 	e.ObservedAt = eventTime(e.ObservedAt)
@@ -137,16 +122,16 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Outcome, erro
 	msg, err := p.message(&e, subj)
 	if errors.Is(err, ErrEventTooLarge) && hasResult(&e) {
 		if lerr != nil {
-			return Outcome{}, fmt.Errorf("publish event %s: %w", id, lerr)
+			return Result{}, fmt.Errorf("publish event %s: %w", id, lerr)
 		}
 		if e.ResultRef, err = p.storeResult(ctx, &e); err != nil {
-			return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+			return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 		}
 		e.Result = nil
 		msg, err = p.message(&e, subj)
 	}
 	if err != nil {
-		return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+		return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 	}
 	return p.publish(ctx, msg, &e, log)
 }
@@ -174,16 +159,12 @@ func (p *Publisher) message(e *event.Event, subj string) (*nats.Msg, error) {
 // storeResult puts e's result into the results bucket under the job id. Putting the same name
 // again replaces the object, which makes a retried Publish harmless.
 func (p *Publisher) storeResult(ctx context.Context, e *event.Event) (*event.ResultRef, error) {
-	obs, err := p.resultsStore(ctx)
-	if err != nil {
-		return nil, err
-	}
 	meta := jetstream.ObjectMeta{
 		Name: e.JobID,
 		// The object store's default chunk (128 KiB) exceeds a server's smaller max payload.
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(maxChunk, p.maxPayload-chunkMargin))},
 	}
-	info, err := obs.Put(ctx, meta, bytes.NewReader(e.Result))
+	info, err := p.results.Put(ctx, meta, bytes.NewReader(e.Result))
 	if err != nil {
 		return nil, fmt.Errorf("store result of %d bytes in %s: %w", len(e.Result), subject.ResultsBucket, err)
 	}
@@ -191,14 +172,14 @@ func (p *Publisher) storeResult(ctx context.Context, e *event.Event) (*event.Res
 }
 
 // publish sends msg until the stream has stored it or refused it for good.
-func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, log *slog.Logger) (Outcome, error) {
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, log *slog.Logger) (Result, error) {
 	id := event.MsgID(e.JobID, e.Kind)
 	opts := []jetstream.PublishOpt{
 		jetstream.WithMsgID(id),
 		jetstream.WithExpectLastSequenceForSubject(0, subject.JobEvents(p.prefix, e.JobID)),
 	}
 	var (
-		out     Outcome
+		out     Result
 		attempt int
 		lastErr error
 	)
@@ -209,7 +190,7 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, 
 		ack, err := p.js.PublishMsg(actx, copyMsg(msg), opts...)
 		switch {
 		case err == nil:
-			out = Outcome{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+			out = Result{Seq: ack.Sequence, Duplicate: ack.Duplicate}
 			if ack.Duplicate {
 				// Same Nats-Msg-Id, so the stored event is of this very kind. A clustered
 				// stream checks the id before the expected sequence, so it answers this way.
@@ -254,19 +235,19 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, 
 	)
 	if err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify); err != nil {
 		if cerr := ctx.Err(); cerr != nil && lastErr != nil {
-			return Outcome{}, fmt.Errorf("publish event %s: %w after %d attempts, last error: %w", id, cerr, attempt, lastErr)
+			return Result{}, fmt.Errorf("publish event %s: %w after %d attempts, last error: %w", id, cerr, attempt, lastErr)
 		}
-		return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+		return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 	}
 	return out, nil
 }
 
-// existing returns the outcome describing the event the stream already holds for e's job,
+// existing returns the result describing the event the stream already holds for e's job,
 // found=false when it holds none.
-func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logger) (out Outcome, found bool, err error) {
+func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logger) (out Result, found bool, err error) {
 	raw, err := p.last(ctx, e.JobID)
 	if err != nil || raw == nil {
-		return Outcome{}, false, err
+		return Result{}, false, err
 	}
 	// The kind comes from the subject, so a stored body this package cannot decode does not
 	// stop the bridge from recognising the job as reported.
@@ -276,7 +257,7 @@ func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logg
 	} else {
 		log.Debug("job already reported", "seq", raw.Sequence)
 	}
-	return Outcome{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, nil
+	return Result{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, nil
 }
 
 // kindOf extracts <kind> from P.job.<kind>.<job_id>.
@@ -304,12 +285,8 @@ func (p *Publisher) Lookup(ctx context.Context, jobID string) (*event.Event, err
 
 // last returns the job's last stored event message, or nil when there is none.
 func (p *Publisher) last(ctx context.Context, jobID string) (*jetstream.RawStreamMsg, error) {
-	st, err := p.eventsStream(ctx)
-	if err != nil {
-		return nil, err
-	}
 	// The server resolves a wildcard last-by-subject (P.job.*.<id>), direct get or not.
-	raw, err := st.GetLastMsgForSubject(ctx, subject.JobEvents(p.prefix, jobID))
+	raw, err := p.stream.GetLastMsgForSubject(ctx, subject.JobEvents(p.prefix, jobID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -317,34 +294,6 @@ func (p *Publisher) last(ctx context.Context, jobID string) (*jetstream.RawStrea
 		return nil, fmt.Errorf("get last event of job %s: %w", jobID, err)
 	}
 	return raw, nil
-}
-
-// eventsStream returns the events stream handle, looking it up once.
-func (p *Publisher) eventsStream(ctx context.Context) (jetstream.Stream, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stream == nil {
-		st, err := p.js.Stream(ctx, subject.EventsStream)
-		if err != nil {
-			return nil, fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
-		}
-		p.stream = st
-	}
-	return p.stream, nil
-}
-
-// resultsStore returns the results bucket handle, looking it up once.
-func (p *Publisher) resultsStore(ctx context.Context) (jetstream.ObjectStore, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.results == nil {
-		obs, err := p.js.ObjectStore(ctx, subject.ResultsBucket)
-		if err != nil {
-			return nil, fmt.Errorf("look up object store %s: %w", subject.ResultsBucket, err)
-		}
-		p.results = obs
-	}
-	return p.results, nil
 }
 
 // copyMsg returns a message that shares nothing mutable with m: the publish options write

@@ -39,12 +39,9 @@ func newEnv(t *testing.T, sopts natstest.Options, o publisher.Options) *env {
 	nc, js := natstest.JetStream(t, s)
 	rec := &logRecorder{}
 	o.Logger = slog.New(rec)
-	if err := publisher.Setup(t.Context(), js, o); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	pub, err := publisher.New(js, nc.MaxPayload(), o)
+	pub, err := publisher.Setup(t.Context(), js, o)
 	if err != nil {
-		t.Fatalf("new publisher: %v", err)
+		t.Fatalf("setup: %v", err)
 	}
 	return &env{nc: nc, js: js, pub: pub, log: rec}
 }
@@ -128,7 +125,7 @@ func TestSetup(t *testing.T) {
 	}
 	o := publisher.Options{Prefix: "acme.reducto", MaxAge: 48 * time.Hour, Duplicates: 5 * time.Minute}
 	for i := range 2 { // idempotent
-		if err := publisher.Setup(ctx, js, o); err != nil {
+		if _, err := publisher.Setup(ctx, js, o); err != nil {
 			t.Fatalf("setup #%d: %v", i+1, err)
 		}
 	}
@@ -183,7 +180,7 @@ func TestSetup(t *testing.T) {
 func TestSetupDefaults(t *testing.T) {
 	s := natstest.RunServer(t)
 	_, js := natstest.JetStream(t, s)
-	if err := publisher.Setup(t.Context(), js, publisher.Options{}); err != nil {
+	if _, err := publisher.Setup(t.Context(), js, publisher.Options{}); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	st, err := js.Stream(t.Context(), subject.EventsStream)
@@ -201,7 +198,7 @@ func TestSetupDefaults(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	s := natstest.RunServer(t)
-	nc, js := natstest.JetStream(t, s)
+	_, js := natstest.JetStream(t, s)
 	tests := []struct {
 		name string
 		o    publisher.Options
@@ -217,18 +214,20 @@ func TestOptionsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := publisher.Setup(t.Context(), js, tt.o); !errors.Is(err, publisher.ErrInvalidOptions) {
+			if _, err := publisher.Setup(t.Context(), js, tt.o); !errors.Is(err, publisher.ErrInvalidOptions) {
 				t.Errorf("setup: got %v, want ErrInvalidOptions", err)
-			}
-			if _, err := publisher.New(js, nc.MaxPayload(), tt.o); !errors.Is(err, publisher.ErrInvalidOptions) {
-				t.Errorf("new: got %v, want ErrInvalidOptions", err)
 			}
 		})
 	}
-	if _, err := publisher.New(js, 0, publisher.Options{}); !errors.Is(err, publisher.ErrInvalidOptions) {
-		t.Errorf("new with max payload 0: got %v, want ErrInvalidOptions", err)
+	if _, err := publisher.Setup(t.Context(), unconnected{js}, publisher.Options{}); !errors.Is(err, publisher.ErrInvalidOptions) {
+		t.Errorf("setup with max payload 0: got %v, want ErrInvalidOptions", err)
 	}
 }
+
+// unconnected reports a connection that has not learnt the server's max payload yet.
+type unconnected struct{ publisher.JetStream }
+
+func (unconnected) Conn() *nats.Conn { return new(nats.Conn) }
 
 func TestPublishMessage(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{Prefix: prefix})
@@ -378,7 +377,7 @@ func TestPublishAtMostOnce(t *testing.T) {
 			if err != nil {
 				t.Fatalf("second publish: %v", err)
 			}
-			want := publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: tt.first}
+			want := publisher.Result{Seq: first.Seq, Duplicate: true, Existing: tt.first}
 			if got != want {
 				t.Errorf("outcome: got %+v, want %+v", got, want)
 			}
@@ -435,7 +434,7 @@ func TestPublishAfterDuplicateWindow(t *testing.T) {
 		if err != nil {
 			t.Fatalf("publish %s again: %v", k, err)
 		}
-		want := publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: event.Completed}
+		want := publisher.Result{Seq: first.Seq, Duplicate: true, Existing: event.Completed}
 		if got != want {
 			t.Errorf("publish %s again: got %+v, want %+v", k, got, want)
 		}
@@ -474,12 +473,12 @@ func TestPublishConcurrent(t *testing.T) {
 
 // publishAtOnce starts n publishes of the job's event at the same instant, the i-th of kind
 // kinds[i%len(kinds)], and returns their outcomes; any error fails the test.
-func publishAtOnce(t *testing.T, pub *publisher.Publisher, job string, kinds []event.Kind, n int) []publisher.Outcome {
+func publishAtOnce(t *testing.T, pub *publisher.Publisher, job string, kinds []event.Kind, n int) []publisher.Result {
 	t.Helper()
 	var (
 		wg    sync.WaitGroup
 		start = make(chan struct{})
-		outs  = make([]publisher.Outcome, n)
+		outs  = make([]publisher.Result, n)
 		errs  = make([]error, n)
 	)
 	for i := range n {
@@ -548,7 +547,7 @@ func TestPublishLargeResult(t *testing.T) {
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if want := (publisher.Outcome{Seq: out.Seq, Duplicate: true, Existing: event.Completed}); got != want {
+		if want := (publisher.Result{Seq: out.Seq, Duplicate: true, Existing: event.Completed}); got != want {
 			t.Errorf("outcome: got %+v, want %+v", got, want)
 		}
 		info, err := obs.GetInfo(ctx, job)
@@ -654,7 +653,7 @@ func TestPublishStreamFull(t *testing.T) {
 // flakyJS is a real JetStream whose PublishMsg is interposed: do decides what each attempt
 // does, and the headers of every attempt that reached the server are recorded.
 type flakyJS struct {
-	jetstream.JetStream
+	publisher.JetStream
 	do func(ctx context.Context, attempt int, send func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error)
 
 	mu    sync.Mutex
@@ -687,7 +686,7 @@ func TestPublishRetry(t *testing.T) {
 	tests := []struct {
 		name      string
 		do        func(ctx context.Context, attempt int, send func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error)
-		want      publisher.Outcome
+		want      publisher.Result
 		wantCalls int
 		wantSent  int
 	}{
@@ -700,7 +699,7 @@ func TestPublishRetry(t *testing.T) {
 				}
 				return ack, err
 			},
-			want:      publisher.Outcome{Seq: 1, Duplicate: true, Existing: event.Completed},
+			want:      publisher.Result{Seq: 1, Duplicate: true, Existing: event.Completed},
 			wantCalls: 2, wantSent: 2,
 		},
 		{
@@ -711,7 +710,7 @@ func TestPublishRetry(t *testing.T) {
 				}
 				return send()
 			},
-			want:      publisher.Outcome{Seq: 1},
+			want:      publisher.Result{Seq: 1},
 			wantCalls: 3, wantSent: 1,
 		},
 		{
@@ -722,7 +721,7 @@ func TestPublishRetry(t *testing.T) {
 				}
 				return send()
 			},
-			want:      publisher.Outcome{Seq: 1},
+			want:      publisher.Result{Seq: 1},
 			wantCalls: 2, wantSent: 1,
 		},
 	}
@@ -730,7 +729,7 @@ func TestPublishRetry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, natstest.Options{}, publisher.Options{})
 			fake := &flakyJS{JetStream: e.js, do: tt.do}
-			pub, err := publisher.New(fake, e.nc.MaxPayload(), publisher.Options{})
+			pub, err := publisher.Setup(t.Context(), fake, publisher.Options{})
 			if err != nil {
 				t.Fatalf("new: %v", err)
 			}
@@ -769,7 +768,7 @@ func TestPublishPermanentErrorNotRetried(t *testing.T) {
 	fake := &flakyJS{JetStream: e.js, do: func(context.Context, int, func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
 		return nil, fmt.Errorf("nats: %w", permanent)
 	}}
-	pub, err := publisher.New(fake, e.nc.MaxPayload(), publisher.Options{})
+	pub, err := publisher.Setup(t.Context(), fake, publisher.Options{})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
@@ -792,7 +791,7 @@ func TestPublishContextStopsRetries(t *testing.T) {
 		}
 		return nil, nats.ErrNoResponders
 	}}
-	pub, err := publisher.New(fake, e.nc.MaxPayload(), publisher.Options{Logger: slog.New(e.log)})
+	pub, err := publisher.Setup(t.Context(), fake, publisher.Options{Logger: slog.New(e.log)})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

@@ -250,10 +250,10 @@ func (b *bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 	op := func() error {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := publisher.Setup(actx, b.js, po); err != nil {
+		var err error
+		if b.pub, err = publisher.Setup(actx, b.js, po); err != nil {
 			return err
 		}
-		var err error
 		queue, err = track.Setup(actx, b.js, track.Options{
 			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
 		})
@@ -272,10 +272,6 @@ func (b *bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 	bo := backoff.NewExponentialBackOff(backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	if err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify); err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
-	}
-	var err error
-	if b.pub, err = publisher.New(b.js, b.nc.MaxPayload(), po); err != nil {
-		return nil, err
 	}
 	return queue, nil
 }
