@@ -45,24 +45,43 @@ type Queue interface {
 	Delete(ctx context.Context, seq uint64) error
 }
 
+// Defaults of zero [Options] fields. config.Defaults() agrees with them (BRIDGE_POLL_*,
+// BRIDGE_JOB_TTL, BRIDGE_CONCURRENCY, BRIDGE_DRAIN_TIMEOUT, BRIDGE_WEBHOOK_POLL_INTERVAL).
+const (
+	DefaultInitialInterval     = 2 * time.Second
+	DefaultMaxInterval         = 30 * time.Second
+	DefaultMultiplier          = 1.5
+	DefaultJobTTL              = 12 * time.Hour
+	DefaultConcurrency         = 32
+	DefaultDrainTimeout        = 30 * time.Second
+	DefaultWebhookPollInterval = 5 * time.Minute
+	// DefaultJitter is the jitter to use without a reason to choose another. New does not
+	// apply it to a zero Jitter: 0 is a valid value (no jitter).
+	DefaultJitter = 0.2
+)
+
 // Options configure a Poller. Zero values take the defaults in brackets.
 type Options struct {
-	InitialInterval time.Duration // tracking to first poll [2s]
-	MaxInterval     time.Duration // cap of the backoff [30s]
-	Multiplier      float64       // backoff growth [1.5]
-	Jitter          float64       // randomization factor of each interval [0 = none]
-	JobTTL          time.Duration // age after which an unfinished job is reported expired [12h]
-	Concurrency     int           // jobs handled at once [32]
-	// DrainTimeout bounds how long in-flight polls may run after Run's context ends [30s].
+	InitialInterval time.Duration // tracking to first poll [DefaultInitialInterval]
+	MaxInterval     time.Duration // cap of the backoff [DefaultMaxInterval]
+	Multiplier      float64       // backoff growth [DefaultMultiplier]
+	// Jitter is the randomization factor of each interval, in [0, 1); 0 means none, so a
+	// zero Jitter is not defaulted (see DefaultJitter).
+	Jitter      float64
+	JobTTL      time.Duration // age after which an unfinished job is reported expired [DefaultJobTTL]
+	Concurrency int           // jobs handled at once [DefaultConcurrency]
+	// DrainTimeout bounds how long in-flight polls may run after Run's context ends
+	// [DefaultDrainTimeout].
 	DrainTimeout time.Duration
 	// MaxMetadata is the largest metadata echoed in events; larger metadata is dropped with
-	// a warning [64 KiB].
+	// a warning [track.DefaultMaxMetadata, 64 KiB].
 	MaxMetadata int
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 	Now         func() time.Time // clock for ages and observed_at [time.Now]
 	// WebhookPollInterval is the poll interval of jobs that Reducto will announce by webhook
-	// (track body {"webhook": true}); polls are only a safety net for them [5m].
+	// (track body {"webhook": true}); polls are only a safety net for them
+	// [DefaultWebhookPollInterval].
 	WebhookPollInterval time.Duration
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
@@ -94,34 +113,34 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 		return nil, errors.New("poller: track queue, job getter and event publisher are required")
 	}
 	if o.InitialInterval <= 0 {
-		o.InitialInterval = 2 * time.Second
+		o.InitialInterval = DefaultInitialInterval
 	}
 	if o.MaxInterval <= 0 {
-		o.MaxInterval = 30 * time.Second
+		o.MaxInterval = DefaultMaxInterval
 	}
 	if o.MaxInterval < o.InitialInterval {
 		o.MaxInterval = o.InitialInterval
 	}
 	if o.Multiplier < 1 {
-		o.Multiplier = 1.5
+		o.Multiplier = DefaultMultiplier
 	}
 	if o.Jitter < 0 || o.Jitter >= 1 {
 		o.Jitter = 0
 	}
 	if o.JobTTL <= 0 {
-		o.JobTTL = 12 * time.Hour
+		o.JobTTL = DefaultJobTTL
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 32
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 30 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.WebhookPollInterval <= 0 {
-		o.WebhookPollInterval = 5 * time.Minute
+		o.WebhookPollInterval = DefaultWebhookPollInterval
 	}
 	if o.MaxMetadata <= 0 {
-		o.MaxMetadata = 64 << 10
+		o.MaxMetadata = track.DefaultMaxMetadata
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -17,8 +17,8 @@ import (
 const (
 	DefaultSource     = "reducto-bridge"
 	DefaultReplicas   = 1
-	DefaultMaxAge     = 7 * 24 * time.Hour
-	DefaultDuplicates = 10 * time.Minute
+	DefaultMaxAge     = 720 * time.Hour
+	DefaultDuplicates = time.Hour
 )
 
 // resultsGrace makes claim-checked results outlive their events: a result is stored before
@@ -42,10 +42,11 @@ type Options struct {
 	Source string
 	// Replicas of REDUCTO_EVENTS and REDUCTO_RESULTS, 1-5; default 1.
 	Replicas int
-	// MaxAge is how long events are kept; default 7 days. Results are kept one hour longer.
+	// MaxAge is how long events are kept; default 720h (30 days). Results are kept one hour
+	// longer.
 	MaxAge time.Duration
 	// Duplicates is the stream's Nats-Msg-Id window, at least 100ms and at most MaxAge;
-	// default 10 minutes (capped at MaxAge). At-most-one does not depend on it (see Publish).
+	// default 1h (capped at MaxAge). At-most-one does not depend on it (see Publish).
 	Duplicates time.Duration
 	// MaxBytes caps the events stream's size; 0 means unlimited. The stream discards new
 	// messages when full, so Publish then fails with ErrStreamFull instead of the server
