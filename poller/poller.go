@@ -171,8 +171,9 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 // Run consumes and polls until ctx ends. Then it stops taking messages, hands back those it
 // had buffered (Nak, so another replica takes them at once), lets in-flight polls and
 // publishes finish for up to DrainTimeout, and returns. A job whose poll is cut short is
-// redelivered, never lost; its event is published at most once whatever happens.
-func (p *Poller) Run(ctx context.Context) error {
+// redelivered, never lost; its event is published at most once whatever happens. Run has
+// nothing to report: a failing fetch is retried (and logged) until ctx ends.
+func (p *Poller) Run(ctx context.Context) {
 	// In-flight work outlives ctx by at most DrainTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -206,7 +207,6 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-	return nil
 }
 
 // fetchWait bounds one pull request: how long an idle poller waits before asking again, and
