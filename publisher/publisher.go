@@ -1,9 +1,10 @@
 // Package publisher publishes the bridge's terminal job events to the JetStream stream
 // REDUCTO_EVENTS (docs/contract.md section 2) and guarantees that the stream holds at most one
 // terminal event per job, ever: across retries, kinds, bridge crashes and replicas, and beyond
-// the stream's duplicate window. It builds the subject, the CloudEvents headers and the JSON
-// body, and moves results too large for one NATS message to the REDUCTO_RESULTS object store
-// (claim check). It knows NATS, not Reducto's HTTP API.
+// the stream's duplicate window. It builds an event's message (the subject, and the headers
+// and JSON body that package event defines), and moves results too large for one NATS
+// message to the REDUCTO_RESULTS object store (claim check). It knows NATS, not Reducto's
+// HTTP API.
 package publisher
 
 import (
