@@ -457,7 +457,10 @@ func TestTrackTwiceAndAfterReport(t *testing.T) {
 	if m := e.next(t); m.ev.Kind != event.Completed || string(m.ev.Metadata) != `"latest"` {
 		t.Errorf("event %s metadata %s", m.ev.Kind, m.ev.Metadata)
 	}
-	// Tracking a job already reported costs no Reducto request and publishes nothing.
+	// Tracking a job already reported costs no Reducto request and publishes nothing. A core
+	// subscriber can see the event before the stream has stored it: wait for the store, or
+	// the re-track may be admitted before the event can be looked up.
+	natstest.WaitFor(t, func() bool { return e.storedEvents(t, "dup") == 1 })
 	before := e.jobs.count("dup")
 	e.track(t, "dup", "")
 	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
