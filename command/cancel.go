@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // CancelRequest is the body of a P.cancel request. Unknown keys are ignored.
@@ -89,7 +90,7 @@ func (s *Service) cancelJob(ctx context.Context, id string) result {
 
 	tctx, cancel := s.trackContext(ctx)
 	defer cancel()
-	if _, err := s.track(tctx, id, nil, false); err != nil {
+	if _, err := s.track(tctx, id, track.Request{}); err != nil {
 		return result{code: 503, desc: "cancel requested but tracking failed", err: err}
 	}
 	return success(id, CancelReply{JobID: id, Cancel: "requested"})

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
@@ -60,13 +60,13 @@ func TestCancel(t *testing.T) {
 		{
 			name:     "event already published",
 			req:      body(jobID),
-			events:   &fakeEvents{ev: &publisher.Event{JobID: jobID, Kind: publisher.Completed, Status: "Completed"}},
+			events:   &fakeEvents{ev: &event.Event{JobID: jobID, Kind: event.Completed, Status: "Completed"}},
 			wantCode: 409, wantDesc: "job already completed (status Completed)",
 		},
 		{
 			name:     "expired event",
 			req:      body(jobID),
-			events:   &fakeEvents{ev: &publisher.Event{JobID: jobID, Kind: publisher.Expired}},
+			events:   &fakeEvents{ev: &event.Event{JobID: jobID, Kind: event.Expired}},
 			wantCode: 409, wantDesc: "job already expired",
 		},
 		{

@@ -24,11 +24,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/version"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
@@ -61,14 +62,14 @@ type Jobs interface {
 // Events finds a job's already-published terminal event (nil when there is none);
 // *publisher.Publisher satisfies it.
 type Events interface {
-	Lookup(ctx context.Context, jobID string) (*publisher.Event, error)
+	Lookup(ctx context.Context, jobID string) (*event.Event, error)
 }
 
 // Tracker makes sure a job is tracked, so that its terminal event will be published. It
 // reports whether it created the track; a job already tracked keeps its track message and
-// metadata. A closure over poller.EnsureTracked is the usual implementation.
-// webhook says that Reducto will announce the job's end to this bridge by webhook.
-type Tracker func(ctx context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error)
+// metadata. (*track.Queue).Ensure is the usual implementation. req.Webhook says that Reducto
+// will announce the job's end to this bridge by webhook.
+type Tracker func(ctx context.Context, id string, req track.Request) (bool, error)
 
 // Options configures the service. The zero value of every field but Prefix has a default.
 type Options struct {
@@ -120,13 +121,13 @@ type Service struct {
 }
 
 // Start registers the micro service on nc and starts serving P.cancel and P.submit, in the
-// default queue group so that replicas share the load. jobs and track are required; events
+// default queue group so that replicas share the load. jobs and tracker are required; events
 // may be nil (no check for an already-published event).
 //
 // micro installs its own closed and error handlers on nc (chaining to those already set), so
 // set nc's handlers before calling Start.
-func Start(nc *nats.Conn, jobs Jobs, events Events, track Tracker, o Options) (*Service, error) {
-	if nc == nil || jobs == nil || track == nil {
+func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) (*Service, error) {
+	if nc == nil || jobs == nil || tracker == nil {
 		return nil, errors.New("start command service: nil connection, jobs or tracker")
 	}
 	if o.Prefix == "" {
@@ -155,7 +156,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, track Tracker, o Options) (*
 		nc:      nc,
 		jobs:    jobs,
 		events:  events,
-		track:   track,
+		track:   tracker,
 		timeout: o.Timeout,
 		log:     o.Logger,
 		metrics: o.Metrics,

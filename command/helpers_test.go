@@ -17,9 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 const (
@@ -95,11 +97,11 @@ func (f *fakeJobs) calls() (gets, cancels []string, submits []submitCall) {
 
 // fakeEvents answers Lookup with ev and err.
 type fakeEvents struct {
-	ev  *publisher.Event
+	ev  *event.Event
 	err error
 }
 
-func (f *fakeEvents) Lookup(context.Context, string) (*publisher.Event, error) { return f.ev, f.err }
+func (f *fakeEvents) Lookup(context.Context, string) (*event.Event, error) { return f.ev, f.err }
 
 // trackCall is one call of a fakeTracker.
 type trackCall struct {
@@ -116,8 +118,8 @@ type fakeTracker struct {
 	called chan trackCall // receives every call when set
 }
 
-func (f *fakeTracker) track(_ context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error) {
-	c := trackCall{id, string(metadata), webhook}
+func (f *fakeTracker) track(_ context.Context, id string, req track.Request) (bool, error) {
+	c := trackCall{id, string(req.Metadata), req.Webhook}
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()

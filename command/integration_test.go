@@ -2,7 +2,6 @@ package command
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,16 +11,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
-	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // TestWithRealParts wires the service as the bridge does: the real Reducto client against the
-// simulator, tracking through poller.EnsureTracked and lookups through the publisher.
+// simulator, tracking through track.Queue.Ensure and lookups through the publisher.
 func TestWithRealParts(t *testing.T) {
 	ctx := t.Context()
 	const key = "test-key"
@@ -45,20 +45,15 @@ func TestWithRealParts(t *testing.T) {
 
 	s := natstest.RunServer(t)
 	nc, js := natstest.JetStream(t, s)
-	if _, err := poller.Setup(ctx, js, poller.SetupOptions{Prefix: prefix}); err != nil {
-		t.Fatalf("poller.Setup: %v", err)
+	queue, err := track.Setup(ctx, js, track.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("track.Setup: %v", err)
 	}
-	if err := publisher.Setup(ctx, js, publisher.Options{Prefix: prefix}); err != nil {
+	pub, err := publisher.Setup(ctx, js, publisher.Options{Prefix: prefix})
+	if err != nil {
 		t.Fatalf("publisher.Setup: %v", err)
 	}
-	pub, err := publisher.New(js, nc.MaxPayload(), publisher.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatalf("publisher.New: %v", err)
-	}
-	track := func(ctx context.Context, id string, md json.RawMessage, webhook bool) (bool, error) {
-		return poller.EnsureTracked(ctx, js, prefix, id, poller.TrackRequest{Metadata: md, Webhook: webhook})
-	}
-	e := startOn(t, nc, natstest.Connect(t, s), client, pub, track,
+	e := startOn(t, nc, natstest.Connect(t, s), client, pub, queue.Ensure,
 		Options{PublicURL: hooks.URL, WebhookToken: "tok", Timeout: 5 * time.Second})
 
 	// Submit: Reducto gets the webhook and the metadata, the job is tracked with the metadata.
@@ -116,7 +111,7 @@ func TestWithRealParts(t *testing.T) {
 
 	// A job whose event is already published.
 	done := sim.Create(reductosim.JobSpec{Duration: time.Hour})
-	if _, err := pub.Publish(ctx, &publisher.Event{JobID: done, Kind: publisher.Completed, Status: "Completed"}); err != nil {
+	if _, err := pub.Publish(ctx, &event.Event{JobID: done, Kind: event.Completed, Status: "Completed"}); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	if code, desc := cancel(done); code != 409 || desc != "job already completed (status Completed)" {

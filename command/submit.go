@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // SubmitRequest is the body of a P.submit request. Unknown keys are ignored.
@@ -42,7 +43,7 @@ func (s *Service) submit(ctx context.Context, data []byte) result {
 
 	tctx, cancel := s.trackContext(ctx)
 	defer cancel()
-	if _, err := s.track(tctx, id, req.Metadata, ours); err != nil {
+	if _, err := s.track(tctx, id, track.Request{Metadata: req.Metadata, Webhook: ours}); err != nil {
 		// The job exists at Reducto: the caller must get its id to track it another way.
 		return result{code: 503, desc: fmt.Sprintf("submitted job %s but tracking failed", id), jobID: id, err: err}
 	}

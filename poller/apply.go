@@ -13,7 +13,7 @@ import (
 )
 
 // poll asks Reducto for the job, decides what the answer means and applies the verdict.
-func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
+func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	t.polls = int(t.attempt) - 2 // delivery 1 was admission; the loop counts this GET
 	t.draw = rand.Float64()
 	for {
@@ -37,7 +37,7 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *track) {
 }
 
 // apply carries out a verdict on a polled track message.
-func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *track, v verdict) {
+func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *trackedJob, v verdict) {
 	switch v.action {
 	case report:
 		if err := p.report(ctx, t, v, func(ctx context.Context) { p.ack(ctx, msg, t) }); err != nil {
@@ -59,7 +59,7 @@ func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *track, v verdi
 	}
 }
 
-func (p *Poller) logPollAgain(t *track, v verdict, after time.Duration) {
+func (p *Poller) logPollAgain(t *trackedJob, v verdict, after time.Duration) {
 	switch v.class {
 	case classPending:
 		t.log.Debug("job not finished", "status", v.job.Status, "next_poll", after)
@@ -178,7 +178,7 @@ func answerClass(a answer) class {
 // report is the one way an event leaves the poller, for polls and webhooks alike: publish,
 // then (after the crash failpoint) settle the track message. A publish that fails closes the
 // back-pressure gate and is returned; settle is not called then.
-func (p *Poller) report(ctx context.Context, t *track, v verdict, settle func(context.Context)) error {
+func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle func(context.Context)) error {
 	ev := v.event
 	out, err := p.events.Publish(ctx, ev)
 	if err != nil {
@@ -217,7 +217,7 @@ func (p *Poller) report(ctx context.Context, t *track, v verdict, settle func(co
 }
 
 // ack confirms the message; a lost ack only costs a redelivery, which finds the event.
-func (p *Poller) ack(ctx context.Context, msg jetstream.Msg, t *track) {
+func (p *Poller) ack(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := msg.DoubleAck(actx); err != nil {

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
@@ -40,7 +40,7 @@ func TestFlappingJobsNeverFailAcrossReplicas(t *testing.T) {
 		e.track(t, fmt.Sprint("flap", i), "")
 	}
 	for range jobs {
-		if m := e.next(t); m.ev.Kind != publisher.Completed {
+		if m := e.next(t); m.ev.Kind != event.Completed {
 			t.Errorf("%s: %s (%+v), want completed", m.ev.JobID, m.ev.Kind, m.ev.Error)
 		}
 	}
@@ -63,7 +63,7 @@ func TestConfirmationHoldsTheDelivery(t *testing.T) {
 	e.start(t, e.jobs, e.pub) // a second replica that would take a redelivered job
 	e.track(t, "gone", "")
 	m := e.next(t)
-	if m.ev.Kind != publisher.Failed || m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" {
+	if m.ev.Kind != event.Failed || m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" {
 		t.Fatalf("event %s %+v, want failed NOT_FOUND", m.ev.Kind, m.ev.Error)
 	}
 	calls := e.jobs.times("gone")
@@ -81,7 +81,7 @@ func TestAuthFailing(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.opts.MaxInterval = 20 * time.Millisecond
 	e.jobs.set("k", answer{err: &reducto.APIError{StatusCode: 403}})
-	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestAuthFailing(t *testing.T) {
 		t.Fatalf("AuthFailing = %v, %v after 403s, want true", since, failing)
 	}
 	e.jobs.set("k", status("Completed"))
-	if m := e.next(t); m.ev.Kind != publisher.Completed {
+	if m := e.next(t); m.ev.Kind != event.Completed {
 		t.Errorf("kind %s, want completed", m.ev.Kind)
 	}
 	if _, failing := p.AuthFailing(); failing {
@@ -120,8 +120,8 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 		afterPublish = append(afterPublish, id)
 		mu.Unlock()
 	}
-	rp := &refusingPublisher{Publisher: e.pub}
-	p, err := poller.New(e.js, e.cons, e.jobs, rp, e.opts)
+	rp := &refusingPublisher{EventPublisher: e.pub}
+	p, err := poller.New(e.queue, e.jobs, rp, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 	if err := p.Hint(ctx, "h1", json.RawMessage(`{"m":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m := e.next(t); m.ev.JobID != "h1" || m.ev.Kind != publisher.Completed {
+	if m := e.next(t); m.ev.JobID != "h1" || m.ev.Kind != event.Completed {
 		t.Fatalf("event %s %s", m.ev.JobID, m.ev.Kind)
 	}
 	mu.Lock()

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
@@ -97,7 +97,7 @@ type verdict struct {
 	// predict: the delay is the schedule's, and may be refined by the job's predicted end
 	// (progress, durations of similar jobs); a prediction only moves the next poll.
 	predict bool
-	event   *publisher.Event // report
+	event   *event.Event // report
 	class   class
 	job     *reducto.Job // the answer's job, when there was one
 	err     error        // the answer's error, when there was one
@@ -196,18 +196,33 @@ func classify(err error) class {
 }
 
 // jobEvent is the event of a terminal job, with Reducto's values passed through.
-func jobEvent(d delivery, j *reducto.Job, now time.Time) *publisher.Event {
+func jobEvent(d delivery, j *reducto.Job, now time.Time) *event.Event {
 	ev := baseEvent(d, j, now)
-	ev.Kind = publisher.Kind(j.Outcome())
+	ev.Kind = eventKind(j.Outcome())
 	ev.Result = j.Result
 	return ev
 }
 
+// eventKind is the event kind of a terminal job's outcome. reducto.Outcome spells the kinds
+// the same way (reducto knows nothing of the wire contract, so it cannot use event.Kind);
+// TestEventKind pins the correspondence. decide asks only for terminal jobs' kinds.
+func eventKind(o reducto.Outcome) event.Kind {
+	switch o {
+	case reducto.OutcomeCompleted:
+		return event.Completed
+	case reducto.OutcomeFailed:
+		return event.Failed
+	case reducto.OutcomeCancelled:
+		return event.Cancelled
+	}
+	return event.Kind(o)
+}
+
 // expiredEvent reports a job still unfinished at the TTL: j is its last known state, or err
 // the error of the last poll (then the event's error).
-func expiredEvent(d delivery, j *reducto.Job, err error, now time.Time) *publisher.Event {
+func expiredEvent(d delivery, j *reducto.Job, err error, now time.Time) *event.Event {
 	ev := baseEvent(d, j, now)
-	ev.Kind = publisher.Expired
+	ev.Kind = event.Expired
 	if err != nil {
 		ev.Error = errorInfo(err, "", 0)
 	}
@@ -215,9 +230,9 @@ func expiredEvent(d delivery, j *reducto.Job, err error, now time.Time) *publish
 }
 
 // failedEvent reports a job whose GET /job answered a confirmed permanent error.
-func failedEvent(d delivery, err error, now time.Time) *publisher.Event {
+func failedEvent(d delivery, err error, now time.Time) *event.Event {
 	ev := baseEvent(d, nil, now)
-	ev.Kind = publisher.Failed
+	ev.Kind = event.Failed
 	name := ""
 	switch {
 	case errors.Is(err, reducto.ErrNotFound):
@@ -232,8 +247,8 @@ func failedEvent(d delivery, err error, now time.Time) *publisher.Event {
 // errorInfo is the bridge's error object for a failed poll: the HTTP status as code (or
 // defaultCode without one), name (or Reducto's error name, or HTTP_<code>, or fallback),
 // and Reducto's message (or the error text, which never holds the key).
-func errorInfo(err error, name string, defaultCode int) *publisher.ErrorInfo {
-	info := &publisher.ErrorInfo{Name: name, Message: err.Error(), Code: defaultCode}
+func errorInfo(err error, name string, defaultCode int) *event.ErrorInfo {
+	info := &event.ErrorInfo{Name: name, Message: err.Error(), Code: defaultCode}
 	var apiErr *reducto.APIError
 	if errors.As(err, &apiErr) {
 		info.Code = apiErr.StatusCode
@@ -254,8 +269,8 @@ func errorInfo(err error, name string, defaultCode int) *publisher.ErrorInfo {
 	return info
 }
 
-func baseEvent(d delivery, j *reducto.Job, now time.Time) *publisher.Event {
-	ev := &publisher.Event{
+func baseEvent(d delivery, j *reducto.Job, now time.Time) *event.Event {
+	ev := &event.Event{
 		JobID:      d.id,
 		Metadata:   d.metadata,
 		TrackedAt:  d.trackedAt,
@@ -270,7 +285,7 @@ func baseEvent(d delivery, j *reducto.Job, now time.Time) *publisher.Event {
 		ev.Duration = j.Duration
 		ev.NumPages = j.NumPages
 		if j.Error != nil {
-			ev.Error = &publisher.ErrorInfo{Code: j.Error.Code, Name: j.Error.Name, Message: j.Error.Message, Raw: j.Error.Raw}
+			ev.Error = &event.ErrorInfo{Code: j.Error.Code, Name: j.Error.Name, Message: j.Error.Message, Raw: j.Error.Raw}
 		}
 	}
 	return ev

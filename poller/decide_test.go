@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
@@ -64,8 +64,8 @@ func TestDecide(t *testing.T) {
 		action  action
 		after   time.Duration
 		predict bool
-		kind    publisher.Kind // report
-		errName string         // report: the event's error name ("" for none)
+		kind    event.Kind // report
+		errName string     // report: the event's error name ("" for none)
 		errCode int
 	}
 	tests := []struct {
@@ -75,12 +75,12 @@ func TestDecide(t *testing.T) {
 		a        answer
 		now      time.Time
 		want     want
-		checkEv  func(t *testing.T, ev *publisher.Event)
+		checkEv  func(t *testing.T, ev *event.Event)
 		evidence bool // give the delivery an earlier permanent answer
 	}{
 		// 200, terminal status: report its kind, Reducto's values verbatim.
-		{row: "terminal", name: "Completed", a: answer{job: completed}, want: want{action: report, kind: publisher.Completed},
-			checkEv: func(t *testing.T, ev *publisher.Event) {
+		{row: "terminal", name: "Completed", a: answer{job: completed}, want: want{action: report, kind: event.Completed},
+			checkEv: func(t *testing.T, ev *event.Event) {
 				if string(ev.Result) != string(result) || ev.Status != "Completed" || ev.Type != "Parse" ||
 					*ev.Progress != 100 || *ev.Duration != 12.4 || *ev.NumPages != 7 || ev.Polls != 3 {
 					t.Errorf("event does not pass Reducto's values through: %+v", ev)
@@ -89,8 +89,8 @@ func TestDecide(t *testing.T) {
 					t.Errorf("tracked_at %v observed_at %v metadata %s", ev.TrackedAt, ev.ObservedAt, ev.Metadata)
 				}
 			}},
-		{row: "terminal", name: "Failed, error object verbatim", a: answer{job: failed}, want: want{action: report, kind: publisher.Failed, errName: "DOCUMENT_CORRUPT", errCode: 400},
-			checkEv: func(t *testing.T, ev *publisher.Event) {
+		{row: "terminal", name: "Failed, error object verbatim", a: answer{job: failed}, want: want{action: report, kind: event.Failed, errName: "DOCUMENT_CORRUPT", errCode: 400},
+			checkEv: func(t *testing.T, ev *event.Event) {
 				b, err := json.Marshal(ev.Error)
 				if err != nil || string(b) != string(errRaw) {
 					t.Errorf("event error = %s (%v), want Reducto's object verbatim %s", b, err, errRaw)
@@ -99,15 +99,15 @@ func TestDecide(t *testing.T) {
 					t.Errorf("reason %q result %s", ev.Reason, ev.Result)
 				}
 			}},
-		{row: "terminal", name: "Cancelled", a: answer{job: job("Cancelled")}, want: want{action: report, kind: publisher.Cancelled}},
-		{row: "terminal", name: "Canceled (US spelling)", a: answer{job: job("Canceled")}, want: want{action: report, kind: publisher.Cancelled}},
+		{row: "terminal", name: "Cancelled", a: answer{job: job("Cancelled")}, want: want{action: report, kind: event.Cancelled}},
+		{row: "terminal", name: "Canceled (US spelling)", a: answer{job: job("Canceled")}, want: want{action: report, kind: event.Cancelled}},
 		{row: "terminal", name: "Failed with JOB_CANCELLED", a: answer{job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "JOB_CANCELLED"}}},
-			want: want{action: report, kind: publisher.Cancelled, errName: "JOB_CANCELLED"}},
+			want: want{action: report, kind: event.Cancelled, errName: "JOB_CANCELLED"}},
 		{row: "terminal", name: "Failed, reason says cancelled", a: answer{job: &reducto.Job{Status: "Failed", Reason: "Job was cancelled by the user"}},
-			want: want{action: report, kind: publisher.Cancelled}},
-		{row: "terminal", name: "lower-case completed", a: answer{job: job("completed")}, want: want{action: report, kind: publisher.Completed}},
-		{row: "terminal", name: "terminal after the TTL is still its kind", a: answer{job: completed}, now: late, want: want{action: report, kind: publisher.Completed}},
-		{row: "terminal", name: "terminal while confirming a 404", a: answer{job: completed}, evidence: true, want: want{action: report, kind: publisher.Completed}},
+			want: want{action: report, kind: event.Cancelled}},
+		{row: "terminal", name: "lower-case completed", a: answer{job: job("completed")}, want: want{action: report, kind: event.Completed}},
+		{row: "terminal", name: "terminal after the TTL is still its kind", a: answer{job: completed}, now: late, want: want{action: report, kind: event.Completed}},
+		{row: "terminal", name: "terminal while confirming a 404", a: answer{job: completed}, evidence: true, want: want{action: report, kind: event.Completed}},
 
 		// 200, any other status (known or not): poll again.
 		{row: "pending", name: "Pending", a: answer{job: job("Pending")}, want: want{action: pollAgain, after: next4, predict: true}},
@@ -120,8 +120,8 @@ func TestDecide(t *testing.T) {
 		{row: "pending", name: "404 then Pending is never a failure", a: answer{job: job("Pending")}, evidence: true,
 			want: want{action: pollAgain, after: next4, predict: true}},
 		{row: "pending", name: "past the TTL: expired with the last state", a: answer{job: &reducto.Job{Status: "Pending", Progress: &pct}}, now: late,
-			want: want{action: report, kind: publisher.Expired},
-			checkEv: func(t *testing.T, ev *publisher.Event) {
+			want: want{action: report, kind: event.Expired},
+			checkEv: func(t *testing.T, ev *event.Event) {
 				if ev.Status != "Pending" || ev.Progress == nil || ev.Error != nil {
 					t.Errorf("expired event %+v, want the last status and no error", ev)
 				}
@@ -150,9 +150,9 @@ func TestDecide(t *testing.T) {
 		{row: "transient", name: "599", a: answer{err: apiErr(599)}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "TLS misconfiguration", a: answer{err: tlsErr}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "500 past the TTL: expired with the error", a: answer{err: apiErr(500)}, now: late,
-			want: want{action: report, kind: publisher.Expired, errName: "HTTP_500", errCode: 500}},
+			want: want{action: report, kind: event.Expired, errName: "HTTP_500", errCode: 500}},
 		{row: "transient", name: "network error past the TTL", a: answer{err: refused}, now: late,
-			want: want{action: report, kind: publisher.Expired, errName: "POLL_FAILED"}},
+			want: want{action: report, kind: event.Expired, errName: "POLL_FAILED"}},
 
 		// 401/403: never fail the job, keep it parked.
 		{row: "unauthorized", name: "401", a: answer{err: apiErr(401)}, want: want{action: pollAgain, after: 30 * time.Second}},
@@ -163,8 +163,8 @@ func TestDecide(t *testing.T) {
 
 		// 404: failed NOT_FOUND only when confirmed.
 		{row: "404", name: "first 404: confirm", a: answer{err: apiErr(404)}, want: want{action: confirm, after: 2 * time.Second}},
-		{row: "404", name: "confirmed 404", a: answer{err: apiErr(404)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "NOT_FOUND", errCode: 404},
-			checkEv: func(t *testing.T, ev *publisher.Event) {
+		{row: "404", name: "confirmed 404", a: answer{err: apiErr(404)}, evidence: true, want: want{action: report, kind: event.Failed, errName: "NOT_FOUND", errCode: 404},
+			checkEv: func(t *testing.T, ev *event.Event) {
 				if ev.Error.Message != "status 404" || ev.Status != "" || ev.Polls != 3 {
 					t.Errorf("failed event %+v error %+v", ev, ev.Error)
 				}
@@ -174,17 +174,17 @@ func TestDecide(t *testing.T) {
 		// 409/410: failed JOB_DELETED only when confirmed.
 		{row: "deleted", name: "first 409: confirm", a: answer{err: apiErr(409)}, want: want{action: confirm, after: 2 * time.Second}},
 		{row: "deleted", name: "first 410: confirm", a: answer{err: apiErr(410)}, want: want{action: confirm, after: 2 * time.Second}},
-		{row: "deleted", name: "confirmed 409", a: answer{err: apiErr(409)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "JOB_DELETED", errCode: 409}},
-		{row: "deleted", name: "confirmed 410", a: answer{err: apiErr(410)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "JOB_DELETED", errCode: 410}},
+		{row: "deleted", name: "confirmed 409", a: answer{err: apiErr(409)}, evidence: true, want: want{action: report, kind: event.Failed, errName: "JOB_DELETED", errCode: 409}},
+		{row: "deleted", name: "confirmed 410", a: answer{err: apiErr(410)}, evidence: true, want: want{action: report, kind: event.Failed, errName: "JOB_DELETED", errCode: 410}},
 
 		// other 4xx: failed HTTP_<code> only when confirmed.
 		{row: "other 4xx", name: "first 400: confirm", a: answer{err: apiErr(400)}, want: want{action: confirm, after: 2 * time.Second}},
 		{row: "other 4xx", name: "first 422: confirm", a: answer{err: apiErr(422)}, want: want{action: confirm, after: 2 * time.Second}},
-		{row: "other 4xx", name: "confirmed 400", a: answer{err: apiErr(400)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "HTTP_400", errCode: 400}},
-		{row: "other 4xx", name: "confirmed 422", a: answer{err: apiErr(422)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "HTTP_422", errCode: 422}},
-		{row: "other 4xx", name: "confirmed 442", a: answer{err: apiErr(442)}, evidence: true, want: want{action: report, kind: publisher.Failed, errName: "HTTP_442", errCode: 442}},
+		{row: "other 4xx", name: "confirmed 400", a: answer{err: apiErr(400)}, evidence: true, want: want{action: report, kind: event.Failed, errName: "HTTP_400", errCode: 400}},
+		{row: "other 4xx", name: "confirmed 422", a: answer{err: apiErr(422)}, evidence: true, want: want{action: report, kind: event.Failed, errName: "HTTP_422", errCode: 422}},
+		{row: "other 4xx", name: "confirmed 442", a: answer{err: apiErr(442)}, evidence: true, want: want{action: report, kind: event.Failed, errName: "HTTP_442", errCode: 442}},
 		{row: "other 4xx", name: "confirmed 400 with Reducto's error type", a: answer{err: typed}, evidence: true,
-			want: want{action: report, kind: publisher.Failed, errName: "file_download_failure", errCode: 400}},
+			want: want{action: report, kind: event.Failed, errName: "file_download_failure", errCode: 400}},
 
 		// not an answer: the poll was cut short by shutdown.
 		{row: "interrupted", name: "context cancelled", a: answer{err: fmt.Errorf("get job: %w", context.Canceled)}, want: want{action: pollAgain}},
@@ -219,7 +219,7 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("event %+v, want kind %s", ev, tt.want.kind)
 			}
 			switch {
-			case tt.want.errName == "" && ev.Error != nil && tt.want.kind != publisher.Completed && tt.want.kind != publisher.Cancelled:
+			case tt.want.errName == "" && ev.Error != nil && tt.want.kind != event.Completed && tt.want.kind != event.Cancelled:
 				t.Errorf("error %+v, want none", ev.Error)
 			case tt.want.errName != "" && (ev.Error == nil || ev.Error.Name != tt.want.errName || (tt.want.errCode != 0 && ev.Error.Code != tt.want.errCode)):
 				t.Errorf("error %+v, want name %s code %d", ev.Error, tt.want.errName, tt.want.errCode)
@@ -247,7 +247,7 @@ func TestDecideNoStatusFailsAJobUnconfirmed(t *testing.T) {
 		if got := v.action == report; got != permanent {
 			t.Errorf("%d confirmed: reported = %v, want %v", code, got, permanent)
 		}
-		if v.action == report && v.event.Kind != publisher.Failed {
+		if v.action == report && v.event.Kind != event.Failed {
 			t.Errorf("%d confirmed: kind %s, want failed", code, v.event.Kind)
 		}
 	}
@@ -273,6 +273,24 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		if got := classify(tt.err); got != tt.want {
 			t.Errorf("classify(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestEventKind: every outcome of a terminal job is an event kind of the same spelling.
+func TestEventKind(t *testing.T) {
+	tests := []struct {
+		o    reducto.Outcome
+		want event.Kind
+	}{
+		{reducto.OutcomeCompleted, event.Completed},
+		{reducto.OutcomeFailed, event.Failed},
+		{reducto.OutcomeCancelled, event.Cancelled},
+	}
+	for _, tt := range tests {
+		got := eventKind(tt.o)
+		if got != tt.want || !got.Valid() || string(got) != string(tt.o) {
+			t.Errorf("eventKind(%q) = %q, want %q", tt.o, got, tt.want)
 		}
 	}
 }

@@ -1,22 +1,17 @@
 package poller
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
-// track is one delivery of a track message: the facts decide reads, and the job's logger.
-type track struct {
+// trackedJob is one delivery of a track message: the facts decide reads, and the job's logger.
+type trackedJob struct {
 	delivery
 	log *slog.Logger
 }
@@ -30,7 +25,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		p.term(msg, "not a JetStream message")
 		return
 	}
-	id, err := trackJobID(p.o.Prefix, msg.Subject())
+	id, err := p.queue.JobID(msg.Subject())
 	if err != nil {
 		// No event can be published for an id that is not a subject token: say so and drop it.
 		p.log.Warn("invalid track subject; dropped", "subject", truncate(msg.Subject(), 300), "error", err)
@@ -38,7 +33,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		p.term(msg, "invalid job id")
 		return
 	}
-	t := &track{
+	t := &trackedJob{
 		delivery: delivery{id: id, trackedAt: md.Timestamp, attempt: md.NumDelivered},
 		log:      p.log.With("job_id", id, "attempt", md.NumDelivered),
 	}
@@ -50,73 +45,19 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	p.poll(ctx, msg, t)
 }
 
-// errNotTrackSubject: a message on the track stream whose subject is not P.track.<token>.
-var errNotTrackSubject = errors.New("not a track subject")
-
-// trackJobID returns the job id of a track message's subject, or why it is unusable: the
-// subject is not P.track.<id>, or the id is not a valid subject token.
-func trackJobID(prefix, subj string) (string, error) {
-	id, ok := subject.TrackJobID(prefix, subj)
-	if !ok {
-		return "", errNotTrackSubject
-	}
-	if err := subject.ValidJobID(id); err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// Why a non-empty track body yields no metadata.
-var (
-	errTrackBodyNotObject = errors.New("track body is not a JSON object")
-	errMetadataNotUTF8    = errors.New("track metadata is not valid UTF-8")
-)
-
-// metadataTooLargeError: the metadata exceeds Options.MaxMetadata.
-type metadataTooLargeError struct{ size, max int }
-
-func (e *metadataTooLargeError) Error() string {
-	return fmt.Sprintf("track metadata of %d bytes, at most %d", e.size, e.max)
-}
-
-// parseTrackBody reads a track body: the metadata to echo in the job's events (nil when there
-// is none) and the webhook flag, or the reason a non-empty body yields no metadata (the flag
-// is still read then). Metadata comes out as valid JSON and valid UTF-8 or not at all:
-// encoding/json copies a raw value's bytes as they are, and an event with invalid UTF-8 in it
-// is not JSON to a strict consumer.
-func parseTrackBody(body []byte, maxMetadata int) (TrackRequest, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return TrackRequest{}, nil
-	}
-	var req TrackRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return TrackRequest{}, fmt.Errorf("%w: %w", errTrackBodyNotObject, err)
-	}
-	switch {
-	case len(req.Metadata) > maxMetadata:
-		return TrackRequest{Webhook: req.Webhook}, &metadataTooLargeError{size: len(req.Metadata), max: maxMetadata}
-	case !utf8.Valid(req.Metadata):
-		return TrackRequest{Webhook: req.Webhook}, errMetadataNotUTF8
-	case bytes.Equal(req.Metadata, []byte("null")):
-		req.Metadata = nil
-	}
-	return req, nil
-}
-
 // readBody reads the track body into t. A body that is not JSON, or too large, still tracks
 // the job: its events carry no metadata, and the first delivery logs a warning naming the job.
-func (p *Poller) readBody(t *track, body []byte) {
-	req, err := parseTrackBody(body, p.o.MaxMetadata)
+func (p *Poller) readBody(t *trackedJob, body []byte) {
+	req, err := track.ParseBody(body, p.o.MaxMetadata)
 	t.metadata, t.webhook = req.Metadata, req.Webhook
 	if err == nil || t.attempt != 1 {
 		return
 	}
-	var tooLarge *metadataTooLargeError
+	var tooLarge *track.MetadataTooLargeError
 	switch {
 	case errors.As(err, &tooLarge):
-		t.log.Warn("track metadata too large; tracking without metadata", "bytes", tooLarge.size, "max", tooLarge.max)
-	case errors.Is(err, errMetadataNotUTF8):
+		t.log.Warn("track metadata too large; tracking without metadata", "bytes", tooLarge.Size, "max", tooLarge.Max)
+	case errors.Is(err, track.ErrMetadataNotUTF8):
 		t.log.Warn("track metadata is not valid UTF-8; tracking without metadata")
 	default:
 		t.log.Warn("track body is not a JSON object; tracking without metadata", "error", err)
@@ -127,7 +68,7 @@ func (p *Poller) readBody(t *track, body []byte) {
 // admit handles the first delivery: a job already reported (tracked again after its event) is
 // acked without spending a Reducto request; otherwise its first poll is scheduled
 // InitialInterval after tracking.
-func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *track) {
+func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	ev, err := p.events.Lookup(ctx, t.id)
 	if err != nil {
 		t.log.Warn("event lookup failed; polling anyway", "error", err)

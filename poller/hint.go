@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // Hint acts on a webhook for a job: it polls the job now instead of at its next scheduled
@@ -31,17 +32,17 @@ func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) 
 		log.Debug("webhook for a job already reported", "kind", ev.Kind)
 		// A track message left behind (a crash between the event and its removal) would
 		// cost one more GET at its next delivery.
-		if tr, err := p.trackMessage(ctx, id); err == nil && tr != nil {
+		if tr, err := p.queue.Last(ctx, id); err == nil && tr != nil {
 			p.dropTrack(ctx, log, tr.Sequence)
 		}
 		return nil
 	}
-	tr, err := p.trackMessage(ctx, id)
+	tr, err := p.queue.Last(ctx, id)
 	if err != nil {
 		log.Warn("read track message failed", "error", err)
 	}
 	// attempt 0: not a delivery of the track message; the schedule is not consulted.
-	t := &track{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: true, polls: 1}, log: log}
+	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: true, polls: 1}, log: log}
 	if tr != nil {
 		t.trackedAt = tr.Time
 		p.readBody(t, tr.Data)
@@ -77,7 +78,7 @@ var errPaused = errors.New("polling paused: events cannot be published")
 // dropTrack deletes a reported job's track message. Best effort: a message that survives is
 // acked at its next delivery, after one GET that finds the event already published.
 func (p *Poller) dropTrack(ctx context.Context, log *slog.Logger, seq uint64) {
-	if err := p.deleteTrack(ctx, seq); err != nil {
+	if err := p.queue.Delete(ctx, seq); err != nil {
 		log.Debug("delete track message failed", "error", err)
 	}
 }
@@ -87,46 +88,8 @@ func (p *Poller) keepTracked(ctx context.Context, tr *jetstream.RawStreamMsg, id
 	if tr != nil {
 		return nil
 	}
-	if _, err := EnsureTracked(ctx, p.js, p.o.Prefix, id, TrackRequest{Metadata: metadata}); err != nil {
+	if _, err := p.queue.Ensure(ctx, id, track.Request{Metadata: metadata}); err != nil {
 		return fmt.Errorf("job %s neither reported nor tracked: %w", id, errors.Join(cause, err))
 	}
 	return nil
-}
-
-// trackMessage returns the job's track message, or nil when it has none.
-func (p *Poller) trackMessage(ctx context.Context, id string) (*jetstream.RawStreamMsg, error) {
-	s, err := p.trackStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	msg, err := s.GetLastMsgForSubject(ctx, subject.Track(p.o.Prefix, id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	return msg, err
-}
-
-func (p *Poller) deleteTrack(ctx context.Context, seq uint64) error {
-	s, err := p.trackStream(ctx)
-	if err != nil {
-		return err
-	}
-	return s.DeleteMsg(ctx, seq)
-}
-
-func (p *Poller) trackStream(ctx context.Context) (jetstream.Stream, error) {
-	p.mu.Lock()
-	s := p.stream
-	p.mu.Unlock()
-	if s != nil {
-		return s, nil
-	}
-	s, err := p.js.Stream(ctx, subject.TrackStream)
-	if err != nil {
-		return nil, fmt.Errorf("track stream: %w", err)
-	}
-	p.mu.Lock()
-	p.stream = s
-	p.mu.Unlock()
-	return s, nil
 }

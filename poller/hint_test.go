@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -19,7 +19,7 @@ func TestHint(t *testing.T) {
 	// Parked jobs wait an hour: only a hint can finish them within the test.
 	e.opts.InitialInterval = time.Hour
 	e.opts.MaxInterval = time.Hour
-	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestHint(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := e.next(t)
-		if m.ev.JobID != "w1" || m.ev.Kind != publisher.Completed || string(m.ev.Metadata) != `{"from":"track"}` {
+		if m.ev.JobID != "w1" || m.ev.Kind != event.Completed || string(m.ev.Metadata) != `{"from":"track"}` {
 			t.Errorf("event %s %s metadata %s, want w1 completed with the track's metadata", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
 		}
 		if got := e.jobs.count("w1"); got != 1 {
@@ -60,7 +60,7 @@ func TestHint(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := e.next(t)
-		if m.ev.JobID != "w2" || m.ev.Kind != publisher.Failed || string(m.ev.Metadata) != `{"from":"webhook"}` {
+		if m.ev.JobID != "w2" || m.ev.Kind != event.Failed || string(m.ev.Metadata) != `{"from":"webhook"}` {
 			t.Errorf("event %s %s metadata %s", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
 		}
 	})
@@ -134,7 +134,7 @@ func TestProgressPredictsTheEnd(t *testing.T) {
 	if lag > time.Second {
 		t.Errorf("event %v after the end, want well under a second", lag)
 	}
-	if m.ev.Kind != publisher.Completed {
+	if m.ev.Kind != event.Completed {
 		t.Errorf("kind = %s", m.ev.Kind)
 	}
 }
@@ -146,7 +146,7 @@ func TestWebhookJobsArePolledSparsely(t *testing.T) {
 	e.opts.InitialInterval = 10 * time.Millisecond
 	e.opts.MaxInterval = 20 * time.Millisecond
 	e.opts.WebhookPollInterval = time.Hour
-	p, err := poller.New(e.js, e.cons, e.jobs, e.pub, e.opts)
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

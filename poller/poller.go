@@ -1,5 +1,5 @@
 // Package poller is the bridge's scheduler. It consumes track messages from the REDUCTO_TRACK
-// work-queue stream through one durable pull consumer shared by every replica, polls each job
+// work queue ([track.Queue]) through one durable pull consumer shared by every replica, polls each job
 // through a [JobGetter], answers an unfinished job with NakWithDelay (so the delay lives in
 // JetStream and survives crashes), and hands a finished job to an [EventPublisher], acking the
 // track message only after the event's PubAck.
@@ -17,9 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // JobGetter fetches a job's current state; *reducto.Client satisfies it.
@@ -30,29 +32,56 @@ type JobGetter interface {
 // EventPublisher publishes terminal events and finds those already published;
 // *publisher.Publisher satisfies it.
 type EventPublisher interface {
-	Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error)
-	Lookup(ctx context.Context, jobID string) (*publisher.Event, error)
+	Publish(ctx context.Context, ev *event.Event) (publisher.Result, error)
+	Lookup(ctx context.Context, jobID string) (*event.Event, error)
 }
+
+// Queue is the track work queue the poller consumes and keeps; *track.Queue satisfies it.
+type Queue interface {
+	Consumer() jetstream.Consumer
+	JobID(subject string) (string, error)
+	Ensure(ctx context.Context, id string, req track.Request) (bool, error)
+	Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
+	Delete(ctx context.Context, seq uint64) error
+}
+
+// Defaults of zero [Options] fields. config.Defaults() agrees with them (BRIDGE_POLL_*,
+// BRIDGE_JOB_TTL, BRIDGE_CONCURRENCY, BRIDGE_DRAIN_TIMEOUT, BRIDGE_WEBHOOK_POLL_INTERVAL).
+const (
+	DefaultInitialInterval     = 2 * time.Second
+	DefaultMaxInterval         = 30 * time.Second
+	DefaultMultiplier          = 1.5
+	DefaultJobTTL              = 12 * time.Hour
+	DefaultConcurrency         = 32
+	DefaultDrainTimeout        = 30 * time.Second
+	DefaultWebhookPollInterval = 5 * time.Minute
+	// DefaultJitter is the jitter to use without a reason to choose another. New does not
+	// apply it to a zero Jitter: 0 is a valid value (no jitter).
+	DefaultJitter = 0.2
+)
 
 // Options configure a Poller. Zero values take the defaults in brackets.
 type Options struct {
-	Prefix          string        // subject prefix [reducto]
-	InitialInterval time.Duration // tracking to first poll [2s]
-	MaxInterval     time.Duration // cap of the backoff [30s]
-	Multiplier      float64       // backoff growth [1.5]
-	Jitter          float64       // randomization factor of each interval [0 = none]
-	JobTTL          time.Duration // age after which an unfinished job is reported expired [12h]
-	Concurrency     int           // jobs handled at once [32]
-	// DrainTimeout bounds how long in-flight polls may run after Run's context ends [30s].
+	InitialInterval time.Duration // tracking to first poll [DefaultInitialInterval]
+	MaxInterval     time.Duration // cap of the backoff [DefaultMaxInterval]
+	Multiplier      float64       // backoff growth [DefaultMultiplier]
+	// Jitter is the randomization factor of each interval, in [0, 1); 0 means none, so a
+	// zero Jitter is not defaulted (see DefaultJitter).
+	Jitter      float64
+	JobTTL      time.Duration // age after which an unfinished job is reported expired [DefaultJobTTL]
+	Concurrency int           // jobs handled at once [DefaultConcurrency]
+	// DrainTimeout bounds how long in-flight polls may run after Run's context ends
+	// [DefaultDrainTimeout].
 	DrainTimeout time.Duration
 	// MaxMetadata is the largest metadata echoed in events; larger metadata is dropped with
-	// a warning [64 KiB].
+	// a warning [track.DefaultMaxMetadata, 64 KiB].
 	MaxMetadata int
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 	Now         func() time.Time // clock for ages and observed_at [time.Now]
 	// WebhookPollInterval is the poll interval of jobs that Reducto will announce by webhook
-	// (track body {"webhook": true}); polls are only a safety net for them [5m].
+	// (track body {"webhook": true}); polls are only a safety net for them
+	// [DefaultWebhookPollInterval].
 	WebhookPollInterval time.Duration
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
@@ -61,8 +90,8 @@ type Options struct {
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
 type Poller struct {
-	js     jetstream.JetStream
-	cons   jetstream.Consumer
+	queue  Queue
+	cons   jetstream.Consumer // queue.Consumer()
 	jobs   JobGetter
 	events EventPublisher
 	o      Options
@@ -71,9 +100,6 @@ type Poller struct {
 	m      *metrics.Metrics
 	now    func() time.Time
 
-	mu     sync.Mutex
-	stream jetstream.Stream // REDUCTO_TRACK, looked up once (Hint)
-
 	gate gate       // closed while the events stream refuses publishes
 	eta  *estimator // predicts when jobs finish
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
@@ -81,43 +107,40 @@ type Poller struct {
 	authFailingSince atomic.Int64
 }
 
-// New returns a poller consuming from cons (see [Setup]) on js.
-func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
-	if js == nil || cons == nil || jobs == nil || events == nil {
-		return nil, errors.New("poller: jetstream, consumer, job getter and event publisher are required")
-	}
-	if o.Prefix == "" {
-		o.Prefix = "reducto"
+// New returns a poller consuming from q (see [track.Setup]).
+func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, error) {
+	if q == nil || q.Consumer() == nil || jobs == nil || events == nil {
+		return nil, errors.New("poller: track queue, job getter and event publisher are required")
 	}
 	if o.InitialInterval <= 0 {
-		o.InitialInterval = 2 * time.Second
+		o.InitialInterval = DefaultInitialInterval
 	}
 	if o.MaxInterval <= 0 {
-		o.MaxInterval = 30 * time.Second
+		o.MaxInterval = DefaultMaxInterval
 	}
 	if o.MaxInterval < o.InitialInterval {
 		o.MaxInterval = o.InitialInterval
 	}
 	if o.Multiplier < 1 {
-		o.Multiplier = 1.5
+		o.Multiplier = DefaultMultiplier
 	}
 	if o.Jitter < 0 || o.Jitter >= 1 {
 		o.Jitter = 0
 	}
 	if o.JobTTL <= 0 {
-		o.JobTTL = 12 * time.Hour
+		o.JobTTL = DefaultJobTTL
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 32
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 30 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.WebhookPollInterval <= 0 {
-		o.WebhookPollInterval = 5 * time.Minute
+		o.WebhookPollInterval = DefaultWebhookPollInterval
 	}
 	if o.MaxMetadata <= 0 {
-		o.MaxMetadata = 64 << 10
+		o.MaxMetadata = track.DefaultMaxMetadata
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -126,8 +149,8 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events
 		o.Now = time.Now
 	}
 	return &Poller{
-		js:     js,
-		cons:   cons,
+		queue:  q,
+		cons:   q.Consumer(),
 		jobs:   jobs,
 		events: events,
 		o:      o,
@@ -148,8 +171,9 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, jobs JobGetter, events
 // Run consumes and polls until ctx ends. Then it stops taking messages, hands back those it
 // had buffered (Nak, so another replica takes them at once), lets in-flight polls and
 // publishes finish for up to DrainTimeout, and returns. A job whose poll is cut short is
-// redelivered, never lost; its event is published at most once whatever happens.
-func (p *Poller) Run(ctx context.Context) error {
+// redelivered, never lost; its event is published at most once whatever happens. Run has
+// nothing to report: a failing fetch is retried (and logged) until ctx ends.
+func (p *Poller) Run(ctx context.Context) {
 	// In-flight work outlives ctx by at most DrainTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -183,7 +207,6 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-	return nil
 }
 
 // fetchWait bounds one pull request: how long an idle poller waits before asking again, and
@@ -208,7 +231,7 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 		batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			release(slots, n)
-			return fmt.Errorf("fetch from %s: %w", ConsumerName, err)
+			return fmt.Errorf("fetch from %s: %w", track.ConsumerName, err)
 		}
 		got := 0
 		for msg := range batch.Messages() {

@@ -15,11 +15,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 const prefix = "reducto"
@@ -90,7 +92,7 @@ func (f *fakeJobs) times(id string) []time.Time {
 type env struct {
 	js     jetstream.JetStream
 	pub    *publisher.Publisher
-	cons   jetstream.Consumer
+	queue  *track.Queue
 	jobs   *fakeJobs
 	events chan *eventMsg
 	opts   poller.Options
@@ -99,7 +101,7 @@ type env struct {
 type eventMsg struct {
 	subject string
 	header  map[string][]string
-	ev      *publisher.Event
+	ev      *event.Event
 }
 
 func newEnv(t *testing.T, ackWait time.Duration) *env {
@@ -108,20 +110,17 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	nc, js := natstest.JetStream(t, s)
 	ctx := t.Context()
 	po := publisher.Options{Prefix: prefix, Source: "test", MaxAge: time.Hour, Duplicates: time.Minute}
-	if err := publisher.Setup(ctx, js, po); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := publisher.New(js, nc.MaxPayload(), po)
+	pub, err := publisher.Setup(ctx, js, po)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := poller.Setup(ctx, js, poller.SetupOptions{Prefix: prefix, AckWait: ackWait})
+	queue, err := track.Setup(ctx, js, track.Options{Prefix: prefix, AckWait: ackWait})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{js: js, pub: pub, cons: cons, jobs: newFakeJobs(), events: make(chan *eventMsg, 100)}
+	e := &env{js: js, pub: pub, queue: queue, jobs: newFakeJobs(), events: make(chan *eventMsg, 100)}
 	sub, err := nc.Subscribe(subject.EventsAll(prefix), func(m *nats.Msg) {
-		ev, err := publisher.Decode(m.Data)
+		ev, err := event.Decode(m.Data)
 		if err != nil {
 			t.Errorf("undecodable event on %s: %v", m.Subject, err)
 			return
@@ -133,7 +132,6 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
 	e.opts = poller.Options{
-		Prefix:          prefix,
 		InitialInterval: 20 * time.Millisecond,
 		MaxInterval:     100 * time.Millisecond,
 		Multiplier:      2,
@@ -148,7 +146,7 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 // start runs a poller until the test ends (or the returned stop is called).
 func (e *env) start(t *testing.T, jobs poller.JobGetter, events poller.EventPublisher) (stop func()) {
 	t.Helper()
-	p, err := poller.New(e.js, e.cons, jobs, events, e.opts)
+	p, err := poller.New(e.queue, jobs, events, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +236,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		name    string
 		answers []answer
 		body    string
-		kind    publisher.Kind
+		kind    event.Kind
 		check   func(t *testing.T, m *eventMsg)
 	}{
 		{
@@ -247,7 +245,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				Status: "Completed", Type: "Parse", Progress: f64(100), Duration: f64(12.4), NumPages: intp(7), Result: result,
 			}}},
 			body: `{"metadata":{"tenant":"acme","ids":[1,2]}}`,
-			kind: publisher.Completed,
+			kind: event.Completed,
 			check: func(t *testing.T, m *eventMsg) {
 				if string(m.ev.Result) != string(result) {
 					t.Errorf("result = %s, want verbatim %s", m.ev.Result, result)
@@ -270,7 +268,7 @@ func TestTerminalOutcomes(t *testing.T) {
 			name: "failed",
 			answers: []answer{{job: &reducto.Job{Status: "Failed", Reason: "corrupt",
 				Error: &reducto.JobError{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "could not open"}}}},
-			kind: publisher.Failed,
+			kind: event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "DOCUMENT_CORRUPT" || m.ev.Error.Code != 400 || m.ev.Reason != "corrupt" {
 					t.Errorf("error = %+v reason %q", m.ev.Error, m.ev.Reason)
@@ -280,16 +278,16 @@ func TestTerminalOutcomes(t *testing.T) {
 				}
 			},
 		},
-		{name: "cancelled status", answers: []answer{status("Cancelled")}, kind: publisher.Cancelled},
+		{name: "cancelled status", answers: []answer{status("Cancelled")}, kind: event.Cancelled},
 		{
 			name:    "cancelled as failed",
 			answers: []answer{status("InProgress"), {job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "JOB_CANCELLED"}}}},
-			kind:    publisher.Cancelled,
+			kind:    event.Cancelled,
 		},
 		{
 			name:    "not found confirmed twice",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 404, Message: "Job not found"}}},
-			kind:    publisher.Failed,
+			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" || m.ev.Error.Code != 404 {
 					t.Errorf("error = %+v, want NOT_FOUND 404", m.ev.Error)
@@ -302,7 +300,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		{
 			name:    "deleted: 409 then 410",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 409}}, {err: &reducto.APIError{StatusCode: 410}}},
-			kind:    publisher.Failed,
+			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "JOB_DELETED" || m.ev.Error.Code != 410 {
 					t.Errorf("error = %+v, want JOB_DELETED 410", m.ev.Error)
@@ -312,7 +310,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		{
 			name:    "one 404 then found",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 404}}, status("Pending"), status("Completed")},
-			kind:    publisher.Completed,
+			kind:    event.Completed,
 		},
 		{
 			name: "transient errors then completed",
@@ -323,7 +321,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 500}}, // a 5xx says nothing about the job
 				status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name: "500s in a row never fail the job",
@@ -334,7 +332,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 500}},
 				status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name: "404 flapping with Pending never fails the job",
@@ -343,7 +341,7 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 404}}, status("Pending"),
 				{err: &reducto.APIError{StatusCode: 404}}, status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name: "permanent errors not in a row do not fail the job",
@@ -353,12 +351,12 @@ func TestTerminalOutcomes(t *testing.T) {
 				{err: &reducto.APIError{StatusCode: 500}},
 				status("Completed"),
 			},
-			kind: publisher.Completed,
+			kind: event.Completed,
 		},
 		{
 			name:    "permanent error confirmed",
 			answers: []answer{{err: &reducto.APIError{StatusCode: 422, Message: "bad id"}}},
-			kind:    publisher.Failed,
+			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "HTTP_422" || m.ev.Error.Message != "bad id" {
 					t.Errorf("error = %+v", m.ev.Error)
@@ -369,15 +367,15 @@ func TestTerminalOutcomes(t *testing.T) {
 			name:    "malformed body still tracks",
 			answers: []answer{status("Completed")},
 			body:    `{"metadata": not json`,
-			kind:    publisher.Completed,
+			kind:    event.Completed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Metadata != nil {
 					t.Errorf("metadata = %s, want none", m.ev.Metadata)
 				}
 			},
 		},
-		{name: "body not an object", answers: []answer{status("Completed")}, body: `[1,2]`, kind: publisher.Completed},
-		{name: "unknown keys ignored", answers: []answer{status("Completed")}, body: `{"priority":1,"metadata":"m"}`, kind: publisher.Completed},
+		{name: "body not an object", answers: []answer{status("Completed")}, body: `[1,2]`, kind: event.Completed},
+		{name: "unknown keys ignored", answers: []answer{status("Completed")}, body: `{"priority":1,"metadata":"m"}`, kind: event.Completed},
 	}
 	e.start(t, e.jobs, e.pub)
 	for i, tt := range tests {
@@ -416,7 +414,7 @@ func TestUnauthorizedNeverFailsJobs(t *testing.T) {
 	e.quiet(t, "j", 4)
 	// Fixing the key lets the job finish.
 	e.jobs.set("j", status("Completed"))
-	if m := e.next(t); m.ev.Kind != publisher.Completed {
+	if m := e.next(t); m.ev.Kind != event.Completed {
 		t.Errorf("kind = %s, want completed", m.ev.Kind)
 	}
 }
@@ -456,10 +454,13 @@ func TestTrackTwiceAndAfterReport(t *testing.T) {
 		t.Errorf("track stream holds %d messages, want 1", info.State.Msgs)
 	}
 	e.jobs.set("dup", status("Completed"))
-	if m := e.next(t); m.ev.Kind != publisher.Completed || string(m.ev.Metadata) != `"latest"` {
+	if m := e.next(t); m.ev.Kind != event.Completed || string(m.ev.Metadata) != `"latest"` {
 		t.Errorf("event %s metadata %s", m.ev.Kind, m.ev.Metadata)
 	}
-	// Tracking a job already reported costs no Reducto request and publishes nothing.
+	// Tracking a job already reported costs no Reducto request and publishes nothing. A core
+	// subscriber can see the event before the stream has stored it: wait for the store, or
+	// the re-track may be admitted before the event can be looked up.
+	natstest.WaitFor(t, func() bool { return e.storedEvents(t, "dup") == 1 })
 	before := e.jobs.count("dup")
 	e.track(t, "dup", "")
 	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
@@ -520,13 +521,13 @@ func TestBackoffSpacing(t *testing.T) {
 // crashingPublisher publishes, then fails the first publish as if the process died before it
 // could ack: the event is in the stream, the track message is not acked.
 type crashingPublisher struct {
-	*publisher.Publisher
+	poller.EventPublisher
 	mu      sync.Mutex
 	crashed bool
 }
 
-func (c *crashingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
-	out, err := c.Publisher.Publish(ctx, ev)
+func (c *crashingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Result, error) {
+	out, err := c.EventPublisher.Publish(ctx, ev)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil && !c.crashed {
@@ -539,7 +540,7 @@ func (c *crashingPublisher) Publish(ctx context.Context, ev *publisher.Event) (p
 func TestPublishedButNotAckedYieldsOneEvent(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.jobs.set("c", status("Completed"))
-	e.start(t, e.jobs, &crashingPublisher{Publisher: e.pub})
+	e.start(t, e.jobs, &crashingPublisher{EventPublisher: e.pub})
 	e.track(t, "c", "")
 	e.next(t)
 	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
@@ -558,7 +559,7 @@ func TestStopBetweenPublishAndAck(t *testing.T) {
 	e.jobs.set("s", status("Completed"))
 	published := make(chan struct{})
 	release := make(chan struct{})
-	hang := &hangingPublisher{Publisher: e.pub, published: published, release: release}
+	hang := &hangingPublisher{EventPublisher: e.pub, published: published, release: release}
 	e.opts.DrainTimeout = 50 * time.Millisecond
 	stop := e.start(t, e.jobs, hang)
 	e.track(t, "s", "")
@@ -581,14 +582,14 @@ func TestStopBetweenPublishAndAck(t *testing.T) {
 
 // hangingPublisher publishes, signals, then blocks until its context ends (the drain timeout).
 type hangingPublisher struct {
-	*publisher.Publisher
+	poller.EventPublisher
 	once      sync.Once
 	published chan struct{}
 	release   chan struct{}
 }
 
-func (h *hangingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
-	out, err := h.Publisher.Publish(ctx, ev)
+func (h *hangingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Result, error) {
+	out, err := h.EventPublisher.Publish(ctx, ev)
 	first := false
 	h.once.Do(func() { first = true })
 	if first {
@@ -644,29 +645,6 @@ func TestShutdownHandsBackJobs(t *testing.T) {
 	}
 }
 
-func TestEnsureTracked(t *testing.T) {
-	e := newEnv(t, 30*time.Second)
-	ok, err := poller.EnsureTracked(t.Context(), e.js, prefix, "e1", poller.TrackRequest{Metadata: json.RawMessage(`{"a":1}`)})
-	if err != nil || !ok {
-		t.Fatalf("first EnsureTracked = %v, %v, want true", ok, err)
-	}
-	ok, err = poller.EnsureTracked(t.Context(), e.js, prefix, "e1", poller.TrackRequest{})
-	if err != nil || ok {
-		t.Fatalf("second EnsureTracked = %v, %v, want false (already tracked)", ok, err)
-	}
-	msg, err := e.js.Stream(t.Context(), subject.TrackStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := msg.GetLastMsgForSubject(t.Context(), subject.Track(prefix, "e1"))
-	if err != nil || string(raw.Data) != `{"metadata":{"a":1}}` {
-		t.Errorf("stored track = %s, %v; the original metadata must survive", raw.Data, err)
-	}
-	if _, err := poller.EnsureTracked(t.Context(), e.js, prefix, "a.b", poller.TrackRequest{}); err == nil {
-		t.Error("invalid id accepted")
-	}
-}
-
 func trackPending(t *testing.T, e *env) uint64 {
 	s, err := e.js.Stream(t.Context(), subject.TrackStream)
 	if err != nil {
@@ -681,13 +659,13 @@ func trackPending(t *testing.T, e *env) uint64 {
 
 // refusingPublisher fails every publish while refusing is set, like a full events stream.
 type refusingPublisher struct {
-	*publisher.Publisher
+	poller.EventPublisher
 	mu       sync.Mutex
 	refusing bool
 	refused  int
 }
 
-func (r *refusingPublisher) Publish(ctx context.Context, ev *publisher.Event) (publisher.Outcome, error) {
+func (r *refusingPublisher) Publish(ctx context.Context, ev *event.Event) (publisher.Result, error) {
 	r.mu.Lock()
 	refusing := r.refusing
 	if refusing {
@@ -695,9 +673,9 @@ func (r *refusingPublisher) Publish(ctx context.Context, ev *publisher.Event) (p
 	}
 	r.mu.Unlock()
 	if refusing {
-		return publisher.Outcome{}, fmt.Errorf("publish: %w", publisher.ErrStreamFull)
+		return publisher.Result{}, fmt.Errorf("publish: %w", publisher.ErrStreamFull)
 	}
-	return r.Publisher.Publish(ctx, ev)
+	return r.EventPublisher.Publish(ctx, ev)
 }
 
 func (r *refusingPublisher) set(refusing bool) {
@@ -724,7 +702,7 @@ func TestBackPressurePausesPolls(t *testing.T) {
 		ids[i] = fmt.Sprint("bp", i)
 		e.jobs.set(ids[i], status("Completed"))
 	}
-	rp := &refusingPublisher{Publisher: e.pub, refusing: true}
+	rp := &refusingPublisher{EventPublisher: e.pub, refusing: true}
 	e.start(t, e.jobs, rp)
 	start := time.Now()
 	for _, id := range ids {

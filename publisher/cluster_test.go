@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 )
@@ -77,9 +78,10 @@ func TestPublishClusteredR3(t *testing.T) {
 	o := publisher.Options{Replicas: 3}
 	// The cluster elects its meta leader some time after start; there is no signal for it.
 	deadline := time.Now().Add(30 * time.Second)
+	var pub *publisher.Publisher
 	for {
-		err := publisher.Setup(t.Context(), js, o)
-		if err == nil {
+		var err error
+		if pub, err = publisher.Setup(t.Context(), js, o); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -87,23 +89,19 @@ func TestPublishClusteredR3(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	pub, err := publisher.New(js, nc.MaxPayload(), o)
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
 	e := &env{nc: nc, js: js, pub: pub}
 	ctx := t.Context()
 
-	first, err := pub.Publish(ctx, &publisher.Event{JobID: "job-r3", Kind: publisher.Completed})
+	first, err := pub.Publish(ctx, &event.Event{JobID: "job-r3", Kind: event.Completed})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	for _, k := range []publisher.Kind{publisher.Completed, publisher.Failed} {
-		got, err := pub.Publish(ctx, &publisher.Event{JobID: "job-r3", Kind: k})
+	for _, k := range []event.Kind{event.Completed, event.Failed} {
+		got, err := pub.Publish(ctx, &event.Event{JobID: "job-r3", Kind: k})
 		if err != nil {
 			t.Fatalf("publish %s again: %v", k, err)
 		}
-		if want := (publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: publisher.Completed}); got != want {
+		if want := (publisher.Result{Seq: first.Seq, Duplicate: true, Existing: event.Completed}); got != want {
 			t.Errorf("publish %s again: got %+v, want %+v", k, got, want)
 		}
 	}
@@ -111,7 +109,7 @@ func TestPublishClusteredR3(t *testing.T) {
 		t.Errorf("events for job-r3: got %d, want 1", n)
 	}
 
-	outs := publishAtOnce(t, pub, "job-r3-race", []publisher.Kind{publisher.Completed, publisher.Failed}, 10)
+	outs := publishAtOnce(t, pub, "job-r3-race", []event.Kind{event.Completed, event.Failed}, 10)
 	stored := 0
 	for _, out := range outs {
 		if !out.Duplicate {

@@ -1,9 +1,10 @@
 // Package publisher publishes the bridge's terminal job events to the JetStream stream
-// REDUCTO_EVENTS (CONTRACT.md section 2) and guarantees that the stream holds at most one
+// REDUCTO_EVENTS (docs/contract.md section 2) and guarantees that the stream holds at most one
 // terminal event per job, ever: across retries, kinds, bridge crashes and replicas, and beyond
-// the stream's duplicate window. It builds the subject, the CloudEvents headers and the JSON
-// body, and moves results too large for one NATS message to the REDUCTO_RESULTS object store
-// (claim check). It knows NATS, not Reducto's HTTP API.
+// the stream's duplicate window. It builds an event's message (the subject, and the headers
+// and JSON body that package event defines), and moves results too large for one NATS
+// message to the REDUCTO_RESULTS object store (claim check). It knows NATS, not Reducto's
+// HTTP API.
 package publisher
 
 import (
@@ -14,13 +15,14 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -49,34 +51,30 @@ const (
 	chunkMargin = 1024
 )
 
-// JetStream API error codes that nats.go does not name.
-const (
-	errCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
-	errCodeClusterNotAvailable      jetstream.ErrorCode = 10008
-	errCodeInsufficientResources    jetstream.ErrorCode = 10023
-	errCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
-	errCodeDuplicateMsgInProcess    jetstream.ErrorCode = 10158
-	// errCodeStreamStoreFailed carries the store's "maximum messages/bytes exceeded" when a
-	// DiscardNew stream is full (and "message too large", which cannot happen here: the
-	// stream has no MaxMsgSize and Publish keeps events under the max payload).
-	errCodeStreamStoreFailed jetstream.ErrorCode = 10077
-)
+// JetStream is the part of jetstream.JetStream the publisher uses.
+type JetStream interface {
+	// Conn is the connection, for the server's max payload.
+	Conn() *nats.Conn
+	Stream(ctx context.Context, name string) (jetstream.Stream, error)
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error)
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
 
-// Publisher publishes terminal events. It is safe for concurrent use.
+// Publisher publishes terminal events on the stream and bucket [Setup] created. It is safe
+// for concurrent use.
 type Publisher struct {
-	js         jetstream.JetStream
-	maxPayload int64 // the server's max_payload, bytes
+	js         JetStream
+	stream     jetstream.Stream      // REDUCTO_EVENTS
+	results    jetstream.ObjectStore // REDUCTO_RESULTS
+	maxPayload int64                 // the server's max_payload, bytes
 	prefix     string
 	source     string
 	log        *slog.Logger
-
-	mu      sync.Mutex
-	stream  jetstream.Stream      // REDUCTO_EVENTS, looked up on first use
-	results jetstream.ObjectStore // REDUCTO_RESULTS, looked up on first use
 }
 
-// Outcome is what the events stream holds for the job after [Publisher.Publish].
-type Outcome struct {
+// Result is what the events stream holds for the job after [Publisher.Publish].
+type Result struct {
 	// Seq is the stream sequence of the job's event: the new one, or the one already stored.
 	Seq uint64
 	// Duplicate reports that the stream already held an event for this job (possibly from an
@@ -84,30 +82,7 @@ type Outcome struct {
 	Duplicate bool
 	// Existing is the kind of the event already stored when Duplicate; it may differ from
 	// the kind just published (the first report of a job wins).
-	Existing Kind
-}
-
-// New returns a Publisher for the streams [Setup] created. maxPayload is the server's
-// max_payload (nc.MaxPayload(), known once connected); an event that would exceed it has its
-// result moved to the object store. Options are defaulted as for [Setup] and must match it.
-func New(js jetstream.JetStream, maxPayload int64, o Options) (*Publisher, error) {
-	o, err := o.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	if js == nil {
-		return nil, fmt.Errorf("%w: nil jetstream", ErrInvalidOptions)
-	}
-	if maxPayload <= 2*chunkMargin {
-		return nil, fmt.Errorf("%w: max payload %d bytes (not connected yet?)", ErrInvalidOptions, maxPayload)
-	}
-	return &Publisher{
-		js:         js,
-		maxPayload: maxPayload,
-		prefix:     o.Prefix,
-		source:     o.Source,
-		log:        o.Logger,
-	}, nil
+	Existing event.Kind
 }
 
 // Publish publishes ev as P.job.<kind>.<job_id> and reports what the stream holds for the job.
@@ -116,25 +91,25 @@ func New(js jetstream.JetStream, maxPayload int64, o Options) (*Publisher, error
 // its kind (Nats-Expected-Last-Subject-Sequence 0 on P.job.*.<job_id>); the server checks that
 // atomically, so concurrent publishers, crashed-and-restarted bridges and later kinds never
 // add a second event, however long ago the first was stored. When the stream already holds
-// one, Publish returns Outcome{Duplicate: true, Existing: <its kind>} and a nil error.
+// one, Publish returns Result{Duplicate: true, Existing: <its kind>} and a nil error.
 //
 // A failed attempt that may nevertheless have been stored (timeout, no responders, a
 // reconnecting connection) is retried with the same Nats-Msg-Id and the same expectation,
 // with exponential backoff until ctx ends. ev is not modified. A result too large for one
-// message is stored in REDUCTO_RESULTS under the job id first (see [ResultRef]).
-func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
+// message is stored in REDUCTO_RESULTS under the job id first (see [event.ResultRef]).
+func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error) {
 	if ev == nil {
-		return Outcome{}, fmt.Errorf("%w: nil", ErrInvalidEvent)
+		return Result{}, fmt.Errorf("%w: nil", ErrInvalidEvent)
 	}
 	if err := subject.ValidJobID(ev.JobID); err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return Result{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	if !ev.Kind.valid() {
-		return Outcome{}, fmt.Errorf("%w: job %s: unknown kind %q", ErrInvalidEvent, ev.JobID, ev.Kind)
+	if !ev.Kind.Valid() {
+		return Result{}, fmt.Errorf("%w: job %s: unknown kind %q", ErrInvalidEvent, ev.JobID, ev.Kind)
 	}
 	e := *ev
 	e.ObservedAt = eventTime(e.ObservedAt)
-	id := MsgID(e.JobID, e.Kind)
+	id := event.MsgID(e.JobID, e.Kind)
 	subj := subject.Event(p.prefix, string(e.Kind), e.JobID)
 	log := p.log.With("job_id", e.JobID, "subject", subj)
 
@@ -146,33 +121,33 @@ func (p *Publisher) Publish(ctx context.Context, ev *Event) (Outcome, error) {
 		return out, nil
 	}
 	msg, err := p.message(&e, subj)
-	if errors.Is(err, ErrEventTooLarge) && len(nonNull(e.Result)) > 0 {
+	if errors.Is(err, ErrEventTooLarge) && hasResult(&e) {
 		if lerr != nil {
-			return Outcome{}, fmt.Errorf("publish event %s: %w", id, lerr)
+			return Result{}, fmt.Errorf("publish event %s: %w", id, lerr)
 		}
 		if e.ResultRef, err = p.storeResult(ctx, &e); err != nil {
-			return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+			return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 		}
 		e.Result = nil
 		msg, err = p.message(&e, subj)
 	}
 	if err != nil {
-		return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+		return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 	}
 	return p.publish(ctx, msg, &e, log)
 }
 
 // message builds the NATS message of e, or fails with ErrEventTooLarge.
-func (p *Publisher) message(e *Event, subj string) (*nats.Msg, error) {
+func (p *Publisher) message(e *event.Event, subj string) (*nats.Msg, error) {
 	body, err := e.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("marshal event: %w", err)
 	}
-	msg := &nats.Msg{Subject: subj, Header: headers(e, p.source), Data: body}
+	msg := &nats.Msg{Subject: subj, Header: nats.Header(event.Headers(e, p.source)), Data: body}
 	// Measure with the JetStream headers the publish options add, as the client and the
 	// server count headers toward max_payload.
 	probe := copyMsg(msg)
-	probe.Header.Set(jetstream.MsgIDHeader, MsgID(e.JobID, e.Kind))
+	probe.Header.Set(jetstream.MsgIDHeader, event.MsgID(e.JobID, e.Kind))
 	probe.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	probe.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subject.JobEvents(p.prefix, e.JobID))
 	size := int64(probe.Size() - len(probe.Subject))
@@ -184,32 +159,28 @@ func (p *Publisher) message(e *Event, subj string) (*nats.Msg, error) {
 
 // storeResult puts e's result into the results bucket under the job id. Putting the same name
 // again replaces the object, which makes a retried Publish harmless.
-func (p *Publisher) storeResult(ctx context.Context, e *Event) (*ResultRef, error) {
-	obs, err := p.resultsStore(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (p *Publisher) storeResult(ctx context.Context, e *event.Event) (*event.ResultRef, error) {
 	meta := jetstream.ObjectMeta{
 		Name: e.JobID,
 		// The object store's default chunk (128 KiB) exceeds a server's smaller max payload.
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(maxChunk, p.maxPayload-chunkMargin))},
 	}
-	info, err := obs.Put(ctx, meta, bytes.NewReader(e.Result))
+	info, err := p.results.Put(ctx, meta, bytes.NewReader(e.Result))
 	if err != nil {
 		return nil, fmt.Errorf("store result of %d bytes in %s: %w", len(e.Result), subject.ResultsBucket, err)
 	}
-	return &ResultRef{Bucket: subject.ResultsBucket, Name: info.Name, Size: info.Size, Digest: info.Digest}, nil
+	return &event.ResultRef{Bucket: subject.ResultsBucket, Name: info.Name, Size: info.Size, Digest: info.Digest}, nil
 }
 
 // publish sends msg until the stream has stored it or refused it for good.
-func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *slog.Logger) (Outcome, error) {
-	id := MsgID(e.JobID, e.Kind)
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, log *slog.Logger) (Result, error) {
+	id := event.MsgID(e.JobID, e.Kind)
 	opts := []jetstream.PublishOpt{
 		jetstream.WithMsgID(id),
 		jetstream.WithExpectLastSequenceForSubject(0, subject.JobEvents(p.prefix, e.JobID)),
 	}
 	var (
-		out     Outcome
+		out     Result
 		attempt int
 		lastErr error
 	)
@@ -220,7 +191,7 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *s
 		ack, err := p.js.PublishMsg(actx, copyMsg(msg), opts...)
 		switch {
 		case err == nil:
-			out = Outcome{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+			out = Result{Seq: ack.Sequence, Duplicate: ack.Duplicate}
 			if ack.Duplicate {
 				// Same Nats-Msg-Id, so the stored event is of this very kind. A clustered
 				// stream checks the id before the expected sequence, so it answers this way.
@@ -228,7 +199,7 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *s
 				log.Debug("job already reported", "seq", ack.Sequence)
 			}
 			return nil
-		case isWrongLastSequence(err):
+		case jserr.WrongLastSequence(err):
 			o, found, lerr := p.existing(actx, e, log)
 			if lerr != nil {
 				lastErr = lerr
@@ -265,19 +236,19 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *Event, log *s
 	)
 	if err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify); err != nil {
 		if cerr := ctx.Err(); cerr != nil && lastErr != nil {
-			return Outcome{}, fmt.Errorf("publish event %s: %w after %d attempts, last error: %w", id, cerr, attempt, lastErr)
+			return Result{}, fmt.Errorf("publish event %s: %w after %d attempts, last error: %w", id, cerr, attempt, lastErr)
 		}
-		return Outcome{}, fmt.Errorf("publish event %s: %w", id, err)
+		return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 	}
 	return out, nil
 }
 
-// existing returns the outcome describing the event the stream already holds for e's job,
+// existing returns the result describing the event the stream already holds for e's job,
 // found=false when it holds none.
-func (p *Publisher) existing(ctx context.Context, e *Event, log *slog.Logger) (out Outcome, found bool, err error) {
+func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logger) (out Result, found bool, err error) {
 	raw, err := p.last(ctx, e.JobID)
 	if err != nil || raw == nil {
-		return Outcome{}, false, err
+		return Result{}, false, err
 	}
 	// The kind comes from the subject, so a stored body this package cannot decode does not
 	// stop the bridge from recognising the job as reported.
@@ -287,18 +258,18 @@ func (p *Publisher) existing(ctx context.Context, e *Event, log *slog.Logger) (o
 	} else {
 		log.Debug("job already reported", "seq", raw.Sequence)
 	}
-	return Outcome{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, nil
+	return Result{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, nil
 }
 
 // kindOf extracts <kind> from P.job.<kind>.<job_id>.
-func (p *Publisher) kindOf(subj, jobID string) Kind {
+func (p *Publisher) kindOf(subj, jobID string) event.Kind {
 	rest, _ := strings.CutPrefix(subj, p.prefix+".job.")
 	kind, _ := strings.CutSuffix(rest, "."+jobID)
-	return Kind(kind)
+	return event.Kind(kind)
 }
 
 // Lookup returns the terminal event already stored for a job, or (nil, nil) when there is none.
-func (p *Publisher) Lookup(ctx context.Context, jobID string) (*Event, error) {
+func (p *Publisher) Lookup(ctx context.Context, jobID string) (*event.Event, error) {
 	if err := subject.ValidJobID(jobID); err != nil {
 		return nil, fmt.Errorf("look up event: %w", err)
 	}
@@ -306,7 +277,7 @@ func (p *Publisher) Lookup(ctx context.Context, jobID string) (*Event, error) {
 	if err != nil || raw == nil {
 		return nil, err
 	}
-	ev, err := Decode(raw.Data)
+	ev, err := event.Decode(raw.Data)
 	if err != nil {
 		return nil, fmt.Errorf("look up event of job %s: seq %d: %w", jobID, raw.Sequence, err)
 	}
@@ -315,12 +286,8 @@ func (p *Publisher) Lookup(ctx context.Context, jobID string) (*Event, error) {
 
 // last returns the job's last stored event message, or nil when there is none.
 func (p *Publisher) last(ctx context.Context, jobID string) (*jetstream.RawStreamMsg, error) {
-	st, err := p.eventsStream(ctx)
-	if err != nil {
-		return nil, err
-	}
 	// The server resolves a wildcard last-by-subject (P.job.*.<id>), direct get or not.
-	raw, err := st.GetLastMsgForSubject(ctx, subject.JobEvents(p.prefix, jobID))
+	raw, err := p.stream.GetLastMsgForSubject(ctx, subject.JobEvents(p.prefix, jobID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -328,34 +295,6 @@ func (p *Publisher) last(ctx context.Context, jobID string) (*jetstream.RawStrea
 		return nil, fmt.Errorf("get last event of job %s: %w", jobID, err)
 	}
 	return raw, nil
-}
-
-// eventsStream returns the events stream handle, looking it up once.
-func (p *Publisher) eventsStream(ctx context.Context) (jetstream.Stream, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stream == nil {
-		st, err := p.js.Stream(ctx, subject.EventsStream)
-		if err != nil {
-			return nil, fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
-		}
-		p.stream = st
-	}
-	return p.stream, nil
-}
-
-// resultsStore returns the results bucket handle, looking it up once.
-func (p *Publisher) resultsStore(ctx context.Context) (jetstream.ObjectStore, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.results == nil {
-		obs, err := p.js.ObjectStore(ctx, subject.ResultsBucket)
-		if err != nil {
-			return nil, fmt.Errorf("look up object store %s: %w", subject.ResultsBucket, err)
-		}
-		p.results = obs
-	}
-	return p.results, nil
 }
 
 // copyMsg returns a message that shares nothing mutable with m: the publish options write
@@ -368,22 +307,13 @@ func copyMsg(m *nats.Msg) *nats.Msg {
 	return &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
 }
 
-// isWrongLastSequence reports the server's refusal of the expected-sequence check: the
-// stream already holds an event for the job.
-func isWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
-
 // isStreamFull reports a refusal because storage limits are reached.
 func isStreamFull(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode {
-	case errCodeStreamStoreFailed, errCodeInsufficientResources,
-		errCodeAccountResourcesExceeded, errCodeStorageResourcesExceeded:
+	switch jserr.Code(err) {
+	case jserr.StreamStoreFailed, jserr.InsufficientResources,
+		jserr.AccountResourcesExceeded, jserr.StorageResourcesExceeded:
+		// StreamStoreFailed is "maximum messages/bytes exceeded" here: the stream has no
+		// MaxMsgSize and Publish keeps events under the max payload.
 		return true
 	}
 	return false
@@ -395,12 +325,12 @@ func isStreamFull(err error) bool {
 func isTransient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case errCodeDuplicateMsgInProcess, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		switch {
+		case apiErr.ErrorCode == jserr.DuplicateMsgInProcess, jserr.SubjectInFlight(err):
 			// A clustered stream answers so while another publish of the same id, or for
 			// the same job, is being replicated; the next attempt sees it stored, or not.
 			return true
-		case errCodeClusterNotAvailable:
+		case apiErr.ErrorCode == jserr.ClusterNotAvailable:
 			return true
 		}
 		return false
@@ -413,4 +343,18 @@ func isTransient(err error) bool {
 		errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrStaleConnection)
+}
+
+// eventTime is the time written into ce-time and observed_at; a zero time becomes now.
+func eventTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t.UTC()
+}
+
+// hasResult reports whether e carries a result: a JSON null is no result, as the event's
+// JSON leaves it out.
+func hasResult(e *event.Event) bool {
+	return len(e.Result) > 0 && !bytes.Equal(bytes.TrimSpace(e.Result), []byte("null"))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -38,12 +39,9 @@ func newEnv(t *testing.T, sopts natstest.Options, o publisher.Options) *env {
 	nc, js := natstest.JetStream(t, s)
 	rec := &logRecorder{}
 	o.Logger = slog.New(rec)
-	if err := publisher.Setup(t.Context(), js, o); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	pub, err := publisher.New(js, nc.MaxPayload(), o)
+	pub, err := publisher.Setup(t.Context(), js, o)
 	if err != nil {
-		t.Fatalf("new publisher: %v", err)
+		t.Fatalf("setup: %v", err)
 	}
 	return &env{nc: nc, js: js, pub: pub, log: rec}
 }
@@ -127,7 +125,7 @@ func TestSetup(t *testing.T) {
 	}
 	o := publisher.Options{Prefix: "acme.reducto", MaxAge: 48 * time.Hour, Duplicates: 5 * time.Minute}
 	for i := range 2 { // idempotent
-		if err := publisher.Setup(ctx, js, o); err != nil {
+		if _, err := publisher.Setup(ctx, js, o); err != nil {
 			t.Fatalf("setup #%d: %v", i+1, err)
 		}
 	}
@@ -182,7 +180,7 @@ func TestSetup(t *testing.T) {
 func TestSetupDefaults(t *testing.T) {
 	s := natstest.RunServer(t)
 	_, js := natstest.JetStream(t, s)
-	if err := publisher.Setup(t.Context(), js, publisher.Options{}); err != nil {
+	if _, err := publisher.Setup(t.Context(), js, publisher.Options{}); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	st, err := js.Stream(t.Context(), subject.EventsStream)
@@ -200,7 +198,7 @@ func TestSetupDefaults(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	s := natstest.RunServer(t)
-	nc, js := natstest.JetStream(t, s)
+	_, js := natstest.JetStream(t, s)
 	tests := []struct {
 		name string
 		o    publisher.Options
@@ -216,33 +214,35 @@ func TestOptionsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := publisher.Setup(t.Context(), js, tt.o); !errors.Is(err, publisher.ErrInvalidOptions) {
+			if _, err := publisher.Setup(t.Context(), js, tt.o); !errors.Is(err, publisher.ErrInvalidOptions) {
 				t.Errorf("setup: got %v, want ErrInvalidOptions", err)
-			}
-			if _, err := publisher.New(js, nc.MaxPayload(), tt.o); !errors.Is(err, publisher.ErrInvalidOptions) {
-				t.Errorf("new: got %v, want ErrInvalidOptions", err)
 			}
 		})
 	}
-	if _, err := publisher.New(js, 0, publisher.Options{}); !errors.Is(err, publisher.ErrInvalidOptions) {
-		t.Errorf("new with max payload 0: got %v, want ErrInvalidOptions", err)
+	if _, err := publisher.Setup(t.Context(), unconnected{js}, publisher.Options{}); !errors.Is(err, publisher.ErrInvalidOptions) {
+		t.Errorf("setup with max payload 0: got %v, want ErrInvalidOptions", err)
 	}
 }
+
+// unconnected reports a connection that has not learnt the server's max payload yet.
+type unconnected struct{ publisher.JetStream }
+
+func (unconnected) Conn() *nats.Conn { return new(nats.Conn) }
 
 func TestPublishMessage(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{Prefix: prefix})
 	tests := []struct {
 		name     string
-		ev       publisher.Event
+		ev       event.Event
 		wantSubj string
 		wantBody string
 	}{
 		{
 			name: "every field",
-			ev: publisher.Event{
-				JobID: "204a39e4-dd10-4c83-a978-0cee4af8cde2", Kind: publisher.Completed,
+			ev: event.Event{
+				JobID: "204a39e4-dd10-4c83-a978-0cee4af8cde2", Kind: event.Completed,
 				Status: "Completed", Type: "Parse", Reason: "done",
-				Error:    &publisher.ErrorInfo{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "bad pdf"},
+				Error:    &event.ErrorInfo{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "bad pdf"},
 				Result:   json.RawMessage(`{"type":"full","chunks":[]}`),
 				Metadata: json.RawMessage(`{"tenant":"t1"}`),
 				Progress: ptr(100.0), Duration: ptr(12.4), NumPages: ptr(7),
@@ -256,13 +256,13 @@ func TestPublishMessage(t *testing.T) {
 		},
 		{
 			name:     "unknowns absent, null metadata dropped, zero progress kept",
-			ev:       publisher.Event{JobID: "j-min", Kind: publisher.Expired, Metadata: json.RawMessage(" null "), Progress: ptr(0.0), ObservedAt: observed.In(time.FixedZone("CET", 3600))},
+			ev:       event.Event{JobID: "j-min", Kind: event.Expired, Metadata: json.RawMessage(" null "), Progress: ptr(0.0), ObservedAt: observed.In(time.FixedZone("CET", 3600))},
 			wantSubj: "reducto.job.expired.j-min",
 			wantBody: `{"job_id":"j-min","kind":"expired","progress":0,"observed_at":"2026-11-29T14:00:13.456Z"}`,
 		},
 		{
 			name:     "error without message",
-			ev:       publisher.Event{JobID: "j-gone", Kind: publisher.Failed, Error: &publisher.ErrorInfo{Code: 404, Name: "NOT_FOUND"}, ObservedAt: observed},
+			ev:       event.Event{JobID: "j-gone", Kind: event.Failed, Error: &event.ErrorInfo{Code: 404, Name: "NOT_FOUND"}, ObservedAt: observed},
 			wantSubj: "reducto.job.failed.j-gone",
 			wantBody: `{"job_id":"j-gone","kind":"failed","error":{"code":404,"name":"NOT_FOUND"},"observed_at":"2026-11-29T14:00:13.456Z"}`,
 		},
@@ -306,7 +306,7 @@ func TestPublishMessage(t *testing.T) {
 func TestPublishObservedAtDefaultsToNow(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{})
 	before := time.Now().UTC().Truncate(time.Millisecond)
-	ev := &publisher.Event{JobID: "j-now", Kind: publisher.Completed}
+	ev := &event.Event{JobID: "j-now", Kind: event.Completed}
 	out, err := e.pub.Publish(t.Context(), ev)
 	if err != nil {
 		t.Fatalf("publish: %v", err)
@@ -319,7 +319,7 @@ func TestPublishObservedAtDefaultsToNow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ce-time %q: %v", m.Header.Get("ce-time"), err)
 	}
-	got, err := publisher.Decode(m.Data)
+	got, err := event.Decode(m.Data)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
@@ -332,13 +332,13 @@ func TestPublishInvalidEvent(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{})
 	tests := []struct {
 		name string
-		ev   *publisher.Event
+		ev   *event.Event
 	}{
 		{"nil", nil},
-		{"empty job id", &publisher.Event{Kind: publisher.Completed}},
-		{"job id with dot", &publisher.Event{JobID: "a.b", Kind: publisher.Completed}},
-		{"job id with wildcard", &publisher.Event{JobID: "*", Kind: publisher.Completed}},
-		{"unknown kind", &publisher.Event{JobID: "j1", Kind: "done"}},
+		{"empty job id", &event.Event{Kind: event.Completed}},
+		{"job id with dot", &event.Event{JobID: "a.b", Kind: event.Completed}},
+		{"job id with wildcard", &event.Event{JobID: "*", Kind: event.Completed}},
+		{"unknown kind", &event.Event{JobID: "j1", Kind: "done"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -352,12 +352,12 @@ func TestPublishInvalidEvent(t *testing.T) {
 func TestPublishAtMostOnce(t *testing.T) {
 	tests := []struct {
 		name         string
-		first, again publisher.Kind
+		first, again event.Kind
 		wantWarn     bool
 	}{
-		{"same event twice", publisher.Completed, publisher.Completed, false},
-		{"other kind after completed", publisher.Completed, publisher.Failed, true},
-		{"expired after cancelled", publisher.Cancelled, publisher.Expired, true},
+		{"same event twice", event.Completed, event.Completed, false},
+		{"other kind after completed", event.Completed, event.Failed, true},
+		{"expired after cancelled", event.Cancelled, event.Expired, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,15 +369,15 @@ func TestPublishAtMostOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			first, err := e.pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: tt.first, ObservedAt: observed})
+			first, err := e.pub.Publish(t.Context(), &event.Event{JobID: job, Kind: tt.first, ObservedAt: observed})
 			if err != nil {
 				t.Fatalf("first publish: %v", err)
 			}
-			got, err := e.pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: tt.again, ObservedAt: observed.Add(time.Second)})
+			got, err := e.pub.Publish(t.Context(), &event.Event{JobID: job, Kind: tt.again, ObservedAt: observed.Add(time.Second)})
 			if err != nil {
 				t.Fatalf("second publish: %v", err)
 			}
-			want := publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: tt.first}
+			want := publisher.Result{Seq: first.Seq, Duplicate: true, Existing: tt.first}
 			if got != want {
 				t.Errorf("outcome: got %+v, want %+v", got, want)
 			}
@@ -403,7 +403,7 @@ func TestPublishAfterDuplicateWindow(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{MaxAge: time.Hour, Duplicates: 100 * time.Millisecond})
 	ctx := t.Context()
 	const job = "job-window"
-	ev := &publisher.Event{JobID: job, Kind: publisher.Completed, ObservedAt: observed}
+	ev := &event.Event{JobID: job, Kind: event.Completed, ObservedAt: observed}
 	first, err := e.pub.Publish(ctx, ev)
 	if err != nil {
 		t.Fatalf("publish: %v", err)
@@ -429,12 +429,12 @@ func TestPublishAfterDuplicateWindow(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	for _, k := range []publisher.Kind{publisher.Completed, publisher.Failed} {
-		got, err := e.pub.Publish(ctx, &publisher.Event{JobID: job, Kind: k, ObservedAt: observed})
+	for _, k := range []event.Kind{event.Completed, event.Failed} {
+		got, err := e.pub.Publish(ctx, &event.Event{JobID: job, Kind: k, ObservedAt: observed})
 		if err != nil {
 			t.Fatalf("publish %s again: %v", k, err)
 		}
-		want := publisher.Outcome{Seq: first.Seq, Duplicate: true, Existing: publisher.Completed}
+		want := publisher.Result{Seq: first.Seq, Duplicate: true, Existing: event.Completed}
 		if got != want {
 			t.Errorf("publish %s again: got %+v, want %+v", k, got, want)
 		}
@@ -447,10 +447,10 @@ func TestPublishAfterDuplicateWindow(t *testing.T) {
 func TestPublishConcurrent(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{})
 	const job = "job-race"
-	kinds := []publisher.Kind{publisher.Completed, publisher.Failed, publisher.Cancelled, publisher.Expired}
+	kinds := []event.Kind{event.Completed, event.Failed, event.Cancelled, event.Expired}
 	outs := publishAtOnce(t, e.pub, job, kinds, 10)
 
-	var winner publisher.Kind
+	var winner event.Kind
 	winners := 0
 	for i, out := range outs {
 		if !out.Duplicate {
@@ -473,18 +473,18 @@ func TestPublishConcurrent(t *testing.T) {
 
 // publishAtOnce starts n publishes of the job's event at the same instant, the i-th of kind
 // kinds[i%len(kinds)], and returns their outcomes; any error fails the test.
-func publishAtOnce(t *testing.T, pub *publisher.Publisher, job string, kinds []publisher.Kind, n int) []publisher.Outcome {
+func publishAtOnce(t *testing.T, pub *publisher.Publisher, job string, kinds []event.Kind, n int) []publisher.Result {
 	t.Helper()
 	var (
 		wg    sync.WaitGroup
 		start = make(chan struct{})
-		outs  = make([]publisher.Outcome, n)
+		outs  = make([]publisher.Result, n)
 		errs  = make([]error, n)
 	)
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			outs[i], errs[i] = pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: kinds[i%len(kinds)], ObservedAt: observed})
+			outs[i], errs[i] = pub.Publish(t.Context(), &event.Event{JobID: job, Kind: kinds[i%len(kinds)], ObservedAt: observed})
 		})
 	}
 	close(start)
@@ -503,7 +503,7 @@ func TestPublishLargeResult(t *testing.T) {
 	result := json.RawMessage(`{"type":"full","text":"` + strings.Repeat("lorem ipsum ", 20_000) + `"}`)
 	const job = "job-large"
 
-	out, err := e.pub.Publish(ctx, &publisher.Event{JobID: job, Kind: publisher.Completed, Result: result, Metadata: json.RawMessage(`{"k":1}`), ObservedAt: observed})
+	out, err := e.pub.Publish(ctx, &event.Event{JobID: job, Kind: event.Completed, Result: result, Metadata: json.RawMessage(`{"k":1}`), ObservedAt: observed})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -514,12 +514,12 @@ func TestPublishLargeResult(t *testing.T) {
 	if bytes.Contains(m.Data, []byte(`"result":`)) {
 		t.Errorf("event body still has the result")
 	}
-	got, err := publisher.Decode(m.Data)
+	got, err := event.Decode(m.Data)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
 	sum := sha256.Sum256(result)
-	want := publisher.ResultRef{
+	want := event.ResultRef{
 		Bucket: "REDUCTO_RESULTS", Name: job, Size: uint64(len(result)),
 		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
 	}
@@ -543,11 +543,11 @@ func TestPublishLargeResult(t *testing.T) {
 
 	t.Run("job already reported: result not overwritten", func(t *testing.T) {
 		other := json.RawMessage(`"` + strings.Repeat("x", 100_000) + `"`)
-		got, err := e.pub.Publish(ctx, &publisher.Event{JobID: job, Kind: publisher.Failed, Result: other, ObservedAt: observed})
+		got, err := e.pub.Publish(ctx, &event.Event{JobID: job, Kind: event.Failed, Result: other, ObservedAt: observed})
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if want := (publisher.Outcome{Seq: out.Seq, Duplicate: true, Existing: publisher.Completed}); got != want {
+		if want := (publisher.Result{Seq: out.Seq, Duplicate: true, Existing: event.Completed}); got != want {
 			t.Errorf("outcome: got %+v, want %+v", got, want)
 		}
 		info, err := obs.GetInfo(ctx, job)
@@ -561,7 +561,7 @@ func TestPublishLargeResult(t *testing.T) {
 
 	t.Run("too large without result", func(t *testing.T) {
 		huge := json.RawMessage(`{"blob":"` + strings.Repeat("m", 70*1024) + `"}`)
-		_, err := e.pub.Publish(ctx, &publisher.Event{JobID: "job-huge-meta", Kind: publisher.Completed, Result: result, Metadata: huge})
+		_, err := e.pub.Publish(ctx, &event.Event{JobID: "job-huge-meta", Kind: event.Completed, Result: result, Metadata: huge})
 		if !errors.Is(err, publisher.ErrEventTooLarge) {
 			t.Fatalf("got %v, want ErrEventTooLarge", err)
 		}
@@ -581,8 +581,8 @@ func TestLookup(t *testing.T) {
 	if err != nil || got != nil {
 		t.Fatalf("lookup of unreported job: got %+v, %v, want nil, nil", got, err)
 	}
-	ev := &publisher.Event{
-		JobID: "job-look", Kind: publisher.Cancelled, Status: "Cancelled", Polls: 3,
+	ev := &event.Event{
+		JobID: "job-look", Kind: event.Cancelled, Status: "Cancelled", Polls: 3,
 		Metadata: json.RawMessage(`{"a":[1,2]}`), TrackedAt: tracked, ObservedAt: observed,
 	}
 	if _, err := e.pub.Publish(ctx, ev); err != nil {
@@ -601,64 +601,16 @@ func TestLookup(t *testing.T) {
 }
 
 // sameEvent compares events by their JSON, which is what the contract fixes.
-func sameEvent(a, b *publisher.Event) bool {
+func sameEvent(a, b *event.Event) bool {
 	ja, erra := json.Marshal(a)
 	jb, errb := json.Marshal(b)
 	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }
 
-func TestDecode(t *testing.T) {
-	full := &publisher.Event{
-		JobID: "j1", Kind: publisher.Failed, Status: "Failed", Type: "Extract", Reason: "r",
-		Error:     &publisher.ErrorInfo{Code: 500, Name: "INTERNAL", Message: "m"},
-		ResultRef: &publisher.ResultRef{Bucket: "REDUCTO_RESULTS", Name: "j1", Size: 10, Digest: "SHA-256=abc="},
-		Metadata:  json.RawMessage(`{"x":"y"}`), Progress: ptr(42.5), Duration: ptr(1.5), NumPages: ptr(3),
-		TrackedAt: tracked, ObservedAt: observed, Polls: 9,
-	}
-	t.Run("round trip", func(t *testing.T) {
-		for _, ev := range []*publisher.Event{full, {JobID: "j2", Kind: publisher.Expired}} {
-			data, err := json.Marshal(ev)
-			if err != nil {
-				t.Fatalf("marshal: %v", err)
-			}
-			got, err := publisher.Decode(data)
-			if err != nil {
-				t.Fatalf("decode %s: %v", data, err)
-			}
-			if !sameEvent(got, ev) || !got.ObservedAt.Equal(ev.ObservedAt) || !got.TrackedAt.Equal(ev.TrackedAt) {
-				t.Errorf("round trip: got %+v, want %+v", got, ev)
-			}
-		}
-	})
-	bad := []struct {
-		name string
-		data string
-	}{
-		{"not json", `{"job_id":`},
-		{"array", `[1]`},
-		{"no job id", `{"kind":"completed"}`},
-		{"no kind", `{"job_id":"j"}`},
-		{"bad time", `{"job_id":"j","kind":"completed","observed_at":"yesterday"}`},
-	}
-	for _, tt := range bad {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := publisher.Decode([]byte(tt.data)); !errors.Is(err, publisher.ErrMalformedEvent) {
-				t.Errorf("got %v, want ErrMalformedEvent", err)
-			}
-		})
-	}
-	t.Run("unknown kind accepted", func(t *testing.T) {
-		got, err := publisher.Decode([]byte(`{"job_id":"j","kind":"archived","extra":1}`))
-		if err != nil || got.Kind != "archived" {
-			t.Errorf("got %+v, %v, want kind archived", got, err)
-		}
-	})
-}
-
 func TestPercentEncodedHeaders(t *testing.T) {
 	e := newEnv(t, natstest.Options{}, publisher.Options{Source: `my bridge/é"100%"`})
 	job := "jöb-1"
-	out, err := e.pub.Publish(t.Context(), &publisher.Event{JobID: job, Kind: publisher.Completed, ObservedAt: observed})
+	out, err := e.pub.Publish(t.Context(), &event.Event{JobID: job, Kind: event.Completed, ObservedAt: observed})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -685,7 +637,7 @@ func TestPublishStreamFull(t *testing.T) {
 	var err error
 	published := 0
 	for i := range 50 {
-		if _, err = e.pub.Publish(ctx, &publisher.Event{JobID: fmt.Sprintf("job-%d", i), Kind: publisher.Completed}); err != nil {
+		if _, err = e.pub.Publish(ctx, &event.Event{JobID: fmt.Sprintf("job-%d", i), Kind: event.Completed}); err != nil {
 			break
 		}
 		published++
@@ -701,7 +653,7 @@ func TestPublishStreamFull(t *testing.T) {
 // flakyJS is a real JetStream whose PublishMsg is interposed: do decides what each attempt
 // does, and the headers of every attempt that reached the server are recorded.
 type flakyJS struct {
-	jetstream.JetStream
+	publisher.JetStream
 	do func(ctx context.Context, attempt int, send func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error)
 
 	mu    sync.Mutex
@@ -734,7 +686,7 @@ func TestPublishRetry(t *testing.T) {
 	tests := []struct {
 		name      string
 		do        func(ctx context.Context, attempt int, send func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error)
-		want      publisher.Outcome
+		want      publisher.Result
 		wantCalls int
 		wantSent  int
 	}{
@@ -747,7 +699,7 @@ func TestPublishRetry(t *testing.T) {
 				}
 				return ack, err
 			},
-			want:      publisher.Outcome{Seq: 1, Duplicate: true, Existing: publisher.Completed},
+			want:      publisher.Result{Seq: 1, Duplicate: true, Existing: event.Completed},
 			wantCalls: 2, wantSent: 2,
 		},
 		{
@@ -758,7 +710,7 @@ func TestPublishRetry(t *testing.T) {
 				}
 				return send()
 			},
-			want:      publisher.Outcome{Seq: 1},
+			want:      publisher.Result{Seq: 1},
 			wantCalls: 3, wantSent: 1,
 		},
 		{
@@ -769,7 +721,7 @@ func TestPublishRetry(t *testing.T) {
 				}
 				return send()
 			},
-			want:      publisher.Outcome{Seq: 1},
+			want:      publisher.Result{Seq: 1},
 			wantCalls: 2, wantSent: 1,
 		},
 	}
@@ -777,11 +729,11 @@ func TestPublishRetry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, natstest.Options{}, publisher.Options{})
 			fake := &flakyJS{JetStream: e.js, do: tt.do}
-			pub, err := publisher.New(fake, e.nc.MaxPayload(), publisher.Options{})
+			pub, err := publisher.Setup(t.Context(), fake, publisher.Options{})
 			if err != nil {
 				t.Fatalf("new: %v", err)
 			}
-			got, err := pub.Publish(t.Context(), &publisher.Event{JobID: "job-retry", Kind: publisher.Completed, ObservedAt: observed})
+			got, err := pub.Publish(t.Context(), &event.Event{JobID: "job-retry", Kind: event.Completed, ObservedAt: observed})
 			if err != nil {
 				t.Fatalf("publish: %v", err)
 			}
@@ -816,11 +768,11 @@ func TestPublishPermanentErrorNotRetried(t *testing.T) {
 	fake := &flakyJS{JetStream: e.js, do: func(context.Context, int, func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
 		return nil, fmt.Errorf("nats: %w", permanent)
 	}}
-	pub, err := publisher.New(fake, e.nc.MaxPayload(), publisher.Options{})
+	pub, err := publisher.Setup(t.Context(), fake, publisher.Options{})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
-	_, err = pub.Publish(t.Context(), &publisher.Event{JobID: "job-perm", Kind: publisher.Completed})
+	_, err = pub.Publish(t.Context(), &event.Event{JobID: "job-perm", Kind: event.Completed})
 	if !errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
 		t.Errorf("got %v, want the API error wrapped", err)
 	}
@@ -839,11 +791,11 @@ func TestPublishContextStopsRetries(t *testing.T) {
 		}
 		return nil, nats.ErrNoResponders
 	}}
-	pub, err := publisher.New(fake, e.nc.MaxPayload(), publisher.Options{Logger: slog.New(e.log)})
+	pub, err := publisher.Setup(t.Context(), fake, publisher.Options{Logger: slog.New(e.log)})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
-	_, err = pub.Publish(ctx, &publisher.Event{JobID: "job-cancel", Kind: publisher.Completed})
+	_, err = pub.Publish(ctx, &event.Event{JobID: "job-cancel", Kind: event.Completed})
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("got %v, want context.Canceled with the last error", err)
 	}

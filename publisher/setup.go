@@ -12,12 +12,13 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
-// Defaults applied by [Setup] and [New] to zero [Options] fields.
+// Defaults applied by [Setup] to zero [Options] fields. config.Defaults() agrees with them
+// (BRIDGE_EVENT_SOURCE, BRIDGE_STREAM_REPLICAS, BRIDGE_EVENTS_MAX_AGE, BRIDGE_DUPLICATE_WINDOW).
 const (
 	DefaultSource     = "reducto-bridge"
 	DefaultReplicas   = 1
-	DefaultMaxAge     = 7 * 24 * time.Hour
-	DefaultDuplicates = 10 * time.Minute
+	DefaultMaxAge     = 720 * time.Hour
+	DefaultDuplicates = time.Hour
 )
 
 // resultsGrace makes claim-checked results outlive their events: a result is stored before
@@ -28,7 +29,8 @@ const resultsGrace = time.Hour
 // minDuplicates is the smallest duplicate window the server accepts.
 const minDuplicates = 100 * time.Millisecond
 
-// ErrInvalidOptions is returned by [Setup] and [New] for unusable [Options].
+// ErrInvalidOptions is returned by [Setup] for unusable [Options], and when the connection
+// does not know the server's max payload yet.
 var ErrInvalidOptions = errors.New("invalid publisher options")
 
 // Options configures the events stream, the results bucket and the [Publisher]. Zero fields
@@ -40,10 +42,11 @@ type Options struct {
 	Source string
 	// Replicas of REDUCTO_EVENTS and REDUCTO_RESULTS, 1-5; default 1.
 	Replicas int
-	// MaxAge is how long events are kept; default 7 days. Results are kept one hour longer.
+	// MaxAge is how long events are kept; default 720h (30 days). Results are kept one hour
+	// longer.
 	MaxAge time.Duration
 	// Duplicates is the stream's Nats-Msg-Id window, at least 100ms and at most MaxAge;
-	// default 10 minutes (capped at MaxAge). At-most-one does not depend on it (see Publish).
+	// default 1h (capped at MaxAge). At-most-one does not depend on it (see Publish).
 	Duplicates time.Duration
 	// MaxBytes caps the events stream's size; 0 means unlimited. The stream discards new
 	// messages when full, so Publish then fails with ErrStreamFull instead of the server
@@ -97,7 +100,10 @@ func (o Options) withDefaults() (Options, error) {
 
 // Setup creates or updates the events stream REDUCTO_EVENTS and the results object store
 // REDUCTO_RESULTS with explicit settings, so that a stream created by hand or by an older
-// version converges to them. It is idempotent and safe to run from every replica at start-up.
+// version converges to them, and returns the [Publisher] built on them. It is idempotent and
+// safe to run from every replica at start-up. An event that would exceed the server's
+// max_payload (js.Conn().MaxPayload(), known once connected) has its result moved to the
+// object store.
 //
 // Deleting and purging events stays allowed: DenyDelete and DenyPurge cannot be switched off
 // again once set (short of deleting the stream), and an operator must be able to remove an
@@ -106,10 +112,13 @@ func (o Options) withDefaults() (Options, error) {
 // bridge's own retries, crashes and replicas; an operator who deletes a job's event and
 // re-tracks the job gets a new event, deliberately. If an operator has turned either flag on,
 // Setup keeps it on.
-func Setup(ctx context.Context, js jetstream.JetStream, o Options) error {
+func Setup(ctx context.Context, js JetStream, o Options) (*Publisher, error) {
 	o, err := o.withDefaults()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if js == nil {
+		return nil, fmt.Errorf("%w: nil jetstream", ErrInvalidOptions)
 	}
 	cfg := eventsConfig(o)
 	switch st, err := js.Stream(ctx, subject.EventsStream); {
@@ -120,15 +129,29 @@ func Setup(ctx context.Context, js jetstream.JetStream, o Options) error {
 		}
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 	default:
-		return fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
+		return nil, fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("create or update stream %s: %w", subject.EventsStream, err)
+	stream, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create or update stream %s: %w", subject.EventsStream, err)
 	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, resultsConfig(o)); err != nil {
-		return fmt.Errorf("create or update object store %s: %w", subject.ResultsBucket, err)
+	results, err := js.CreateOrUpdateObjectStore(ctx, resultsConfig(o))
+	if err != nil {
+		return nil, fmt.Errorf("create or update object store %s: %w", subject.ResultsBucket, err)
 	}
-	return nil
+	maxPayload := js.Conn().MaxPayload()
+	if maxPayload <= 2*chunkMargin {
+		return nil, fmt.Errorf("%w: max payload %d bytes (not connected yet?)", ErrInvalidOptions, maxPayload)
+	}
+	return &Publisher{
+		js:         js,
+		stream:     stream,
+		results:    results,
+		maxPayload: maxPayload,
+		prefix:     o.Prefix,
+		source:     o.Source,
+		log:        o.Logger,
+	}, nil
 }
 
 // eventsConfig is the events stream's configuration for defaulted options.

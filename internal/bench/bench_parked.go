@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
-	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // parkedInterval is the poll interval of the parked scenario: long enough that no job is
@@ -141,7 +141,7 @@ func benchParked(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer
 // has admitted each (parked it with a delayed Nak). Neither says so by a signal: consumer
 // info and the bridge's counter are polled.
 func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error {
-	cons, err := r.js.Consumer(ctx, subject.TrackStream, poller.ConsumerName)
+	cons, err := r.js.Consumer(ctx, subject.TrackStream, track.ConsumerName)
 	if err != nil {
 		return fmt.Errorf("track consumer: %w", err)
 	}

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +27,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
@@ -116,8 +116,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 	if err := b.connect(); err != nil {
 		return nil, err
 	}
-	var cons jetstream.Consumer
-	if cons, err = b.setupStreams(ctx); err != nil {
+	var queue *track.Queue
+	if queue, err = b.setupStreams(ctx); err != nil {
 		return nil, err
 	}
 
@@ -141,8 +141,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 		return nil, fmt.Errorf("reducto client: %w", err)
 	}
 
-	b.poller, err = poller.New(b.js, cons, b.client, b.pub, poller.Options{
-		Prefix:              cfg.SubjectPrefix,
+	b.poller, err = poller.New(queue, b.client, b.pub, poller.Options{
 		InitialInterval:     cfg.PollInitialInterval,
 		MaxInterval:         cfg.PollMaxInterval,
 		Multiplier:          cfg.PollMultiplier,
@@ -176,10 +175,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 	}
 	b.webhook.Store(hook)
 
-	track := func(ctx context.Context, id string, metadata json.RawMessage, webhook bool) (bool, error) {
-		return poller.EnsureTracked(ctx, b.js, cfg.SubjectPrefix, id, poller.TrackRequest{Metadata: metadata, Webhook: webhook})
-	}
-	b.cmds, err = command.Start(b.nc, b.client, b.pub, track, command.Options{
+	b.cmds, err = command.Start(b.nc, b.client, b.pub, queue.Ensure, command.Options{
 		Prefix:       cfg.SubjectPrefix,
 		PublicURL:    cfg.PublicURL,
 		WebhookToken: cfg.WebhookToken.Reveal(),
@@ -257,7 +253,7 @@ func (b *Bridge) natsDescription() string {
 // setupStreams creates or updates the streams, the object store and the consumer. NATS may
 // not be reachable yet (the connection retries in the background), so set-up is retried
 // until ctx ends.
-func (b *Bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
+func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 	po := publisher.Options{
 		Prefix:     b.cfg.SubjectPrefix,
 		Source:     b.cfg.EventSource,
@@ -266,15 +262,15 @@ func (b *Bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
 		Duplicates: b.cfg.DuplicateWindow,
 		Logger:     b.log.With("component", "publisher"),
 	}
-	var cons jetstream.Consumer
+	var queue *track.Queue
 	op := func() error {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := publisher.Setup(actx, b.js, po); err != nil {
+		var err error
+		if b.pub, err = publisher.Setup(actx, b.js, po); err != nil {
 			return err
 		}
-		var err error
-		cons, err = poller.Setup(actx, b.js, poller.SetupOptions{
+		queue, err = track.Setup(actx, b.js, track.Options{
 			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
 		})
 		return err
@@ -293,11 +289,7 @@ func (b *Bridge) setupStreams(ctx context.Context) (jetstream.Consumer, error) {
 	if err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify); err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
 	}
-	var err error
-	if b.pub, err = publisher.New(b.js, b.nc.MaxPayload(), po); err != nil {
-		return nil, err
-	}
-	return cons, nil
+	return queue, nil
 }
 
 // outstandingGauge reports the jobs waiting for their event: the messages in the track

@@ -21,8 +21,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -146,7 +146,7 @@ func (h *harness) collect(ids ...string) map[string]*nats.Msg {
 	for len(got) < len(want) {
 		select {
 		case m := <-h.events:
-			ev, err := publisher.Decode(m.Data)
+			ev, err := event.Decode(m.Data)
 			if err != nil {
 				h.t.Fatalf("bad event: %v", err)
 			}
@@ -196,9 +196,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func decode(t *testing.T, m *nats.Msg) *publisher.Event {
+func decode(t *testing.T, m *nats.Msg) *event.Event {
 	t.Helper()
-	ev, err := publisher.Decode(m.Data)
+	ev, err := event.Decode(m.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,9 +230,9 @@ func TestEndToEnd(t *testing.T) {
 	got := h.collect(done, failed, cancelled, expired, large, "never-existed")
 	tests := []struct {
 		id, kind string
-		check    func(t *testing.T, m *nats.Msg, ev *publisher.Event)
+		check    func(t *testing.T, m *nats.Msg, ev *event.Event)
 	}{
-		{done, "completed", func(t *testing.T, m *nats.Msg, ev *publisher.Event) {
+		{done, "completed", func(t *testing.T, m *nats.Msg, ev *event.Event) {
 			if string(ev.Metadata) != `{"tenant":"acme","n":[1,2,3]}` {
 				t.Errorf("metadata = %s", ev.Metadata)
 			}
@@ -251,18 +251,18 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("ce-time %q: %v", m.Header.Get("ce-time"), err)
 			}
 		}},
-		{failed, "failed", func(t *testing.T, _ *nats.Msg, ev *publisher.Event) {
+		{failed, "failed", func(t *testing.T, _ *nats.Msg, ev *event.Event) {
 			if ev.Error == nil || ev.Error.Name != "DOCUMENT_CORRUPT" || ev.Reason == "" {
 				t.Errorf("error %+v reason %q", ev.Error, ev.Reason)
 			}
 		}},
-		{cancelled, "cancelled", func(t *testing.T, _ *nats.Msg, ev *publisher.Event) {
+		{cancelled, "cancelled", func(t *testing.T, _ *nats.Msg, ev *event.Event) {
 			if ev.Metadata != nil {
 				t.Errorf("metadata %s from a body that was not JSON", ev.Metadata)
 			}
 		}},
 		{expired, "expired", nil},
-		{large, "completed", func(t *testing.T, _ *nats.Msg, ev *publisher.Event) {
+		{large, "completed", func(t *testing.T, _ *nats.Msg, ev *event.Event) {
 			if ev.Result != nil || ev.ResultRef == nil || ev.ResultRef.Bucket != subject.ResultsBucket || ev.ResultRef.Name != large {
 				t.Fatalf("result %d bytes, ref %+v; want the result in the object store", len(ev.Result), ev.ResultRef)
 			}
@@ -275,7 +275,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("stored result: %d bytes (ref says %d), %v", len(data), ev.ResultRef.Size, err)
 			}
 		}},
-		{"never-existed", "failed", func(t *testing.T, _ *nats.Msg, ev *publisher.Event) {
+		{"never-existed", "failed", func(t *testing.T, _ *nats.Msg, ev *event.Event) {
 			if ev.Error == nil || ev.Error.Name != "NOT_FOUND" {
 				t.Errorf("error = %+v, want NOT_FOUND", ev.Error)
 			}
@@ -331,7 +331,7 @@ func TestCancelCommandEndToEnd(t *testing.T) {
 	}
 	// The cancel tracked the job, so its terminal event arrives without any track message.
 	ev := decode(t, h.collect(id)[id])
-	if ev.Kind != publisher.Cancelled {
+	if ev.Kind != event.Cancelled {
 		t.Errorf("kind = %s, want cancelled", ev.Kind)
 	}
 	// Cancelling it again: already terminal.
@@ -534,7 +534,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 			st := h.sim.Stats()
 			for _, id := range ids {
 				ev := decode(t, got[id])
-				if ev.Kind != publisher.Cancelled || ev.Metadata == nil {
+				if ev.Kind != event.Cancelled || ev.Metadata == nil {
 					t.Errorf("event %s %s metadata %s", id, ev.Kind, ev.Metadata)
 				}
 				if gets := st.Jobs[id].Gets; gets != 1 {

@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -103,7 +103,7 @@ func TestHostileTrackBodies(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := decode(t, got[ids[i]])
-			if ev.Kind != publisher.Completed {
+			if ev.Kind != event.Completed {
 				t.Errorf("kind = %s, want completed", ev.Kind)
 			}
 			if ev.Metadata != nil {
@@ -145,7 +145,7 @@ func TestHostileTrackSubjects(t *testing.T) {
 	}
 	good := h.sim.Create(reductosim.JobSpec{})
 	h.track(good, "")
-	if ev := decode(t, h.collect(good)[good]); ev.Kind != publisher.Completed {
+	if ev := decode(t, h.collect(good)[good]); ev.Kind != event.Completed {
 		t.Errorf("job tracked after the bad subjects: kind %s, want completed", ev.Kind)
 	}
 
@@ -196,7 +196,7 @@ func TestHostileCancelRequests(t *testing.T) {
 			}
 		})
 	}
-	if ev := decode(t, h.collect(running)[running]); ev.Kind != publisher.Cancelled {
+	if ev := decode(t, h.collect(running)[running]); ev.Kind != event.Cancelled {
 		t.Errorf("cancelled job: kind %s, want cancelled", ev.Kind)
 	}
 	if n := h.sim.Stats().Requests[reductosim.EndpointCancel]; n != 1 {
@@ -285,11 +285,11 @@ func TestCancelFlood(t *testing.T) {
 	for deadline := time.After(20 * time.Second); len(jobs) > 0; {
 		select {
 		case m := <-h.events:
-			ev, err := publisher.Decode(m.Data)
+			ev, err := event.Decode(m.Data)
 			if err != nil {
 				t.Fatalf("bad event: %v", err)
 			}
-			if !jobs[ev.JobID] || ev.Kind != publisher.Completed {
+			if !jobs[ev.JobID] || ev.Kind != event.Completed {
 				t.Fatalf("unexpected event %s for %s", ev.Kind, ev.JobID)
 			}
 			delete(jobs, ev.JobID)

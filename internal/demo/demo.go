@@ -23,8 +23,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
-	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -169,7 +169,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 
 	cancelAt := time.After(2 * time.Second)
-	kinds := map[publisher.Kind]int{}
+	kinds := map[event.Kind]int{}
 	seen := map[string]bool{}
 	for len(seen) < len(jobs) {
 		select {
@@ -182,7 +182,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 				}
 			}
 		case m := <-events:
-			ev, err := publisher.Decode(m.Data)
+			ev, err := event.Decode(m.Data)
 			if err != nil {
 				return fmt.Errorf("undecodable event on %s: %w", m.Subject, err)
 			}
@@ -214,7 +214,7 @@ func showCancel(ctx context.Context, w io.Writer, nc *nats.Conn, prefix, id stri
 	}
 }
 
-func describeEvent(ev *publisher.Event, j *demoJob) string {
+func describeEvent(ev *event.Event, j *demoJob) string {
 	var parts []string
 	parts = append(parts, short(ev.JobID))
 	if ev.Type != "" {
@@ -241,7 +241,7 @@ func describeEvent(ev *publisher.Event, j *demoJob) string {
 	return strings.Join(parts, "  ")
 }
 
-func printSummary(w io.Writer, cfg *config.Config, jobs []*demoJob, kinds map[publisher.Kind]int, st reductosim.Stats, elapsed time.Duration) {
+func printSummary(w io.Writer, cfg *config.Config, jobs []*demoJob, kinds map[event.Kind]int, st reductosim.Stats, elapsed time.Duration) {
 	gets := st.Requests[reductosim.EndpointGetJob]
 	fmt.Fprintf(w, "\nsummary after %.1fs\n", elapsed.Seconds())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -251,7 +251,7 @@ func printSummary(w io.Writer, cfg *config.Config, jobs []*demoJob, kinds map[pu
 	}
 	sort.Strings(ks)
 	for _, k := range ks {
-		fmt.Fprintf(tw, "  %s\t%d\n", k, kinds[publisher.Kind(k)])
+		fmt.Fprintf(tw, "  %s\t%d\n", k, kinds[event.Kind(k)])
 	}
 	fmt.Fprintf(tw, "  events\t%d, exactly one per job\n", len(jobs))
 	fmt.Fprintf(tw, "  GET /job requests\t%d, %.1f per job (the demo polls after %v, then backing off to every %v)\n",

@@ -1,4 +1,4 @@
-package publisher
+package event
 
 import (
 	"bytes"
@@ -10,10 +10,11 @@ import (
 	"time"
 )
 
-// Kind is the outcome a terminal event reports; it is also the subject token P.job.<kind>.<id>.
+// Kind is how a job ended, as a terminal event reports it; it is also the subject token
+// P.job.<kind>.<id> and the suffix of ce-type.
 type Kind string
 
-// The four terminal kinds of CONTRACT.md section 2.
+// The four terminal kinds (docs/contract.md section 2).
 const (
 	Completed Kind = "completed"
 	Failed    Kind = "failed"
@@ -21,8 +22,9 @@ const (
 	Expired   Kind = "expired"
 )
 
-// valid reports whether k is one of the four terminal kinds.
-func (k Kind) valid() bool {
+// Valid reports whether k is one of the four terminal kinds. [Decode] accepts other kinds (a
+// consumer keeps working if the contract gains one); the bridge publishes only valid ones.
+func (k Kind) Valid() bool {
 	switch k {
 	case Completed, Failed, Cancelled, Expired:
 		return true
@@ -36,7 +38,7 @@ var ErrMalformedEvent = errors.New("malformed event")
 // timeLayout is RFC 3339 with millisecond precision; times are always written in UTC ("Z").
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// Event is the JSON body of a terminal event (CONTRACT.md section 2). Unknown values are left
+// Event is the JSON body of a terminal event (docs/contract.md section 2). Unknown values are left
 // zero and are then absent from the JSON: the body never carries null padding.
 type Event struct {
 	JobID  string     `json:"job_id"`
@@ -45,8 +47,8 @@ type Event struct {
 	Type   string     `json:"type,omitempty"`   // Reducto's job type (Parse, Extract...)
 	Reason string     `json:"reason,omitempty"`
 	Error  *ErrorInfo `json:"error,omitempty"`
-	// Result is Reducto's result verbatim. Publish moves it to the object store (and sets
-	// ResultRef) when the event would not fit in one NATS message.
+	// Result is Reducto's result verbatim. The bridge moves it to the object store (and sets
+	// ResultRef instead) when the event would not fit in one NATS message.
 	Result    json.RawMessage `json:"result,omitempty"`
 	ResultRef *ResultRef      `json:"result_ref,omitempty"`
 	// Metadata is the track message's metadata verbatim.
@@ -56,8 +58,8 @@ type Event struct {
 	NumPages *int            `json:"num_pages,omitempty"`
 	// TrackedAt is when the job was first tracked; absent from the JSON when zero.
 	TrackedAt time.Time `json:"tracked_at"`
-	// ObservedAt is when the bridge saw the terminal state; it is also ce-time. Publish sets it
-	// to the current time when zero.
+	// ObservedAt is when the bridge saw the terminal state; it is also ce-time. The bridge's
+	// publisher sets it to the current time when zero.
 	ObservedAt time.Time `json:"observed_at"`
 	Polls      int       `json:"polls,omitempty"` // GET /job calls the bridge made for this job
 }
@@ -145,7 +147,9 @@ func lenientString(raw json.RawMessage) string {
 	return s
 }
 
-// ResultRef says where a result too large for the event was stored (claim check).
+// ResultRef says where a result too large for the event was stored (claim check): fetch the
+// object Name from the JetStream object store Bucket; its size and digest are those the
+// object store reports for it.
 type ResultRef struct {
 	Bucket string `json:"bucket"` // object store bucket, REDUCTO_RESULTS
 	Name   string `json:"name"`   // object name, the job id

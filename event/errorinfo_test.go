@@ -1,23 +1,23 @@
-package publisher_test
+package event_test
 
 import (
 	"encoding/json"
 	"testing"
 
-	"github.com/reducto-bridge/reducto-bridge/publisher"
+	"github.com/reducto-bridge/reducto-bridge/event"
 )
 
 func TestErrorInfoJSON(t *testing.T) {
 	marshal := []struct {
 		name string
-		in   publisher.ErrorInfo
+		in   event.ErrorInfo
 		want string
 	}{
-		{"Reducto's object verbatim", publisher.ErrorInfo{Code: 400, Name: "X", Raw: json.RawMessage(`{"code":400.0,"name":"X","job_id":"j","extra":[1]}`)},
+		{"Reducto's object verbatim", event.ErrorInfo{Code: 400, Name: "X", Raw: json.RawMessage(`{"code":400.0,"name":"X","job_id":"j","extra":[1]}`)},
 			`{"code":400.0,"name":"X","job_id":"j","extra":[1]}`},
-		{"the bridge's own", publisher.ErrorInfo{Code: 404, Name: "NOT_FOUND", Message: "Job not found"}, `{"code":404,"name":"NOT_FOUND","message":"Job not found"}`},
-		{"a raw value that is not an object falls back to the typed fields", publisher.ErrorInfo{Message: "boom", Raw: json.RawMessage(`"boom"`)}, `{"code":0,"name":"","message":"boom"}`},
-		{"invalid raw JSON is never written", publisher.ErrorInfo{Code: 1, Name: "N", Raw: json.RawMessage(`{"code":`)}, `{"code":1,"name":"N"}`},
+		{"the bridge's own", event.ErrorInfo{Code: 404, Name: "NOT_FOUND", Message: "Job not found"}, `{"code":404,"name":"NOT_FOUND","message":"Job not found"}`},
+		{"a raw value that is not an object falls back to the typed fields", event.ErrorInfo{Message: "boom", Raw: json.RawMessage(`"boom"`)}, `{"code":0,"name":"","message":"boom"}`},
+		{"invalid raw JSON is never written", event.ErrorInfo{Code: 1, Name: "N", Raw: json.RawMessage(`{"code":`)}, `{"code":1,"name":"N"}`},
 	}
 	for _, tt := range marshal {
 		b, err := json.Marshal(tt.in)
@@ -40,7 +40,7 @@ func TestErrorInfoJSON(t *testing.T) {
 		{`null`, 0, "", "", false},
 	}
 	for _, tt := range unmarshal {
-		var e publisher.ErrorInfo
+		var e event.ErrorInfo
 		if err := json.Unmarshal([]byte(tt.in), &e); err != nil {
 			t.Errorf("%s: %v", tt.in, err)
 			continue
@@ -53,7 +53,7 @@ func TestErrorInfoJSON(t *testing.T) {
 		}
 	}
 	// An event whose error has an odd shape still decodes.
-	ev, err := publisher.Decode([]byte(`{"job_id":"j","kind":"failed","error":{"code":400.0,"name":"X","job_id":"j"}}`))
+	ev, err := event.Decode([]byte(`{"job_id":"j","kind":"failed","error":{"code":400.0,"name":"X","job_id":"j"}}`))
 	if err != nil || ev.Error == nil || ev.Error.Code != 400 {
 		t.Errorf("Decode = %+v, %v", ev, err)
 	}

@@ -1,4 +1,4 @@
-package poller
+package track
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 
 // The fuzz targets below run their seeds with every `go test`; fuzz one with, for example,
 //
-//	go test -run '^$' -fuzz '^FuzzTrackBody$' -fuzztime 2m ./poller
+//	go test -run '^$' -fuzz '^FuzzTrackBody$' -fuzztime 2m ./track
 
 // FuzzTrackBody: a track body never panics the parser, and yields either no metadata or
 // metadata that is valid JSON and valid UTF-8, within the size limit, and equal to the body's
@@ -63,14 +63,14 @@ func FuzzTrackBody(f *testing.F) {
 		if limit == 0 {
 			limit = 64 << 10
 		}
-		req, err := parseTrackBody(body, limit)
+		req, err := ParseBody(body, limit)
 		md := req.Metadata
 		if err != nil {
 			if md != nil {
 				t.Fatalf("metadata %q returned with error %v", md, err)
 			}
-			var tooLarge *metadataTooLargeError
-			if !errors.Is(err, errTrackBodyNotObject) && !errors.Is(err, errMetadataNotUTF8) && !errors.As(err, &tooLarge) {
+			var tooLarge *MetadataTooLargeError
+			if !errors.Is(err, ErrBodyNotObject) && !errors.Is(err, ErrMetadataNotUTF8) && !errors.As(err, &tooLarge) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
@@ -91,7 +91,7 @@ func FuzzTrackBody(f *testing.F) {
 			t.Fatalf("metadata %q is not a metadata member of %q", md, body)
 		}
 		// What an event carries survives a round trip through encoding/json unchanged.
-		out, err := json.Marshal(TrackRequest{Metadata: md})
+		out, err := json.Marshal(Request{Metadata: md})
 		if err != nil || !json.Valid(out) || !utf8.Valid(out) {
 			t.Fatalf("re-encoding metadata %q: %q, %v", md, out, err)
 		}
@@ -156,7 +156,7 @@ func FuzzTrackSubject(f *testing.F) {
 		if subject.ValidPrefix(prefix) != nil {
 			return // refused at start-up
 		}
-		id, err := trackJobID(prefix, subj)
+		id, err := (&Queue{prefix: prefix}).JobID(subj)
 		if err != nil {
 			if id != "" {
 				t.Fatalf("id %q returned with error %v", id, err)

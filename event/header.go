@@ -1,13 +1,9 @@
-package publisher
+package event
 
-import (
-	"strings"
-	"time"
+import "strings"
 
-	"github.com/nats-io/nats.go"
-)
-
-// Header names of CONTRACT.md section 2 (CloudEvents binary mode, NATS protocol binding).
+// Header names of an event (docs/contract.md section 2): CloudEvents binary mode, NATS
+// protocol binding. The JetStream header Nats-Msg-Id is set too, to [MsgID].
 const (
 	HeaderContentType = "Content-Type"
 	HeaderSpecVersion = "ce-specversion"
@@ -18,20 +14,28 @@ const (
 	HeaderTime        = "ce-time"
 )
 
-// typePrefix + kind is the CloudEvents type of an event.
-const typePrefix = "ai.reducto.job."
+// Header values that do not depend on the event.
+const (
+	ContentType = "application/json"
+	SpecVersion = "1.0"
+	// TypePrefix + kind is the ce-type of an event: "ai.reducto.job.completed".
+	TypePrefix = "ai.reducto.job."
+)
 
-// MsgID is the Nats-Msg-Id (and ce-id) of a job's event of kind k: "<job_id>:<kind>".
+// MsgID is the Nats-Msg-Id (and, percent-encoded, the ce-id) of a job's event of kind k:
+// "<job_id>:<kind>".
 func MsgID(jobID string, k Kind) string { return jobID + ":" + string(k) }
 
-// headers are the contract's headers of ev, without the JetStream ones the publish options add.
-func headers(ev *Event, source string) nats.Header {
+// Headers returns the contract's headers of ev, published from source (ce-source), without
+// the JetStream ones the publish adds. The map has the shape of nats.Header (and
+// http.Header), so it converts to either. ce-time is ev.ObservedAt, which the caller sets.
+func Headers(ev *Event, source string) map[string][]string {
 	id := MsgID(ev.JobID, ev.Kind)
-	return nats.Header{
-		HeaderContentType: {"application/json"},
-		HeaderSpecVersion: {"1.0"},
+	return map[string][]string{
+		HeaderContentType: {ContentType},
+		HeaderSpecVersion: {SpecVersion},
 		HeaderID:          {percentEncode(id)},
-		HeaderType:        {percentEncode(typePrefix + string(ev.Kind))},
+		HeaderType:        {percentEncode(TypePrefix + string(ev.Kind))},
 		HeaderSource:      {percentEncode(source)},
 		HeaderSubject:     {percentEncode(ev.JobID)},
 		HeaderTime:        {percentEncode(ev.ObservedAt.UTC().Format(timeLayout))},
@@ -55,12 +59,4 @@ func percentEncode(s string) string {
 		b.WriteByte(hex[c&0x0f])
 	}
 	return b.String()
-}
-
-// eventTime is the time written into ce-time and observed_at; a zero time becomes now.
-func eventTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now().UTC()
-	}
-	return t.UTC()
 }

@@ -1,0 +1,174 @@
+// Package track is the REDUCTO_TRACK work queue: the stream that holds one message per
+// outstanding job (P.track.<job_id>, docs/contract.md section 1), the durable consumer every
+// replica's poller shares, the track body format (encoded by [Queue.Ensure], decoded by
+// [ParseBody]), and the look-ups the bridge makes on it ([Queue.Last], [Queue.Delete]).
+package track
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// ConsumerName is the durable pull consumer on REDUCTO_TRACK that all replicas share.
+const ConsumerName = "reducto-bridge"
+
+// Defaults of zero [Options] fields (config.Defaults() agrees: BRIDGE_STREAM_REPLICAS,
+// BRIDGE_ACK_WAIT).
+const (
+	DefaultReplicas = 1
+	DefaultAckWait  = time.Minute
+)
+
+// dedupWindow is the track stream's Nats-Msg-Id window. Tracking does not rely on it: the
+// stream keeps one message per job subject.
+const dedupWindow = 2 * time.Minute
+
+// Options are the settings of the track stream and its consumer.
+type Options struct {
+	// Prefix is the subject prefix P (BRIDGE_SUBJECT_PREFIX); default subject.DefaultPrefix.
+	Prefix string
+	// Replicas of the stream and the consumer (1 on a single server, 3 on a cluster);
+	// default 1.
+	Replicas int
+	// AckWait is how long a replica may hold a job before NATS hands it to another one. It
+	// must exceed one poll: a wait for the rate budget, the HTTP timeout and the publish.
+	// Default 1m.
+	AckWait time.Duration
+}
+
+// JetStream is the part of jetstream.JetStream the queue uses.
+type JetStream interface {
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error)
+	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Queue is the track work queue [Setup] created. It is safe for concurrent use.
+type Queue struct {
+	js     JetStream
+	prefix string
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+}
+
+// Setup creates or updates the REDUCTO_TRACK work-queue stream and the shared durable
+// consumer, and returns the queue built on them. It is idempotent and safe to run from every
+// replica at start-up.
+//
+// The stream keeps one message per job subject: tracking a job that is still outstanding
+// replaces its message (so there is never a second poll loop), and its discard policy is
+// "new", so a full stream refuses new tracks rather than silently dropping outstanding ones.
+//
+// The consumer has no BackOff: delays come from NakWithDelay (combining both distorts the
+// delay). MaxAckPending is unlimited because every parked job (NAK'd with a delay) counts
+// toward it; concurrency is bounded by the poller's workers instead. MaxDeliver is unlimited
+// because a job ends by its event or by BRIDGE_JOB_TTL, not by a delivery count.
+func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
+	if js == nil {
+		return nil, errors.New("set up track queue: nil jetstream")
+	}
+	if o.Prefix == "" {
+		o.Prefix = subject.DefaultPrefix
+	}
+	if o.Replicas < 1 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              subject.TrackStream,
+		Description:       "reducto-bridge: outstanding Reducto jobs, one message per job (work queue)",
+		Subjects:          []string{subject.TrackAll(o.Prefix)},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          o.Replicas,
+		Discard:           jetstream.DiscardNew,
+		MaxMsgsPerSubject: 1,
+		Duplicates:        dedupWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", subject.TrackStream, err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, subject.TrackStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "reducto-bridge pollers (shared by all replicas)",
+		FilterSubject: subject.TrackAll(o.Prefix),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		Replicas:      o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", ConsumerName, err)
+	}
+	return &Queue{js: js, prefix: o.Prefix, stream: stream, cons: cons}, nil
+}
+
+// Consumer is the shared durable consumer the pollers fetch track messages from.
+func (q *Queue) Consumer() jetstream.Consumer { return q.cons }
+
+// ErrNotTrackSubject: a message on the track stream whose subject is not P.track.<token>.
+var ErrNotTrackSubject = errors.New("not a track subject")
+
+// JobID returns the job id of a track message's subject, or why it is unusable: the subject
+// is not P.track.<id> ([ErrNotTrackSubject]), or the id is not a valid subject token
+// (subject.ErrInvalidJobID).
+func (q *Queue) JobID(subj string) (string, error) {
+	id, ok := subject.TrackJobID(q.prefix, subj)
+	if !ok {
+		return "", ErrNotTrackSubject
+	}
+	if err := subject.ValidJobID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Ensure tracks a job unless it already has a track message: it publishes req to
+// P.track.<id> on the condition that the subject holds no message. It reports whether it
+// published. The cancel and submit commands and webhooks use it; an existing track (and its
+// metadata) is never replaced.
+func (q *Queue) Ensure(ctx context.Context, id string, req Request) (bool, error) {
+	if err := subject.ValidJobID(id); err != nil {
+		return false, err
+	}
+	body, err := req.encode()
+	if err != nil {
+		return false, err
+	}
+	_, err = q.js.Publish(ctx, subject.Track(q.prefix, id), body, jetstream.WithExpectLastSequencePerSubject(0))
+	// Either refusal means the job is tracked: the subject holds a track message, or (on a
+	// replicated stream) another track of the job is being stored right now.
+	if jserr.WrongLastSequence(err) || jserr.SubjectInFlight(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("track job %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// Last returns the job's track message, or nil when it has none.
+func (q *Queue) Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error) {
+	msg, err := q.stream.GetLastMsgForSubject(ctx, subject.Track(q.prefix, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	return msg, err
+}
+
+// Delete removes the track message at stream sequence seq (a reported job's, found by
+// [Queue.Last]).
+func (q *Queue) Delete(ctx context.Context, seq uint64) error {
+	return q.stream.DeleteMsg(ctx, seq)
+}

@@ -1,0 +1,116 @@
+package track_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
+)
+
+const prefix = "reducto"
+
+func setup(t *testing.T) (jetstream.JetStream, *track.Queue) {
+	t.Helper()
+	s := natstest.RunServer(t)
+	_, js := natstest.JetStream(t, s)
+	q, err := track.Setup(t.Context(), js, track.Options{Prefix: prefix, AckWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, q
+}
+
+func TestSetup(t *testing.T) {
+	_, q := setup(t)
+	info, err := q.Consumer().Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != track.ConsumerName || info.Config.AckWait != 30*time.Second || info.Config.MaxAckPending != -1 || info.Config.MaxDeliver != -1 {
+		t.Errorf("consumer %s: AckWait %v, MaxAckPending %d, MaxDeliver %d", info.Name, info.Config.AckWait, info.Config.MaxAckPending, info.Config.MaxDeliver)
+	}
+}
+
+func TestEnsure(t *testing.T) {
+	js, q := setup(t)
+	ok, err := q.Ensure(t.Context(), "e1", track.Request{Metadata: json.RawMessage(`{"a":1}`)})
+	if err != nil || !ok {
+		t.Fatalf("first Ensure = %v, %v, want true", ok, err)
+	}
+	ok, err = q.Ensure(t.Context(), "e1", track.Request{})
+	if err != nil || ok {
+		t.Fatalf("second Ensure = %v, %v, want false (already tracked)", ok, err)
+	}
+	msg, err := js.Stream(t.Context(), subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := msg.GetLastMsgForSubject(t.Context(), subject.Track(prefix, "e1"))
+	if err != nil || string(raw.Data) != `{"metadata":{"a":1}}` {
+		t.Errorf("stored track = %s, %v; the original metadata must survive", raw.Data, err)
+	}
+	if _, err := q.Ensure(t.Context(), "a.b", track.Request{}); err == nil {
+		t.Error("invalid id accepted")
+	}
+}
+
+func TestLastDelete(t *testing.T) {
+	_, q := setup(t)
+	ctx := t.Context()
+	if m, err := q.Last(ctx, "d1"); m != nil || err != nil {
+		t.Fatalf("Last of an untracked job = %v, %v, want nil, nil", m, err)
+	}
+	if _, err := q.Ensure(ctx, "d1", track.Request{Webhook: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := q.Last(ctx, "d1")
+	if err != nil || m == nil || string(m.Data) != `{"webhook":true}` {
+		t.Fatalf("Last = %v, %v, want the track message", m, err)
+	}
+	if err := q.Delete(ctx, m.Sequence); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if m, err := q.Last(ctx, "d1"); m != nil || err != nil {
+		t.Errorf("Last after Delete = %v, %v, want nil, nil", m, err)
+	}
+}
+
+func TestJobID(t *testing.T) {
+	_, q := setup(t)
+	if id, err := q.JobID("reducto.track.j1"); id != "j1" || err != nil {
+		t.Errorf("JobID = %q, %v, want j1", id, err)
+	}
+	if _, err := q.JobID("reducto.job.completed.j1"); !errors.Is(err, track.ErrNotTrackSubject) {
+		t.Errorf("JobID of an event subject: %v, want ErrNotTrackSubject", err)
+	}
+}
+
+func TestParseBody(t *testing.T) {
+	tests := []struct {
+		body, metadata string
+		webhook        bool
+		err            error
+	}{
+		{"", "", false, nil},
+		{`{"metadata":{"k":1},"webhook":true}`, `{"k":1}`, true, nil},
+		{`{"metadata":null}`, "", false, nil},
+		{`[1,2]`, "", false, track.ErrBodyNotObject},
+		{"{\"metadata\":\"\xff\",\"webhook\":true}", "", true, track.ErrMetadataNotUTF8},
+	}
+	for _, tt := range tests {
+		req, err := track.ParseBody([]byte(tt.body), track.DefaultMaxMetadata)
+		if string(req.Metadata) != tt.metadata || req.Webhook != tt.webhook || !errors.Is(err, tt.err) {
+			t.Errorf("ParseBody(%q) = %s, %v, %v; want %s, %v, %v", tt.body, req.Metadata, req.Webhook, err, tt.metadata, tt.webhook, tt.err)
+		}
+	}
+	var tooLarge *track.MetadataTooLargeError
+	if _, err := track.ParseBody([]byte(`{"metadata":"0123456789"}`), 8); !errors.As(err, &tooLarge) || tooLarge.Size != 12 || tooLarge.Max != 8 {
+		t.Errorf("ParseBody of large metadata: %v, want MetadataTooLargeError{12, 8}", err)
+	}
+}
