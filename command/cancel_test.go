@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
@@ -118,7 +119,7 @@ func TestCancel(t *testing.T) {
 	s := natstestServer(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			jobs := &fakeJobs{getJob: tt.getJob, cancelJob: tt.cancelJob}
+			jobs := &reductotest.Jobs{GetJobFunc: tt.getJob, CancelJobFunc: tt.cancelJob}
 			tracker := &fakeTracker{err: tt.trackErr}
 			var events Events
 			if tt.events != nil {
@@ -130,15 +131,15 @@ func TestCancel(t *testing.T) {
 			if code != tt.wantCode || !strings.Contains(desc, tt.wantDesc) {
 				t.Errorf("reply = %d %q, want %d containing %q", code, desc, tt.wantCode, tt.wantDesc)
 			}
-			gets, cancels, _ := jobs.calls()
+			gets, cancels := jobs.Gets(), jobs.Cancels()
 			if got := len(gets) > 0; got != tt.wantGet {
 				t.Errorf("GetJob called = %v, want %v", got, tt.wantGet)
 			}
 			if got := len(cancels) > 0; got != tt.wantCall {
 				t.Errorf("CancelJob called = %v, want %v", got, tt.wantCall)
 			}
-			if tt.wantCall && (len(cancels) != 1 || cancels[0] != jobID) {
-				t.Errorf("CancelJob calls = %q, want [%s]", cancels, jobID)
+			if tt.wantCall && (len(cancels) != 1 || cancels[0].ID != jobID) {
+				t.Errorf("CancelJob calls = %+v, want one for %s", cancels, jobID)
 			}
 			calls := tracker.recorded()
 			if got := len(calls) > 0; got != tt.wantTrack {
@@ -153,7 +154,7 @@ func TestCancel(t *testing.T) {
 
 func TestCancelReplyBody(t *testing.T) {
 	tracker := &fakeTracker{}
-	e := start(t, &fakeJobs{}, nil, tracker.track, Options{})
+	e := start(t, &reductotest.Jobs{}, nil, tracker.track, Options{})
 	msg := request(t, e.nc, prefix+".cancel", []byte(`{"job_id":"`+jobID+`"}`))
 	if code, desc := replyCode(t, msg); code != 200 {
 		t.Fatalf("reply = %d %q, want 200", code, desc)
@@ -174,7 +175,7 @@ func TestCancelReplyBody(t *testing.T) {
 // bounded length whatever Reducto's message contains.
 func TestCancelDescriptionIsClean(t *testing.T) {
 	long := "line one\r\nline two\t" + strings.Repeat("é", 400)
-	jobs := &fakeJobs{getJob: func(context.Context, string) (*reducto.Job, error) { return nil, apiErr(500, long) }}
+	jobs := &reductotest.Jobs{GetJobFunc: func(context.Context, string) (*reducto.Job, error) { return nil, apiErr(500, long) }}
 	e := start(t, jobs, nil, (&fakeTracker{}).track, Options{})
 	code, desc := replyCode(t, request(t, e.nc, prefix+".cancel", []byte(`{"job_id":"`+jobID+`"}`)))
 	if code != 502 {

@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/track"
@@ -33,67 +33,9 @@ const (
 
 var (
 	_ Jobs   = (*reducto.Client)(nil)
+	_ Jobs   = (*reductotest.Jobs)(nil) // the tests' fake: a Pending job, a cancel, "job-1"
 	_ Events = (*publisher.Publisher)(nil)
 )
-
-// submitCall is one Submit the fake received.
-type submitCall struct {
-	endpoint reducto.Endpoint
-	body     string
-}
-
-// fakeJobs is a Jobs whose answers the test sets; zero funcs succeed (a Pending job, a
-// cancel, a submission returning "job-1").
-type fakeJobs struct {
-	getJob    func(ctx context.Context, id string) (*reducto.Job, error)
-	cancelJob func(ctx context.Context, id string) error
-	submit    func(ctx context.Context, e reducto.Endpoint, body json.RawMessage) (string, error)
-
-	mu      sync.Mutex
-	gets    []string
-	cancels []string
-	submits []submitCall
-	cancelc chan string // receives every cancelled id when set
-}
-
-func (f *fakeJobs) GetJob(ctx context.Context, id string) (*reducto.Job, error) {
-	f.mu.Lock()
-	f.gets = append(f.gets, id)
-	f.mu.Unlock()
-	if f.getJob != nil {
-		return f.getJob(ctx, id)
-	}
-	return &reducto.Job{ID: id, Status: reducto.StatusPending}, nil
-}
-
-func (f *fakeJobs) CancelJob(ctx context.Context, id string) error {
-	f.mu.Lock()
-	f.cancels = append(f.cancels, id)
-	f.mu.Unlock()
-	if f.cancelc != nil {
-		f.cancelc <- id
-	}
-	if f.cancelJob != nil {
-		return f.cancelJob(ctx, id)
-	}
-	return nil
-}
-
-func (f *fakeJobs) Submit(ctx context.Context, e reducto.Endpoint, body json.RawMessage) (string, error) {
-	f.mu.Lock()
-	f.submits = append(f.submits, submitCall{e, string(body)})
-	f.mu.Unlock()
-	if f.submit != nil {
-		return f.submit(ctx, e, body)
-	}
-	return "job-1", nil
-}
-
-func (f *fakeJobs) calls() (gets, cancels []string, submits []submitCall) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.gets...), append([]string(nil), f.cancels...), append([]submitCall(nil), f.submits...)
-}
 
 // fakeEvents answers Lookup with ev and err.
 type fakeEvents struct {

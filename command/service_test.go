@@ -17,19 +17,20 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
 func TestFireAndForget(t *testing.T) {
-	jobs := &fakeJobs{cancelc: make(chan string, 1)}
+	jobs := &reductotest.Jobs{Cancelled: make(chan string, 1)}
 	tracker := &fakeTracker{called: make(chan trackCall, 1)}
 	e := start(t, jobs, nil, tracker.track, Options{})
 
 	if err := e.nc.Publish(prefix+".cancel", []byte(`{"job_id":"`+jobID+`"}`)); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if got := recv(t, jobs.cancelc, "the cancel"); got != jobID {
+	if got := recv(t, jobs.Cancelled, "the cancel"); got != jobID {
 		t.Errorf("cancelled %q, want %q", got, jobID)
 	}
 	if got := recv(t, tracker.called, "the track"); got.id != jobID {
@@ -46,7 +47,7 @@ func TestFireAndForget(t *testing.T) {
 
 // TestMalformedKeepsServing sends garbage of every kind and then a good request.
 func TestMalformedKeepsServing(t *testing.T) {
-	e := start(t, &fakeJobs{}, nil, (&fakeTracker{}).track, Options{})
+	e := start(t, &reductotest.Jobs{}, nil, (&fakeTracker{}).track, Options{})
 	garbage := [][]byte{
 		nil,
 		{0xff, 0xfe, 0x00},
@@ -70,7 +71,7 @@ func TestMalformedKeepsServing(t *testing.T) {
 }
 
 func TestDiscovery(t *testing.T) {
-	e := start(t, &fakeJobs{}, nil, (&fakeTracker{}).track, Options{Version: "1.2.3"})
+	e := start(t, &reductotest.Jobs{}, nil, (&fakeTracker{}).track, Options{Version: "1.2.3"})
 
 	var ping micro.Ping
 	msg := request(t, e.nc, "$SRV.PING."+ServiceName, nil)
@@ -131,7 +132,7 @@ func TestDiscovery(t *testing.T) {
 func TestFlood(t *testing.T) {
 	const n, limit = 2000, 64
 	var inFlight, peak atomic.Int64
-	jobs := &fakeJobs{getJob: func(ctx context.Context, id string) (*reducto.Job, error) {
+	jobs := &reductotest.Jobs{GetJobFunc: func(ctx context.Context, id string) (*reducto.Job, error) {
 		cur := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
@@ -201,12 +202,12 @@ func TestConcurrentHandling(t *testing.T) {
 		entered <- struct{}{}
 		<-release
 	}
-	jobs := &fakeJobs{
-		getJob: func(_ context.Context, id string) (*reducto.Job, error) {
+	jobs := &reductotest.Jobs{
+		GetJobFunc: func(_ context.Context, id string) (*reducto.Job, error) {
 			block()
 			return &reducto.Job{ID: id, Status: reducto.StatusPending}, nil
 		},
-		submit: func(context.Context, reducto.Endpoint, json.RawMessage) (string, error) {
+		SubmitFunc: func(context.Context, reducto.Endpoint, json.RawMessage) (string, error) {
 			block()
 			return "job-1", nil
 		},
@@ -247,7 +248,7 @@ func TestConcurrentHandling(t *testing.T) {
 func TestStopWaitsForCommands(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	jobs := &fakeJobs{getJob: func(_ context.Context, id string) (*reducto.Job, error) {
+	jobs := &reductotest.Jobs{GetJobFunc: func(_ context.Context, id string) (*reducto.Job, error) {
 		entered <- struct{}{}
 		<-release
 		return &reducto.Job{ID: id, Status: reducto.StatusPending}, nil
@@ -312,7 +313,7 @@ func TestStopWaitsForCommands(t *testing.T) {
 // TestLateRequestAfterStop hands the handler a request after Stop (a straggler of the drain):
 // it is answered 503 at once.
 func TestLateRequestAfterStop(t *testing.T) {
-	jobs := &fakeJobs{}
+	jobs := &reductotest.Jobs{}
 	s := natstest.RunServer(t)
 	client := natstest.Connect(t, s)
 	svc, err := Start(natstest.Connect(t, s), jobs, nil, (&fakeTracker{}).track, Options{Prefix: prefix})
@@ -338,7 +339,7 @@ func TestLateRequestAfterStop(t *testing.T) {
 	if code, desc := replyCode(t, msg); code != 503 || !strings.Contains(desc, "stopping") {
 		t.Errorf("late reply = %d %q, want 503 stopping", code, desc)
 	}
-	if gets, _, _ := jobs.calls(); len(gets) != 0 {
+	if gets := jobs.Gets(); len(gets) != 0 {
 		t.Errorf("late request reached Reducto %d times, want 0", len(gets))
 	}
 }
@@ -372,7 +373,7 @@ func TestNoLeak(t *testing.T) {
 	}
 	baseline := goleak.IgnoreCurrent()
 
-	jobs := &fakeJobs{cancelc: make(chan string, 1)}
+	jobs := &reductotest.Jobs{Cancelled: make(chan string, 2)} // room for both cancels: a full channel drops the signal
 	svc, err := Start(svcConn, jobs, &fakeEvents{}, (&fakeTracker{}).track, Options{Prefix: prefix, PublicURL: "https://b.example"})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -388,8 +389,8 @@ func TestNoLeak(t *testing.T) {
 	if err := client.Publish(prefix+".cancel", []byte(`{"job_id":"ff"}`)); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	<-jobs.cancelc // the first cancel
-	recv(t, jobs.cancelc, "the fire-and-forget cancel")
+	<-jobs.Cancelled // the first cancel
+	recv(t, jobs.Cancelled, "the fire-and-forget cancel")
 	if err := svc.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -398,7 +399,7 @@ func TestNoLeak(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	m := metrics.New()
-	jobs := &fakeJobs{getJob: func(_ context.Context, id string) (*reducto.Job, error) {
+	jobs := &reductotest.Jobs{GetJobFunc: func(_ context.Context, id string) (*reducto.Job, error) {
 		if id == "missing" {
 			return nil, apiErr(404, "")
 		}

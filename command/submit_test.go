@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
@@ -126,7 +127,7 @@ func TestSubmitBody(t *testing.T) {
 	s := natstestServer(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			jobs := &fakeJobs{}
+			jobs := &reductotest.Jobs{}
 			tracker := &fakeTracker{}
 			e := startOnServer(t, s, jobs, nil, tracker.track, tt.opts)
 
@@ -137,15 +138,15 @@ func TestSubmitBody(t *testing.T) {
 			if want := `{"job_id":"job-1"}`; string(msg.Data) != want {
 				t.Errorf("reply body = %s, want %s", msg.Data, want)
 			}
-			_, _, submits := jobs.calls()
+			submits := jobs.Submits()
 			if len(submits) != 1 {
 				t.Fatalf("Submit calls = %d, want 1", len(submits))
 			}
-			if submits[0].endpoint != tt.wantEP {
-				t.Errorf("endpoint = %q, want %q", submits[0].endpoint, tt.wantEP)
+			if submits[0].Endpoint != tt.wantEP {
+				t.Errorf("endpoint = %q, want %q", submits[0].Endpoint, tt.wantEP)
 			}
-			if submits[0].body != tt.wantBody {
-				t.Errorf("body sent to Reducto:\n got %s\nwant %s", submits[0].body, tt.wantBody)
+			if submits[0].Body != tt.wantBody {
+				t.Errorf("body sent to Reducto:\n got %s\nwant %s", submits[0].Body, tt.wantBody)
 			}
 			calls := tracker.recorded()
 			// The job expects a webhook exactly when the bridge added its own.
@@ -208,7 +209,7 @@ func TestSubmitErrors(t *testing.T) {
 	s := natstestServer(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			jobs := &fakeJobs{submit: tt.submit}
+			jobs := &reductotest.Jobs{SubmitFunc: tt.submit}
 			tracker := &fakeTracker{err: tt.trackErr}
 			e := startOnServer(t, s, jobs, nil, tracker.track, Options{PublicURL: "https://b.example"})
 
@@ -219,7 +220,7 @@ func TestSubmitErrors(t *testing.T) {
 			if strings.Contains(desc, "secret") {
 				t.Errorf("description %q repeats the request", desc)
 			}
-			_, _, submits := jobs.calls()
+			submits := jobs.Submits()
 			if got := len(submits) > 0; got != tt.wantSubmit {
 				t.Errorf("Submit called = %v, want %v", got, tt.wantSubmit)
 			}
@@ -246,7 +247,7 @@ func TestStartOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if svc, err := Start(nc, &fakeJobs{}, nil, track, tt.o); err == nil {
+			if svc, err := Start(nc, &reductotest.Jobs{}, nil, track, tt.o); err == nil {
 				_ = svc.Stop()
 				t.Errorf("Start(%+v) error = nil, want an error", tt.o)
 			}
@@ -255,7 +256,7 @@ func TestStartOptions(t *testing.T) {
 	if _, err := Start(nc, nil, nil, track, Options{}); err == nil {
 		t.Error("Start without jobs: error = nil, want an error")
 	}
-	if _, err := Start(nc, &fakeJobs{}, nil, nil, Options{}); err == nil {
+	if _, err := Start(nc, &reductotest.Jobs{}, nil, nil, Options{}); err == nil {
 		t.Error("Start without tracker: error = nil, want an error")
 	}
 }

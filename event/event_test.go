@@ -15,8 +15,6 @@ var (
 	tracked  = time.Date(2026, 11, 29, 14, 0, 0, 123_000_000, time.UTC)
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // sameEvent compares events by their JSON, which is what the contract fixes.
 func sameEvent(a, b *event.Event) bool {
 	ja, erra := json.Marshal(a)
@@ -29,7 +27,7 @@ func TestDecode(t *testing.T) {
 		JobID: "j1", Kind: event.Failed, Status: "Failed", Type: "Extract", Reason: "r",
 		Error:     &event.ErrorInfo{Code: 500, Name: "INTERNAL", Message: "m"},
 		ResultRef: &event.ResultRef{Bucket: "REDUCTO_RESULTS", Name: "j1", Size: 10, Digest: "SHA-256=abc="},
-		Metadata:  json.RawMessage(`{"x":"y"}`), Progress: ptr(42.5), Duration: ptr(1.5), NumPages: ptr(3),
+		Metadata:  json.RawMessage(`{"x":"y"}`), Progress: new(42.5), Duration: new(1.5), NumPages: new(3),
 		TrackedAt: tracked, ObservedAt: observed, Polls: 9,
 	}
 	t.Run("round trip", func(t *testing.T) {

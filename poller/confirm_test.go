@@ -10,11 +10,12 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
 
-var notFound = answer{err: &reducto.APIError{StatusCode: 404, Message: "Job not found"}}
+var notFound = reductotest.Answer{Err: &reducto.APIError{StatusCode: 404, Message: "Job not found"}}
 
 // TestFlappingJobsNeverFailAcrossReplicas: two pollers share the consumer, and each job's
 // answers alternate 404, Pending, 404, Pending... before it completes. With the confirmation
@@ -26,13 +27,13 @@ func TestFlappingJobsNeverFailAcrossReplicas(t *testing.T) {
 	e.opts.InitialInterval = 5 * time.Millisecond
 	e.opts.MaxInterval = 10 * time.Millisecond
 	const jobs = 20
-	var script []answer
+	var script []reductotest.Answer
 	for range 6 {
-		script = append(script, notFound, status("Pending"))
+		script = append(script, notFound, reductotest.Status("Pending"))
 	}
-	script = append(script, status("Completed"))
+	script = append(script, reductotest.Status("Completed"))
 	for i := range jobs {
-		e.jobs.set(fmt.Sprint("flap", i), script...)
+		e.jobs.Script(fmt.Sprint("flap", i), script...)
 	}
 	e.start(t, e.jobs, e.pub)
 	e.start(t, e.jobs, e.pub)
@@ -45,7 +46,7 @@ func TestFlappingJobsNeverFailAcrossReplicas(t *testing.T) {
 		}
 	}
 	for i := range jobs {
-		if n := e.jobs.count(fmt.Sprint("flap", i)); n != len(script) {
+		if n := e.jobs.Polls(fmt.Sprint("flap", i)); n != len(script) {
 			t.Errorf("flap%d polled %d times, want %d (one per scripted answer)", i, n, len(script))
 		}
 	}
@@ -58,7 +59,7 @@ func TestConfirmationHoldsTheDelivery(t *testing.T) {
 	e := newEnv(t, 300*time.Millisecond)
 	e.opts.InitialInterval = time.Second // the confirmation wait: more than 3 AckWaits
 	e.opts.MaxInterval = time.Second
-	e.jobs.set("gone", notFound)
+	e.jobs.Script("gone", notFound)
 	e.start(t, e.jobs, e.pub)
 	e.start(t, e.jobs, e.pub) // a second replica that would take a redelivered job
 	e.track(t, "gone", "")
@@ -66,7 +67,7 @@ func TestConfirmationHoldsTheDelivery(t *testing.T) {
 	if m.ev.Kind != event.Failed || m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" {
 		t.Fatalf("event %s %+v, want failed NOT_FOUND", m.ev.Kind, m.ev.Error)
 	}
-	calls := e.jobs.times("gone")
+	calls := e.jobs.PollTimes("gone")
 	if len(calls) != 2 {
 		t.Fatalf("%d GETs, want 2 (the answer and its confirmation)", len(calls))
 	}
@@ -80,7 +81,7 @@ func TestConfirmationHoldsTheDelivery(t *testing.T) {
 func TestAuthFailing(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.opts.MaxInterval = 20 * time.Millisecond
-	e.jobs.set("k", answer{err: &reducto.APIError{StatusCode: 403}})
+	e.jobs.Script("k", reductotest.Answer{Err: &reducto.APIError{StatusCode: 403}})
 	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestAuthFailing(t *testing.T) {
 	if !failing || since.IsZero() {
 		t.Fatalf("AuthFailing = %v, %v after 403s, want true", since, failing)
 	}
-	e.jobs.set("k", status("Completed"))
+	e.jobs.Script("k", reductotest.Status("Completed"))
 	if m := e.next(t); m.ev.Kind != event.Completed {
 		t.Errorf("kind %s, want completed", m.ev.Kind)
 	}
@@ -127,7 +128,7 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 	}
 	ctx := t.Context()
 
-	e.jobs.set("h1", status("Completed"))
+	e.jobs.Script("h1", reductotest.Status("Completed"))
 	if err := p.Hint(ctx, "h1", json.RawMessage(`{"m":1}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +144,8 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 
 	// A refused publish closes the gate; the next webhook leaves its job to the schedule.
 	rp.set(true)
-	e.jobs.set("h2", status("Completed"))
-	e.jobs.set("h3", status("Completed"))
+	e.jobs.Script("h2", reductotest.Status("Completed"))
+	e.jobs.Script("h3", reductotest.Status("Completed"))
 	if err := p.Hint(ctx, "h2", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 	if err := p.Hint(ctx, "h3", nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.jobs.count("h3"); n != 0 {
+	if n := e.jobs.Polls("h3"); n != 0 {
 		t.Errorf("webhook during a publish pause made %d GETs, want 0", n)
 	}
 	natstest.WaitFor(t, func() bool { return trackCount(t, e, "h3") == 1 })

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -27,7 +28,7 @@ func TestHint(t *testing.T) {
 	ctx := t.Context()
 
 	t.Run("tracked job: one GET, event, track message removed", func(t *testing.T) {
-		e.jobs.set("w1", status("Completed"))
+		e.jobs.Script("w1", reductotest.Status("Completed"))
 		e.track(t, "w1", `{"metadata":{"from":"track"}}`)
 		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w1") == 1 })
 		if err := p.Hint(ctx, "w1", json.RawMessage(`{"from":"webhook"}`)); err != nil {
@@ -37,17 +38,17 @@ func TestHint(t *testing.T) {
 		if m.ev.JobID != "w1" || m.ev.Kind != event.Completed || string(m.ev.Metadata) != `{"from":"track"}` {
 			t.Errorf("event %s %s metadata %s, want w1 completed with the track's metadata", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
 		}
-		if got := e.jobs.count("w1"); got != 1 {
+		if got := e.jobs.Polls("w1"); got != 1 {
 			t.Errorf("GETs = %d, want 1", got)
 		}
 		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w1") == 0 })
 	})
 	t.Run("replayed webhook: no GET, no event", func(t *testing.T) {
-		before := e.jobs.count("w1")
+		before := e.jobs.Polls("w1")
 		if err := p.Hint(ctx, "w1", nil); err != nil {
 			t.Fatal(err)
 		}
-		if e.jobs.count("w1") != before {
+		if e.jobs.Polls("w1") != before {
 			t.Error("a replayed webhook polled Reducto")
 		}
 		if n := e.storedEvents(t, "w1"); n != 1 {
@@ -55,7 +56,7 @@ func TestHint(t *testing.T) {
 		}
 	})
 	t.Run("untracked finished job: reported with the webhook's metadata", func(t *testing.T) {
-		e.jobs.set("w2", answer{job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "DOCUMENT_EMPTY"}}})
+		e.jobs.Script("w2", reductotest.Answer{Job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "DOCUMENT_EMPTY"}}})
 		if err := p.Hint(ctx, "w2", json.RawMessage(`{"from":"webhook"}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -65,14 +66,14 @@ func TestHint(t *testing.T) {
 		}
 	})
 	t.Run("untracked unfinished job: tracked", func(t *testing.T) {
-		e.jobs.set("w3", status("Pending"))
+		e.jobs.Script("w3", reductotest.Status("Pending"))
 		if err := p.Hint(ctx, "w3", json.RawMessage(`{"k":3}`)); err != nil {
 			t.Fatal(err)
 		}
 		natstest.WaitFor(t, func() bool { return trackCount(t, e, "w3") == 1 })
 	})
 	t.Run("untracked job, Reducto down: tracked", func(t *testing.T) {
-		e.jobs.set("w4", answer{err: &reducto.APIError{StatusCode: 503}})
+		e.jobs.Script("w4", reductotest.Answer{Err: &reducto.APIError{StatusCode: 503}})
 		if err := p.Hint(ctx, "w4", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -101,13 +102,13 @@ func trackCount(t *testing.T, e *env, id string) int {
 
 // linearJobs reports jobs whose progress grows linearly with real time until they complete.
 type linearJobs struct {
-	*fakeJobs
+	*reductotest.Jobs
 	start    time.Time
 	duration time.Duration
 }
 
 func (l *linearJobs) GetJob(ctx context.Context, id string) (*reducto.Job, error) {
-	l.fakeJobs.GetJob(ctx, id) // count the call
+	l.Jobs.GetJob(ctx, id) // count the call
 	elapsed := time.Since(l.start)
 	if elapsed >= l.duration {
 		return &reducto.Job{ID: id, Status: "Completed", Type: "Parse"}, nil
@@ -123,12 +124,12 @@ func TestProgressPredictsTheEnd(t *testing.T) {
 	e.opts.InitialInterval = 100 * time.Millisecond
 	e.opts.Multiplier = 1.5
 	e.opts.MaxInterval = 2 * time.Second
-	jobs := &linearJobs{fakeJobs: e.jobs, start: time.Now(), duration: 2 * time.Second}
+	jobs := &linearJobs{Jobs: e.jobs, start: time.Now(), duration: 2 * time.Second}
 	e.start(t, jobs, e.pub)
 	e.track(t, "lin", "")
 	m := e.next(t)
 	lag := time.Since(jobs.start) - jobs.duration
-	if got := e.jobs.count("lin"); got > 4 {
+	if got := e.jobs.Polls("lin"); got > 4 {
 		t.Errorf("polls = %d, want at most 4 (backoff alone needs 6)", got)
 	}
 	if lag > time.Second {
@@ -150,24 +151,24 @@ func TestWebhookJobsArePolledSparsely(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.set("hooked", status("Pending"))
-	e.jobs.set("plain", status("Pending"))
+	e.jobs.Script("hooked", reductotest.Status("Pending"))
+	e.jobs.Script("plain", reductotest.Status("Pending"))
 	e.start(t, e.jobs, e.pub)
 	e.track(t, "hooked", `{"metadata":{"m":1},"webhook":true}`)
 	e.track(t, "plain", "")
 	// While the plain job is polled ten times, the hooked one is not polled at all.
 	e.quiet(t, "plain", 10)
-	if got := e.jobs.count("hooked"); got != 0 {
+	if got := e.jobs.Polls("hooked"); got != 0 {
 		t.Errorf("job expecting a webhook polled %d times, want 0", got)
 	}
-	e.jobs.set("hooked", status("Completed"))
+	e.jobs.Script("hooked", reductotest.Status("Completed"))
 	if err := p.Hint(t.Context(), "hooked", nil); err != nil {
 		t.Fatal(err)
 	}
 	if m := e.next(t); m.ev.JobID != "hooked" || string(m.ev.Metadata) != `{"m":1}` {
 		t.Errorf("event %s metadata %s", m.ev.JobID, m.ev.Metadata)
 	}
-	if got := e.jobs.count("hooked"); got != 1 {
+	if got := e.jobs.Polls("hooked"); got != 1 {
 		t.Errorf("requests for the hooked job = %d, want 1", got)
 	}
 }

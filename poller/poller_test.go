@@ -17,6 +17,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -26,66 +27,13 @@ import (
 
 const prefix = "reducto"
 
-// answer is one scripted reply of fakeJobs.
-type answer struct {
-	job *reducto.Job
-	err error
-}
-
-func status(s reducto.Status) answer { return answer{job: &reducto.Job{Status: s}} }
-
-// fakeJobs replays a script of answers per job (the last one repeats) and records every call.
-type fakeJobs struct {
-	mu     sync.Mutex
-	script map[string][]answer
-	calls  map[string][]time.Time
-	polled chan string
-}
-
-func newFakeJobs() *fakeJobs {
-	return &fakeJobs{script: map[string][]answer{}, calls: map[string][]time.Time{}, polled: make(chan string, 1000)}
-}
-
-func (f *fakeJobs) set(id string, answers ...answer) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.script[id] = answers
-}
-
-func (f *fakeJobs) GetJob(ctx context.Context, id string) (*reducto.Job, error) {
-	f.mu.Lock()
-	n := len(f.calls[id])
-	f.calls[id] = append(f.calls[id], time.Now())
-	s := f.script[id]
-	f.mu.Unlock()
-	defer func() {
-		select {
-		case f.polled <- id:
-		default:
-		}
-	}()
-	if len(s) == 0 {
-		return nil, &reducto.APIError{Op: "get job", StatusCode: 404, Message: "Job not found"}
+// newJobs is the fake Reducto of these tests: a job without a script is not found, and every
+// poll is signalled on Polled.
+func newJobs() *reductotest.Jobs {
+	return &reductotest.Jobs{
+		Default: reductotest.Fail(&reducto.APIError{Op: "get job", StatusCode: 404, Message: "Job not found"}),
+		Polled:  make(chan string, 1000),
 	}
-	a := s[min(n, len(s)-1)]
-	if a.err != nil {
-		return nil, a.err
-	}
-	j := *a.job
-	j.ID = id
-	return &j, nil
-}
-
-func (f *fakeJobs) count(id string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.calls[id])
-}
-
-func (f *fakeJobs) times(id string) []time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]time.Time(nil), f.calls[id]...)
 }
 
 // env is a JetStream server, the streams, a real publisher and a subscription to every event.
@@ -93,7 +41,7 @@ type env struct {
 	js     jetstream.JetStream
 	pub    *publisher.Publisher
 	queue  *track.Queue
-	jobs   *fakeJobs
+	jobs   *reductotest.Jobs
 	events chan *eventMsg
 	opts   poller.Options
 }
@@ -118,7 +66,7 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{js: js, pub: pub, queue: queue, jobs: newFakeJobs(), events: make(chan *eventMsg, 100)}
+	e := &env{js: js, pub: pub, queue: queue, jobs: newJobs(), events: make(chan *eventMsg, 100)}
 	sub, err := nc.Subscribe(subject.EventsAll(prefix), func(m *nats.Msg) {
 		ev, err := event.Decode(m.Data)
 		if err != nil {
@@ -190,15 +138,15 @@ func (e *env) next(t *testing.T) *eventMsg {
 // the fake to be polled n more times (a signal, not a sleep), then checks the event channel.
 func (e *env) quiet(t *testing.T, id string, n int) {
 	t.Helper()
-	target := e.jobs.count(id) + n
+	target := e.jobs.Polls(id) + n
 	deadline := time.After(10 * time.Second)
-	for e.jobs.count(id) < target {
+	for e.jobs.Polls(id) < target {
 		select {
-		case <-e.jobs.polled:
+		case <-e.jobs.Polled:
 		case m := <-e.events:
 			t.Fatalf("unexpected event %s", m.subject)
 		case <-deadline:
-			t.Fatalf("job %s polled %d times, want %d", id, e.jobs.count(id), target)
+			t.Fatalf("job %s polled %d times, want %d", id, e.jobs.Polls(id), target)
 		}
 	}
 	select {
@@ -226,23 +174,20 @@ func (e *env) storedEvents(t *testing.T, id string) uint64 {
 	return n
 }
 
-func f64(v float64) *float64 { return &v }
-func intp(v int) *int        { return &v }
-
 func TestTerminalOutcomes(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	result := json.RawMessage(`{"job_id":"j","usage":{"num_pages":7},"result":{"type":"full","chunks":[{"content":"x"}]}}`)
 	tests := []struct {
 		name    string
-		answers []answer
+		answers []reductotest.Answer
 		body    string
 		kind    event.Kind
 		check   func(t *testing.T, m *eventMsg)
 	}{
 		{
 			name: "completed",
-			answers: []answer{status("Pending"), status("Idle"), {job: &reducto.Job{
-				Status: "Completed", Type: "Parse", Progress: f64(100), Duration: f64(12.4), NumPages: intp(7), Result: result,
+			answers: []reductotest.Answer{reductotest.Status("Pending"), reductotest.Status("Idle"), {Job: &reducto.Job{
+				Status: "Completed", Type: "Parse", Progress: new(float64(100)), Duration: new(12.4), NumPages: new(7), Result: result,
 			}}},
 			body: `{"metadata":{"tenant":"acme","ids":[1,2]}}`,
 			kind: event.Completed,
@@ -266,7 +211,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		},
 		{
 			name: "failed",
-			answers: []answer{{job: &reducto.Job{Status: "Failed", Reason: "corrupt",
+			answers: []reductotest.Answer{{Job: &reducto.Job{Status: "Failed", Reason: "corrupt",
 				Error: &reducto.JobError{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "could not open"}}}},
 			kind: event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
@@ -278,15 +223,15 @@ func TestTerminalOutcomes(t *testing.T) {
 				}
 			},
 		},
-		{name: "cancelled status", answers: []answer{status("Cancelled")}, kind: event.Cancelled},
+		{name: "cancelled status", answers: []reductotest.Answer{reductotest.Status("Cancelled")}, kind: event.Cancelled},
 		{
 			name:    "cancelled as failed",
-			answers: []answer{status("InProgress"), {job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "JOB_CANCELLED"}}}},
+			answers: []reductotest.Answer{reductotest.Status("InProgress"), {Job: &reducto.Job{Status: "Failed", Error: &reducto.JobError{Name: "JOB_CANCELLED"}}}},
 			kind:    event.Cancelled,
 		},
 		{
 			name:    "not found confirmed twice",
-			answers: []answer{{err: &reducto.APIError{StatusCode: 404, Message: "Job not found"}}},
+			answers: []reductotest.Answer{{Err: &reducto.APIError{StatusCode: 404, Message: "Job not found"}}},
 			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" || m.ev.Error.Code != 404 {
@@ -299,7 +244,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		},
 		{
 			name:    "deleted: 409 then 410",
-			answers: []answer{{err: &reducto.APIError{StatusCode: 409}}, {err: &reducto.APIError{StatusCode: 410}}},
+			answers: []reductotest.Answer{{Err: &reducto.APIError{StatusCode: 409}}, {Err: &reducto.APIError{StatusCode: 410}}},
 			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "JOB_DELETED" || m.ev.Error.Code != 410 {
@@ -309,53 +254,53 @@ func TestTerminalOutcomes(t *testing.T) {
 		},
 		{
 			name:    "one 404 then found",
-			answers: []answer{{err: &reducto.APIError{StatusCode: 404}}, status("Pending"), status("Completed")},
+			answers: []reductotest.Answer{{Err: &reducto.APIError{StatusCode: 404}}, reductotest.Status("Pending"), reductotest.Status("Completed")},
 			kind:    event.Completed,
 		},
 		{
 			name: "transient errors then completed",
-			answers: []answer{
-				{err: &reducto.APIError{StatusCode: 503}},
-				{err: &reducto.APIError{StatusCode: 429, RateLimitCode: 2000}},
-				{err: fmt.Errorf("get job: %w", reducto.ErrMalformedResponse)},
-				{err: &reducto.APIError{StatusCode: 500}}, // a 5xx says nothing about the job
-				status("Completed"),
+			answers: []reductotest.Answer{
+				{Err: &reducto.APIError{StatusCode: 503}},
+				{Err: &reducto.APIError{StatusCode: 429, RateLimitCode: 2000}},
+				{Err: fmt.Errorf("get job: %w", reducto.ErrMalformedResponse)},
+				{Err: &reducto.APIError{StatusCode: 500}}, // a 5xx says nothing about the job
+				reductotest.Status("Completed"),
 			},
 			kind: event.Completed,
 		},
 		{
 			name: "500s in a row never fail the job",
-			answers: []answer{
-				{err: &reducto.APIError{StatusCode: 500}},
-				{err: &reducto.APIError{StatusCode: 500}},
-				{err: &reducto.APIError{StatusCode: 500}},
-				{err: &reducto.APIError{StatusCode: 500}},
-				status("Completed"),
+			answers: []reductotest.Answer{
+				{Err: &reducto.APIError{StatusCode: 500}},
+				{Err: &reducto.APIError{StatusCode: 500}},
+				{Err: &reducto.APIError{StatusCode: 500}},
+				{Err: &reducto.APIError{StatusCode: 500}},
+				reductotest.Status("Completed"),
 			},
 			kind: event.Completed,
 		},
 		{
 			name: "404 flapping with Pending never fails the job",
-			answers: []answer{
-				{err: &reducto.APIError{StatusCode: 404}}, status("Pending"),
-				{err: &reducto.APIError{StatusCode: 404}}, status("Pending"),
-				{err: &reducto.APIError{StatusCode: 404}}, status("Completed"),
+			answers: []reductotest.Answer{
+				{Err: &reducto.APIError{StatusCode: 404}}, reductotest.Status("Pending"),
+				{Err: &reducto.APIError{StatusCode: 404}}, reductotest.Status("Pending"),
+				{Err: &reducto.APIError{StatusCode: 404}}, reductotest.Status("Completed"),
 			},
 			kind: event.Completed,
 		},
 		{
 			name: "permanent errors not in a row do not fail the job",
-			answers: []answer{
-				{err: &reducto.APIError{StatusCode: 500}},
-				{err: &reducto.APIError{StatusCode: 503}},
-				{err: &reducto.APIError{StatusCode: 500}},
-				status("Completed"),
+			answers: []reductotest.Answer{
+				{Err: &reducto.APIError{StatusCode: 500}},
+				{Err: &reducto.APIError{StatusCode: 503}},
+				{Err: &reducto.APIError{StatusCode: 500}},
+				reductotest.Status("Completed"),
 			},
 			kind: event.Completed,
 		},
 		{
 			name:    "permanent error confirmed",
-			answers: []answer{{err: &reducto.APIError{StatusCode: 422, Message: "bad id"}}},
+			answers: []reductotest.Answer{{Err: &reducto.APIError{StatusCode: 422, Message: "bad id"}}},
 			kind:    event.Failed,
 			check: func(t *testing.T, m *eventMsg) {
 				if m.ev.Error == nil || m.ev.Error.Name != "HTTP_422" || m.ev.Error.Message != "bad id" {
@@ -365,7 +310,7 @@ func TestTerminalOutcomes(t *testing.T) {
 		},
 		{
 			name:    "malformed body still tracks",
-			answers: []answer{status("Completed")},
+			answers: []reductotest.Answer{reductotest.Status("Completed")},
 			body:    `{"metadata": not json`,
 			kind:    event.Completed,
 			check: func(t *testing.T, m *eventMsg) {
@@ -374,14 +319,14 @@ func TestTerminalOutcomes(t *testing.T) {
 				}
 			},
 		},
-		{name: "body not an object", answers: []answer{status("Completed")}, body: `[1,2]`, kind: event.Completed},
-		{name: "unknown keys ignored", answers: []answer{status("Completed")}, body: `{"priority":1,"metadata":"m"}`, kind: event.Completed},
+		{name: "body not an object", answers: []reductotest.Answer{reductotest.Status("Completed")}, body: `[1,2]`, kind: event.Completed},
+		{name: "unknown keys ignored", answers: []reductotest.Answer{reductotest.Status("Completed")}, body: `{"priority":1,"metadata":"m"}`, kind: event.Completed},
 	}
 	e.start(t, e.jobs, e.pub)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("job-%d", i)
-			e.jobs.set(id, tt.answers...)
+			e.jobs.Script(id, tt.answers...)
 			e.track(t, id, tt.body)
 			m := e.next(t)
 			if want := subject.Event(prefix, string(tt.kind), id); m.subject != want {
@@ -407,13 +352,13 @@ func TestTerminalOutcomes(t *testing.T) {
 
 func TestUnauthorizedNeverFailsJobs(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
-	e.jobs.set("j", answer{err: &reducto.APIError{StatusCode: 401}})
+	e.jobs.Script("j", reductotest.Answer{Err: &reducto.APIError{StatusCode: 401}})
 	e.opts.MaxInterval = 20 * time.Millisecond
 	e.start(t, e.jobs, e.pub)
 	e.track(t, "j", "")
 	e.quiet(t, "j", 4)
 	// Fixing the key lets the job finish.
-	e.jobs.set("j", status("Completed"))
+	e.jobs.Script("j", reductotest.Status("Completed"))
 	if m := e.next(t); m.ev.Kind != event.Completed {
 		t.Errorf("kind = %s, want completed", m.ev.Kind)
 	}
@@ -422,8 +367,8 @@ func TestUnauthorizedNeverFailsJobs(t *testing.T) {
 func TestExpired(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.opts.JobTTL = 150 * time.Millisecond
-	e.jobs.set("slow", answer{job: &reducto.Job{Status: "InProgress", Progress: f64(40), Type: "Parse"}})
-	e.jobs.set("erroring", answer{err: &reducto.APIError{StatusCode: 503}})
+	e.jobs.Script("slow", reductotest.Answer{Job: &reducto.Job{Status: "InProgress", Progress: new(float64(40)), Type: "Parse"}})
+	e.jobs.Script("erroring", reductotest.Answer{Err: &reducto.APIError{StatusCode: 503}})
 	e.start(t, e.jobs, e.pub)
 	e.track(t, "slow", `{"metadata":{"k":1}}`)
 	m := e.next(t)
@@ -441,7 +386,7 @@ func TestExpired(t *testing.T) {
 
 func TestTrackTwiceAndAfterReport(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
-	e.jobs.set("dup", status("Pending"))
+	e.jobs.Script("dup", reductotest.Status("Pending"))
 	e.start(t, e.jobs, e.pub)
 	// Track three times while outstanding: the stream keeps one message per job.
 	for range 3 {
@@ -453,7 +398,7 @@ func TestTrackTwiceAndAfterReport(t *testing.T) {
 	if info.State.Msgs != 1 {
 		t.Errorf("track stream holds %d messages, want 1", info.State.Msgs)
 	}
-	e.jobs.set("dup", status("Completed"))
+	e.jobs.Script("dup", reductotest.Status("Completed"))
 	if m := e.next(t); m.ev.Kind != event.Completed || string(m.ev.Metadata) != `"latest"` {
 		t.Errorf("event %s metadata %s", m.ev.Kind, m.ev.Metadata)
 	}
@@ -461,10 +406,10 @@ func TestTrackTwiceAndAfterReport(t *testing.T) {
 	// subscriber can see the event before the stream has stored it: wait for the store, or
 	// the re-track may be admitted before the event can be looked up.
 	natstest.WaitFor(t, func() bool { return e.storedEvents(t, "dup") == 1 })
-	before := e.jobs.count("dup")
+	before := e.jobs.Polls("dup")
 	e.track(t, "dup", "")
 	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
-	if got := e.jobs.count("dup"); got != before {
+	if got := e.jobs.Polls("dup"); got != before {
 		t.Errorf("re-track after report polled Reducto %d times, want 0", got-before)
 	}
 	if n := e.storedEvents(t, "dup"); n != 1 {
@@ -482,13 +427,13 @@ func TestInvalidSubjectIsDropped(t *testing.T) {
 	e.start(t, e.jobs, e.pub)
 	long := strings.Repeat("x", 300)
 	e.track(t, long, "")
-	e.jobs.set("ok", status("Completed"))
+	e.jobs.Script("ok", reductotest.Status("Completed"))
 	e.track(t, "ok", "")
 	if m := e.next(t); m.ev.JobID != "ok" {
 		t.Errorf("event for %s", m.ev.JobID)
 	}
 	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
-	if e.jobs.count(long) != 0 {
+	if e.jobs.Polls(long) != 0 {
 		t.Error("polled a job id that is not a valid token")
 	}
 }
@@ -498,12 +443,12 @@ func TestBackoffSpacing(t *testing.T) {
 	e.opts.InitialInterval = 40 * time.Millisecond
 	e.opts.MaxInterval = 160 * time.Millisecond
 	e.opts.Multiplier = 2
-	e.jobs.set("b", status("Pending"), status("Pending"), status("Pending"), status("Pending"), status("Pending"), status("Completed"))
+	e.jobs.Script("b", reductotest.Status("Pending"), reductotest.Status("Pending"), reductotest.Status("Pending"), reductotest.Status("Pending"), reductotest.Status("Pending"), reductotest.Status("Completed"))
 	tracked := time.Now()
 	e.start(t, e.jobs, e.pub)
 	e.track(t, "b", "")
 	e.next(t)
-	calls := e.jobs.times("b")
+	calls := e.jobs.PollTimes("b")
 	if len(calls) != 6 {
 		t.Fatalf("polls = %d, want 6", len(calls))
 	}
@@ -539,7 +484,7 @@ func (c *crashingPublisher) Publish(ctx context.Context, ev *event.Event) (publi
 
 func TestPublishedButNotAckedYieldsOneEvent(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
-	e.jobs.set("c", status("Completed"))
+	e.jobs.Script("c", reductotest.Status("Completed"))
 	e.start(t, e.jobs, &crashingPublisher{EventPublisher: e.pub})
 	e.track(t, "c", "")
 	e.next(t)
@@ -547,7 +492,7 @@ func TestPublishedButNotAckedYieldsOneEvent(t *testing.T) {
 	if n := e.storedEvents(t, "c"); n != 1 {
 		t.Errorf("stream holds %d events, want 1", n)
 	}
-	if got := e.jobs.count("c"); got != 2 {
+	if got := e.jobs.Polls("c"); got != 2 {
 		t.Errorf("polls = %d, want 2 (the retry re-polled and found the event published)", got)
 	}
 }
@@ -556,7 +501,7 @@ func TestPublishedButNotAckedYieldsOneEvent(t *testing.T) {
 // happened, starts a new one, and checks that no second event appears.
 func TestStopBetweenPublishAndAck(t *testing.T) {
 	e := newEnv(t, time.Second) // AckWait 1s: the unacked message comes back quickly
-	e.jobs.set("s", status("Completed"))
+	e.jobs.Script("s", reductotest.Status("Completed"))
 	published := make(chan struct{})
 	release := make(chan struct{})
 	hang := &hangingPublisher{EventPublisher: e.pub, published: published, release: release}
@@ -575,7 +520,7 @@ func TestStopBetweenPublishAndAck(t *testing.T) {
 	if n := e.storedEvents(t, "s"); n != 1 {
 		t.Errorf("stream holds %d events, want 1", n)
 	}
-	if got := e.jobs.count("s"); got < 2 {
+	if got := e.jobs.Polls("s"); got < 2 {
 		t.Errorf("polls = %d, want the restarted poller to have re-polled", got)
 	}
 }
@@ -603,14 +548,14 @@ func (h *hangingPublisher) Publish(ctx context.Context, ev *event.Event) (publis
 func TestRunLeaksNothing(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	for i := range 20 {
-		e.jobs.set(fmt.Sprint("g", i), status("Pending"))
+		e.jobs.Script(fmt.Sprint("g", i), reductotest.Status("Pending"))
 		e.track(t, fmt.Sprint("g", i), "")
 	}
 	// The server and connections belong to the test; only the poller's goroutines must go.
 	baseline := goleak.IgnoreCurrent()
 	stop := e.start(t, e.jobs, e.pub)
 	for range 20 {
-		<-e.jobs.polled
+		<-e.jobs.Polled
 	}
 	stop()
 	goleak.VerifyNone(t, baseline)
@@ -636,8 +581,8 @@ func TestShutdownHandsBackJobs(t *testing.T) {
 	e.track(t, "h2", "")
 	<-blocking.started // one poll is in flight, the other job waits in the buffer
 	stop()
-	e.jobs.set("h1", status("Completed"))
-	e.jobs.set("h2", status("Completed"))
+	e.jobs.Script("h1", reductotest.Status("Completed"))
+	e.jobs.Script("h2", reductotest.Status("Completed"))
 	e.start(t, e.jobs, e.pub)
 	got := map[string]bool{e.next(t).ev.JobID: true, e.next(t).ev.JobID: true}
 	if !got["h1"] || !got["h2"] {
@@ -700,7 +645,7 @@ func TestBackPressurePausesPolls(t *testing.T) {
 	ids := make([]string, 10)
 	for i := range ids {
 		ids[i] = fmt.Sprint("bp", i)
-		e.jobs.set(ids[i], status("Completed"))
+		e.jobs.Script(ids[i], reductotest.Status("Completed"))
 	}
 	rp := &refusingPublisher{EventPublisher: e.pub, refusing: true}
 	e.start(t, e.jobs, rp)
@@ -713,7 +658,7 @@ func TestBackPressurePausesPolls(t *testing.T) {
 	elapsed := time.Since(start)
 	polls := 0
 	for _, id := range ids {
-		polls += e.jobs.count(id)
+		polls += e.jobs.Polls(id)
 	}
 	// Without the pause, 10 finished jobs re-polled every ~5ms would make hundreds of polls.
 	if max := 4 * e.opts.Concurrency * 2; polls > max {

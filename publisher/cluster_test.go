@@ -1,70 +1,13 @@
 package publisher_test
 
 import (
-	"fmt"
-	"net"
-	"net/url"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 )
-
-// runCluster starts a three-server JetStream cluster on 127.0.0.1 and returns its servers.
-func runCluster(t *testing.T) []*server.Server {
-	t.Helper()
-	// Every server needs the route addresses up front, so reserve three free ports. A
-	// clustered server's Start returns only once JetStream has peers: start them concurrently.
-	var routes []*url.URL
-	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("reserve a route port: %v", err)
-		}
-		routes = append(routes, &url.URL{Scheme: "nats", Host: l.Addr().String()})
-		l.Close()
-	}
-	servers := make([]*server.Server, len(routes))
-	for i, r := range routes {
-		port, err := strconv.Atoi(r.Port())
-		if err != nil {
-			t.Fatalf("route port: %v", err)
-		}
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("s%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: port},
-			Routes:  routes,
-		})
-		if err != nil {
-			t.Fatalf("new server %d: %v", i, err)
-		}
-		servers[i] = s
-	}
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Go(s.Start)
-	}
-	t.Cleanup(func() {
-		for _, s := range servers {
-			s.Shutdown()
-			s.WaitForShutdown()
-		}
-		wg.Wait()
-	})
-	for i, s := range servers {
-		if !s.ReadyForConnections(20 * time.Second) {
-			t.Fatalf("server %d not ready within 20s", i)
-		}
-	}
-	return servers
-}
 
 // TestPublishClusteredR3 covers the clustered server's other order of checks: it tests the
 // Nats-Msg-Id before the expected subject sequence, and refuses a message id that is still
@@ -73,7 +16,7 @@ func TestPublishClusteredR3(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-server cluster")
 	}
-	servers := runCluster(t)
+	servers := natstest.RunCluster(t, 3)
 	nc, js := natstest.JetStream(t, servers[0])
 	o := publisher.Options{Replicas: 3}
 	// The cluster elects its meta leader some time after start; there is no signal for it.

@@ -105,8 +105,6 @@ func (r *logRecorder) has(line string) bool {
 	return false
 }
 
-func ptr[T any](v T) *T { return &v }
-
 var (
 	observed = time.Date(2026, 11, 29, 14, 0, 13, 456_000_000, time.UTC)
 	tracked  = time.Date(2026, 11, 29, 14, 0, 0, 123_000_000, time.UTC)
@@ -245,7 +243,7 @@ func TestPublishMessage(t *testing.T) {
 				Error:    &event.ErrorInfo{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "bad pdf"},
 				Result:   json.RawMessage(`{"type":"full","chunks":[]}`),
 				Metadata: json.RawMessage(`{"tenant":"t1"}`),
-				Progress: ptr(100.0), Duration: ptr(12.4), NumPages: ptr(7),
+				Progress: new(100.0), Duration: new(12.4), NumPages: new(7),
 				TrackedAt: tracked, ObservedAt: observed, Polls: 4,
 			},
 			wantSubj: "reducto.job.completed.204a39e4-dd10-4c83-a978-0cee4af8cde2",
@@ -256,7 +254,7 @@ func TestPublishMessage(t *testing.T) {
 		},
 		{
 			name:     "unknowns absent, null metadata dropped, zero progress kept",
-			ev:       event.Event{JobID: "j-min", Kind: event.Expired, Metadata: json.RawMessage(" null "), Progress: ptr(0.0), ObservedAt: observed.In(time.FixedZone("CET", 3600))},
+			ev:       event.Event{JobID: "j-min", Kind: event.Expired, Metadata: json.RawMessage(" null "), Progress: new(0.0), ObservedAt: observed.In(time.FixedZone("CET", 3600))},
 			wantSubj: "reducto.job.expired.j-min",
 			wantBody: `{"job_id":"j-min","kind":"expired","progress":0,"observed_at":"2026-11-29T14:00:13.456Z"}`,
 		},

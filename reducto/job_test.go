@@ -9,8 +9,6 @@ import (
 	"testing"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // TestDecodeJobOddFields: an optional field of an unexpected JSON type never costs the status or
 // the result; it is converted when the conversion is exact and dropped (and named) when not.
 func TestDecodeJobOddFields(t *testing.T) {
@@ -22,12 +20,12 @@ func TestDecodeJobOddFields(t *testing.T) {
 		dropped []string
 	}{
 		{name: "documented types", fields: `"num_pages":3,"total_pages":4,"duration":12.5,"progress":50,"reason":"r","type":"Parse","created_at":"2026-11-29T14:00:00Z"`,
-			want: Job{NumPages: ptr(3), TotalPages: ptr(4), Duration: ptr(12.5), Progress: ptr(50.0), Reason: "r", Type: "Parse"}},
-		{name: "num_pages float integral", fields: `"num_pages":3.0`, want: Job{NumPages: ptr(3)}},
-		{name: "num_pages exponent", fields: `"num_pages":3e0`, want: Job{NumPages: ptr(3)}},
-		{name: "num_pages string", fields: `"num_pages":"3"`, want: Job{NumPages: ptr(3)}},
-		{name: "num_pages string with spaces", fields: `"num_pages":" 3 "`, want: Job{NumPages: ptr(3)}},
-		{name: "num_pages string float integral", fields: `"num_pages":"3.0"`, want: Job{NumPages: ptr(3)}},
+			want: Job{NumPages: new(3), TotalPages: new(4), Duration: new(12.5), Progress: new(50.0), Reason: "r", Type: "Parse"}},
+		{name: "num_pages float integral", fields: `"num_pages":3.0`, want: Job{NumPages: new(3)}},
+		{name: "num_pages exponent", fields: `"num_pages":3e0`, want: Job{NumPages: new(3)}},
+		{name: "num_pages string", fields: `"num_pages":"3"`, want: Job{NumPages: new(3)}},
+		{name: "num_pages string with spaces", fields: `"num_pages":" 3 "`, want: Job{NumPages: new(3)}},
+		{name: "num_pages string float integral", fields: `"num_pages":"3.0"`, want: Job{NumPages: new(3)}},
 		{name: "num_pages fraction dropped", fields: `"num_pages":3.5`, dropped: []string{"num_pages"}},
 		{name: "num_pages string fraction dropped", fields: `"num_pages":"3.5"`, dropped: []string{"num_pages"}},
 		{name: "num_pages beyond int dropped", fields: `"num_pages":99999999999999999999999`, dropped: []string{"num_pages"}},
@@ -38,13 +36,13 @@ func TestDecodeJobOddFields(t *testing.T) {
 		{name: "num_pages bool dropped", fields: `"num_pages":true`, dropped: []string{"num_pages"}},
 		{name: "num_pages object dropped", fields: `"num_pages":{"n":3}`, dropped: []string{"num_pages"}},
 		{name: "num_pages null", fields: `"num_pages":null`},
-		{name: "total_pages float integral", fields: `"total_pages":2.0`, want: Job{TotalPages: ptr(2)}},
+		{name: "total_pages float integral", fields: `"total_pages":2.0`, want: Job{TotalPages: new(2)}},
 		{name: "total_pages list dropped", fields: `"total_pages":[2]`, dropped: []string{"total_pages"}},
-		{name: "duration string", fields: `"duration":"12"`, want: Job{Duration: ptr(12.0)}},
-		{name: "duration string float", fields: `"duration":"12.25"`, want: Job{Duration: ptr(12.25)}},
+		{name: "duration string", fields: `"duration":"12"`, want: Job{Duration: new(12.0)}},
+		{name: "duration string float", fields: `"duration":"12.25"`, want: Job{Duration: new(12.25)}},
 		{name: "duration Inf string dropped", fields: `"duration":"Infinity"`, dropped: []string{"duration"}},
 		{name: "duration beyond float dropped", fields: `"duration":1e400`, dropped: []string{"duration"}},
-		{name: "progress string", fields: `"progress":"50"`, want: Job{Progress: ptr(50.0)}},
+		{name: "progress string", fields: `"progress":"50"`, want: Job{Progress: new(50.0)}},
 		{name: "progress empty string dropped", fields: `"progress":""`, dropped: []string{"progress"}},
 		{name: "progress object dropped", fields: `"progress":{}`, dropped: []string{"progress"}},
 		{name: "created_at number dropped", fields: `"created_at":12345`, dropped: []string{"created_at"}},
@@ -65,7 +63,7 @@ func TestDecodeJobOddFields(t *testing.T) {
 		{name: "error empty object", fields: `"error":{}`, want: Job{Error: &JobError{}}},
 		{name: "error null", fields: `"error":null`},
 		{name: "everything odd at once", fields: `"num_pages":"x","total_pages":2.0,"duration":[],"progress":"50","reason":false,"type":{},"created_at":12345,"error":{"code":"400","name":null}`,
-			want:    Job{TotalPages: ptr(2), Progress: ptr(50.0), Error: &JobError{Code: 400}},
+			want:    Job{TotalPages: new(2), Progress: new(50.0), Error: &JobError{Code: 400}},
 			dropped: []string{"duration", "num_pages", "reason", "type", "created_at"}}, // decodeJob's order
 	}
 	for _, tt := range tests {
