@@ -175,6 +175,35 @@ func TestSetup(t *testing.T) {
 	}
 }
 
+// TestSetupKeepsHandEditedLimits: an operator's `nats stream edit --max-bytes --max-msgs`
+// survives the bridge's next start.
+func TestSetupKeepsHandEditedLimits(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	if _, err := publisher.Setup(ctx, js, publisher.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, subject.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := st.CachedInfo().Config
+	edited.MaxBytes, edited.MaxMsgs = 64<<20, 100_000
+	if _, err := js.UpdateStream(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publisher.Setup(ctx, js, publisher.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.Config; c.MaxBytes != 64<<20 || c.MaxMsgs != 100_000 {
+		t.Errorf("after a restart: MaxBytes %d MaxMsgs %d, want the operator's 64 MiB and 100000", c.MaxBytes, c.MaxMsgs)
+	}
+}
+
 func TestSetupDefaults(t *testing.T) {
 	s := natstest.RunServer(t)
 	_, js := natstest.JetStream(t, s)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/streams"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -48,7 +49,8 @@ type Options struct {
 	// Duplicates is the stream's Nats-Msg-Id window, at least 100ms and at most MaxAge;
 	// default 1h (capped at MaxAge). At-most-one does not depend on it (see Publish).
 	Duplicates time.Duration
-	// MaxBytes caps the events stream's size; 0 means unlimited. The stream discards new
+	// MaxBytes caps the events stream's size; 0 leaves the limit as it is (unlimited on a new
+	// stream, what an operator set with `nats stream edit` on an existing one). The stream discards new
 	// messages when full, so Publish then fails with ErrStreamFull instead of the server
 	// silently dropping old events (which would let a re-tracked job be reported twice).
 	MaxBytes int64
@@ -111,7 +113,8 @@ func (o Options) withDefaults() (Options, error) {
 // bridge itself never deletes an event, so at-most-one-event-per-job holds against the
 // bridge's own retries, crashes and replicas; an operator who deletes a job's event and
 // re-tracks the job gets a new event, deliberately. If an operator has turned either flag on,
-// Setup keeps it on.
+// Setup keeps it on; so it does with every limit it leaves unset (internal/streams): a
+// MaxBytes or MaxMsgs set with `nats stream edit` survives a restart.
 func Setup(ctx context.Context, js JetStream, o Options) (*Publisher, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -120,20 +123,9 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Publisher, error) {
 	if js == nil {
 		return nil, fmt.Errorf("%w: nil jetstream", ErrInvalidOptions)
 	}
-	cfg := eventsConfig(o)
-	switch st, err := js.Stream(ctx, subject.EventsStream); {
-	case err == nil:
-		if info := st.CachedInfo(); info != nil {
-			cfg.DenyDelete = info.Config.DenyDelete
-			cfg.DenyPurge = info.Config.DenyPurge
-		}
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-	default:
-		return nil, fmt.Errorf("look up stream %s: %w", subject.EventsStream, err)
-	}
-	stream, err := js.CreateOrUpdateStream(ctx, cfg)
+	stream, err := streams.Ensure(ctx, js, eventsConfig(o))
 	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", subject.EventsStream, err)
+		return nil, err
 	}
 	results, err := js.CreateOrUpdateObjectStore(ctx, resultsConfig(o))
 	if err != nil {
@@ -156,26 +148,20 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Publisher, error) {
 
 // eventsConfig is the events stream's configuration for defaulted options.
 func eventsConfig(o Options) jetstream.StreamConfig {
-	maxBytes := int64(-1)
-	if o.MaxBytes > 0 {
-		maxBytes = o.MaxBytes
-	}
+	// Limits left at zero are the operator's (internal/streams keeps them): unlimited on a new
+	// stream, whatever `nats stream edit` set on an existing one.
 	return jetstream.StreamConfig{
-		Name:              subject.EventsStream,
-		Description:       "reducto-bridge terminal job events, at most one per job",
-		Subjects:          []string{subject.EventsAll(o.Prefix)},
-		Retention:         jetstream.LimitsPolicy,
-		Storage:           jetstream.FileStorage,
-		Replicas:          o.Replicas,
-		MaxAge:            o.MaxAge,
-		Duplicates:        o.Duplicates,
-		MaxBytes:          maxBytes,
-		MaxMsgs:           -1,
-		MaxMsgsPerSubject: -1,
-		MaxMsgSize:        -1,
-		MaxConsumers:      -1,
-		Discard:           jetstream.DiscardNew,
-		AllowDirect:       true, // Lookup's last-message-by-subject reads are served by any replica
+		Name:        subject.EventsStream,
+		Description: "reducto-bridge terminal job events, at most one per job",
+		Subjects:    []string{subject.EventsAll(o.Prefix)},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.MaxAge,
+		Duplicates:  o.Duplicates,
+		MaxBytes:    max(o.MaxBytes, 0),
+		Discard:     jetstream.DiscardNew,
+		AllowDirect: true, // Lookup's last-message-by-subject reads are served by any replica
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
+	"github.com/reducto-bridge/reducto-bridge/internal/streams"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -45,6 +46,7 @@ type Options struct {
 
 // JetStream is the part of jetstream.JetStream the queue uses.
 type JetStream interface {
+	Stream(ctx context.Context, name string) (jetstream.Stream, error)
 	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
 	CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error)
 	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
@@ -65,6 +67,7 @@ type Queue struct {
 // The stream keeps one message per job subject: tracking a job that is still outstanding
 // replaces its message (so there is never a second poll loop), and its discard policy is
 // "new", so a full stream refuses new tracks rather than silently dropping outstanding ones.
+// Limits an operator set by hand (MaxMsgs, MaxBytes...) survive: see internal/streams.
 //
 // The consumer has no BackOff: delays come from NakWithDelay (combining both distorts the
 // delay). MaxAckPending is unlimited because every parked job (NAK'd with a delay) counts
@@ -83,7 +86,7 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 	if o.AckWait <= 0 {
 		o.AckWait = DefaultAckWait
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := streams.Ensure(ctx, js, jetstream.StreamConfig{
 		Name:              subject.TrackStream,
 		Description:       "reducto-bridge: outstanding Reducto jobs, one message per job (work queue)",
 		Subjects:          []string{subject.TrackAll(o.Prefix)},
@@ -95,7 +98,7 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 		Duplicates:        dedupWindow,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", subject.TrackStream, err)
+		return nil, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, subject.TrackStream, jetstream.ConsumerConfig{
 		Durable:       ConsumerName,

@@ -37,6 +37,35 @@ func TestSetup(t *testing.T) {
 	}
 }
 
+// TestSetupKeepsHandEditedLimits: limits an operator set on REDUCTO_TRACK by hand survive the
+// bridge's next start.
+func TestSetupKeepsHandEditedLimits(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	if _, err := track.Setup(ctx, js, track.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := st.CachedInfo().Config
+	edited.MaxMsgs, edited.MaxBytes = 50_000, 32<<20
+	if _, err := js.UpdateStream(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := track.Setup(ctx, js, track.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.Config; c.MaxMsgs != 50_000 || c.MaxBytes != 32<<20 || c.MaxMsgsPerSubject != 1 {
+		t.Errorf("after a restart: MaxMsgs %d MaxBytes %d MaxMsgsPerSubject %d, want 50000, 32 MiB, 1", c.MaxMsgs, c.MaxBytes, c.MaxMsgsPerSubject)
+	}
+}
+
 func TestEnsure(t *testing.T) {
 	js, q := setup(t)
 	ok, err := q.Ensure(t.Context(), "e1", track.Request{Metadata: json.RawMessage(`{"a":1}`)})
