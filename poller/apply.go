@@ -151,6 +151,12 @@ func (p *Poller) setAuthFailing(failing bool) {
 	}
 }
 
+// PublishFailing reports whether the last event publish failed (the events stream is full or
+// unavailable), since when and why. Polling is paused meanwhile; nothing is lost.
+func (p *Poller) PublishFailing() (since time.Time, err error, failing bool) {
+	return p.gate.failing()
+}
+
 // AuthFailing reports whether Reducto's latest answers reject the API key, and since when.
 // While it does, jobs stay tracked and are polled every BRIDGE_POLL_MAX_INTERVAL; none is
 // failed for it.
@@ -183,7 +189,7 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 	out, err := p.events.Publish(ctx, ev)
 	if err != nil {
 		p.m.Poll(metrics.PollPublishError)
-		if pause := p.gate.failed(p.now()); pause > 0 {
+		if pause := p.gate.failed(p.now(), err); pause > 0 {
 			p.m.Paused(true)
 			t.log.Error("publishing events fails; pausing polls", "kind", ev.Kind, "pause", pause, "error", err)
 		} else {

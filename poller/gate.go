@@ -21,13 +21,19 @@ type gate struct {
 	mu       sync.Mutex
 	until    time.Time
 	failures int
+	since    time.Time // first failure of the current run of failures
+	err      error     // the last one
 }
 
 // failed records a failed publish and returns the pause it starts (0 when a pause is already
 // running, so a burst of failures counts once).
-func (g *gate) failed(now time.Time) time.Duration {
+func (g *gate) failed(now time.Time, err error) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.failures == 0 {
+		g.since = now
+	}
+	g.err = err
 	if now.Before(g.until) {
 		return 0
 	}
@@ -45,7 +51,15 @@ func (g *gate) succeeded() bool {
 	was := g.failures > 0
 	g.failures = 0
 	g.until = time.Time{}
+	g.since, g.err = time.Time{}, nil
 	return was
+}
+
+// failing reports whether the last publish failed, since when, and why.
+func (g *gate) failing() (since time.Time, err error, failing bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.since, g.err, g.failures > 0
 }
 
 // remaining is how long the current pause still runs.

@@ -93,6 +93,12 @@ func newEnv(t *testing.T, ackWait time.Duration) *env {
 
 // start runs a poller until the test ends (or the returned stop is called).
 func (e *env) start(t *testing.T, jobs poller.JobGetter, events poller.EventPublisher) (stop func()) {
+	_, stop = e.run(t, jobs, events)
+	return stop
+}
+
+// run is start that also returns the poller.
+func (e *env) run(t *testing.T, jobs poller.JobGetter, events poller.EventPublisher) (*poller.Poller, func()) {
 	t.Helper()
 	p, err := poller.New(e.queue, jobs, events, e.opts)
 	if err != nil {
@@ -105,14 +111,14 @@ func (e *env) start(t *testing.T, jobs poller.JobGetter, events poller.EventPubl
 		p.Run(ctx)
 	}()
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			<-done
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return p, stop
 }
 
 func (e *env) track(t *testing.T, id, body string) {
@@ -648,7 +654,7 @@ func TestBackPressurePausesPolls(t *testing.T) {
 		e.jobs.Script(ids[i], reductotest.Status("Completed"))
 	}
 	rp := &refusingPublisher{EventPublisher: e.pub, refusing: true}
-	e.start(t, e.jobs, rp)
+	p, _ := e.run(t, e.jobs, rp)
 	start := time.Now()
 	for _, id := range ids {
 		e.track(t, id, "")
@@ -667,6 +673,9 @@ func TestBackPressurePausesPolls(t *testing.T) {
 	if elapsed < 500*time.Millisecond {
 		t.Errorf("three rounds of refusals within %v: no pause", elapsed)
 	}
+	if since, err, failing := p.PublishFailing(); !failing || since.IsZero() || !errors.Is(err, publisher.ErrStreamFull) {
+		t.Errorf("PublishFailing = %v, %v, %v while publishes are refused", since, err, failing)
+	}
 	rp.set(false)
 	got := map[string]bool{}
 	for range ids {
@@ -674,5 +683,8 @@ func TestBackPressurePausesPolls(t *testing.T) {
 	}
 	if len(got) != len(ids) {
 		t.Errorf("events for %d jobs after recovery, want %d", len(got), len(ids))
+	}
+	if _, _, failing := p.PublishFailing(); failing {
+		t.Error("PublishFailing still true after publishes succeeded")
 	}
 }

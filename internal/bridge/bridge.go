@@ -336,6 +336,10 @@ func (b *Bridge) Ready(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
 	}
+	if since, err, failing := b.poller.PublishFailing(); failing {
+		return fmt.Errorf("events cannot be published since %s (polling paused, nothing lost): %w",
+			since.UTC().Format(time.RFC3339), err)
+	}
 	if since, failing := b.poller.AuthFailing(); failing {
 		return fmt.Errorf("reducto rejects the API key (401/403 since %s); check REDUCTO_API_KEY: jobs stay tracked, none is failed",
 			since.UTC().Format(time.RFC3339))
