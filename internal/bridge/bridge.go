@@ -26,7 +26,6 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
-	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
@@ -61,7 +60,8 @@ type Bridge struct {
 	httpSrv  *http.Server
 	httpAddr net.Addr
 	httpDone chan struct{}
-	started  atomic.Bool // set once start has filled every field: /readyz reads them only then
+	started  atomic.Bool  // set once start has filled every field: /readyz reads them only then
+	probe    *streamProbe // both streams' health and the outstanding count, at most once a second
 	draining atomic.Bool
 }
 
@@ -226,6 +226,7 @@ func (b *Bridge) connect() error {
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	b.probe = &streamProbe{js: b.js, now: time.Now}
 	return nil
 }
 
@@ -299,20 +300,19 @@ func (b *Bridge) outstandingGauge() prometheus.Collector {
 		Namespace: "reducto_bridge", Name: "jobs_outstanding",
 		Help: "Tracked jobs without a terminal event yet (messages in REDUCTO_TRACK).",
 	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s, err := b.js.Stream(ctx, subject.TrackStream)
+		n, err := b.probe.state(context.Background())
 		if err != nil {
 			return -1
 		}
-		return float64(s.CachedInfo().State.Msgs)
+		return float64(n)
 	})
 }
 
 // Ready reports why the bridge cannot serve, or nil; GET /readyz answers 503 with its text.
 // In order: not draining; NATS connected (else the servers, without user information, and the
 // last connection error, at start-up or later); start-up finished (else the last stream set-up
-// error); both streams answer within ctx; Reducto has not answered 401/403 since the last
+// error); both streams answered the latest probe (at most one a second, whatever the request
+// rate); events can be published; Reducto has not answered 401/403 since the last
 // success.
 func (b *Bridge) Ready(ctx context.Context) error {
 	if b.draining.Load() {
@@ -331,10 +331,8 @@ func (b *Bridge) Ready(ctx context.Context) error {
 		}
 		return errors.New("starting")
 	}
-	for _, name := range []string{subject.TrackStream, subject.EventsStream} {
-		if _, err := b.js.Stream(ctx, name); err != nil {
-			return fmt.Errorf("stream %s: %w", name, err)
-		}
+	if _, err := b.probe.state(ctx); err != nil {
+		return err
 	}
 	if since, err, failing := b.poller.PublishFailing(); failing {
 		return fmt.Errorf("events cannot be published since %s (polling paused, nothing lost): %w",

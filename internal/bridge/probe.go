@@ -1,0 +1,55 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/subject"
+)
+
+// probeEvery bounds how often /readyz and /metrics ask JetStream about the streams: however
+// many requests arrive, at most one probe (two stream look-ups) per interval.
+const probeEvery = time.Second
+
+// streamProbe caches whether both streams answer and how many jobs are outstanding, so that
+// an unauthenticated flood of /readyz or /metrics requests costs JetStream nothing more.
+type streamProbe struct {
+	js  jetstream.JetStream
+	now func() time.Time
+
+	mu          sync.Mutex // held during a probe: concurrent callers wait for its result
+	at          time.Time
+	err         error
+	outstanding uint64
+}
+
+// state returns the latest probe's result, probing first when it is older than probeEvery.
+func (p *streamProbe) state(ctx context.Context) (outstanding uint64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := p.now(); p.at.IsZero() || now.Sub(p.at) >= probeEvery {
+		p.outstanding, p.err = p.probe(ctx)
+		p.at = p.now()
+	}
+	return p.outstanding, p.err
+}
+
+func (p *streamProbe) probe(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var outstanding uint64
+	for _, name := range []string{subject.TrackStream, subject.EventsStream} {
+		s, err := p.js.Stream(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: %w", name, err)
+		}
+		if name == subject.TrackStream {
+			outstanding = s.CachedInfo().State.Msgs
+		}
+	}
+	return outstanding, nil
+}
