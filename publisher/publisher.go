@@ -116,7 +116,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 	// Look first: the stream would refuse a second event anyway, but a refused message still
 	// reaches core NATS subscribers of the subject (nats sub), who would see a duplicate. This
 	// also keeps a stored large result, which the reported event's digest refers to.
-	out, found, lerr := p.existing(ctx, &e, log)
+	out, found, foreign, lerr := p.existing(ctx, &e, log)
 	if found {
 		return out, nil
 	}
@@ -134,7 +134,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 	if err != nil {
 		return Result{}, fmt.Errorf("publish event %s: %w", id, err)
 	}
-	return p.publish(ctx, msg, &e, log)
+	return p.publish(ctx, msg, &e, foreign, log)
 }
 
 // message builds the NATS message of e, or fails with ErrEventTooLarge.
@@ -173,21 +173,25 @@ func (p *Publisher) storeResult(ctx context.Context, e *event.Event) (*event.Res
 }
 
 // publish sends msg until the stream has stored it or refused it for good.
-func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, log *slog.Logger) (Result, error) {
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, foreign uint64, log *slog.Logger) (Result, error) {
 	id := event.MsgID(e.JobID, e.Kind)
-	opts := []jetstream.PublishOpt{
-		jetstream.WithMsgID(id),
-		jetstream.WithExpectLastSequenceForSubject(0, subject.JobEvents(p.prefix, e.JobID)),
-	}
 	var (
 		out     Result
 		attempt int
 		lastErr error
+		// expect is the job's last message sequence the publish is conditioned on: 0 (no
+		// message yet), or the sequence of a message on the job's subjects that is not an
+		// event of this bridge (a forgery must not suppress the real event).
+		expect = foreign
 	)
 	op := func() error {
 		attempt++
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
+		opts := []jetstream.PublishOpt{
+			jetstream.WithMsgID(id),
+			jetstream.WithExpectLastSequenceForSubject(expect, subject.JobEvents(p.prefix, e.JobID)),
+		}
 		ack, err := p.js.PublishMsg(actx, copyMsg(msg), opts...)
 		switch {
 		case err == nil:
@@ -200,9 +204,15 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, 
 			}
 			return nil
 		case jserr.WrongLastSequence(err):
-			o, found, lerr := p.existing(actx, e, log)
+			o, found, foreign, lerr := p.existing(actx, e, log)
 			if lerr != nil {
 				lastErr = lerr
+				return lastErr
+			}
+			if !found && foreign > 0 {
+				// Only messages that are not this bridge's events: publish after the last one.
+				expect = foreign
+				lastErr = errors.New("the job's event subjects hold only messages that are not events of this bridge")
 				return lastErr
 			}
 			if !found {
@@ -244,21 +254,81 @@ func (p *Publisher) publish(ctx context.Context, msg *nats.Msg, e *event.Event, 
 }
 
 // existing returns the result describing the event the stream already holds for e's job,
-// found=false when it holds none.
-func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logger) (out Result, found bool, err error) {
-	raw, err := p.last(ctx, e.JobID)
+// found=false when it holds none. Messages on the job's subjects that are not events of this
+// bridge (see [Publisher.genuine]) do not count; foreign is the last one's sequence.
+func (p *Publisher) existing(ctx context.Context, e *event.Event, log *slog.Logger) (out Result, found bool, foreign uint64, err error) {
+	raw, foreign, err := p.lastGenuine(ctx, e.JobID, log)
 	if err != nil || raw == nil {
-		return Result{}, false, err
+		return Result{}, false, foreign, err
 	}
-	// The kind comes from the subject, so a stored body this package cannot decode does not
-	// stop the bridge from recognising the job as reported.
 	kind := p.kindOf(raw.Subject, e.JobID)
 	if kind != e.Kind {
 		log.Warn("job already reported with another kind", "kind", e.Kind, "existing", kind, "seq", raw.Sequence)
 	} else {
 		log.Debug("job already reported", "seq", raw.Sequence)
 	}
-	return Result{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, nil
+	return Result{Seq: raw.Sequence, Duplicate: true, Existing: kind}, true, foreign, nil
+}
+
+// genuine reports whether a stored message is an event of this bridge for jobID: it carries
+// this bridge's ce-source, and its body decodes as an event of that job and of the kind its
+// subject names. Anything else on P.job.<kind>.<id> was published by another client: the
+// NATS permissions in docs/security.md keep it out; when they are not in place, it must
+// neither count as the job's event nor block the real one.
+func (p *Publisher) genuine(raw *jetstream.RawStreamMsg, jobID string) bool {
+	if raw.Header.Get(event.HeaderSource) != percentSource(p.source) {
+		return false
+	}
+	ev, err := event.Decode(raw.Data)
+	return err == nil && ev.JobID == jobID && ev.Kind == p.kindOf(raw.Subject, jobID)
+}
+
+// percentSource is ce-source as the headers carry it (percent-encoded).
+func percentSource(source string) string {
+	return event.Headers(&event.Event{}, source)[event.HeaderSource][0]
+}
+
+// maxForeign bounds how many messages on one job's subjects are examined for a genuine event.
+const maxForeign = 64
+
+// lastGenuine returns the job's last genuine event message (nil when there is none) and the
+// sequence of the job's last message when that one is not genuine (0 otherwise). The common
+// case costs one direct get; only when the last message is foreign are the job's messages read
+// (at most maxForeign of them, newest last).
+func (p *Publisher) lastGenuine(ctx context.Context, jobID string, log *slog.Logger) (*jetstream.RawStreamMsg, uint64, error) {
+	raw, err := p.last(ctx, jobID)
+	if err != nil || raw == nil {
+		return nil, 0, err
+	}
+	if p.genuine(raw, jobID) {
+		return raw, 0, nil
+	}
+	foreign := raw.Sequence
+	log.Warn("a message on the job's event subject is not an event of this bridge; ignored (restrict publishing to P.job.>, see docs/security.md)",
+		"job_id", jobID, "subject", raw.Subject, "seq", raw.Sequence)
+	var found *jetstream.RawStreamMsg
+	seq := uint64(0)
+	for range maxForeign {
+		m, err := p.stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(subject.JobEvents(p.prefix, jobID)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read events of job %s: %w", jobID, err)
+		}
+		if m.Sequence >= foreign {
+			break
+		}
+		if p.genuine(m, jobID) {
+			found = m
+			break
+		}
+		seq = m.Sequence
+	}
+	if found != nil {
+		return found, 0, nil
+	}
+	return nil, foreign, nil
 }
 
 // kindOf extracts <kind> from P.job.<kind>.<job_id>.
@@ -273,7 +343,7 @@ func (p *Publisher) Lookup(ctx context.Context, jobID string) (*event.Event, err
 	if err := subject.ValidJobID(jobID); err != nil {
 		return nil, fmt.Errorf("look up event: %w", err)
 	}
-	raw, err := p.last(ctx, jobID)
+	raw, _, err := p.lastGenuine(ctx, jobID, p.log.With("job_id", jobID))
 	if err != nil || raw == nil {
 		return nil, err
 	}

@@ -137,7 +137,7 @@ func TestSetup(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"subjects", strings.Join(cfg.Subjects, ","), "acme.reducto.job.>"},
+		{"subjects (the four kinds only)", strings.Join(cfg.Subjects, ","), "acme.reducto.job.completed.*,acme.reducto.job.failed.*,acme.reducto.job.cancelled.*,acme.reducto.job.expired.*"},
 		{"retention", cfg.Retention, jetstream.LimitsPolicy},
 		{"storage", cfg.Storage, jetstream.FileStorage},
 		{"replicas", cfg.Replicas, 1},
@@ -215,7 +215,7 @@ func TestSetupDefaults(t *testing.T) {
 		t.Fatalf("stream: %v", err)
 	}
 	cfg := st.CachedInfo().Config
-	if got, want := cfg.Subjects, []string{"reducto.job.>"}; len(got) != 1 || got[0] != want[0] {
+	if got, want := strings.Join(cfg.Subjects, " "), "reducto.job.completed.* reducto.job.failed.* reducto.job.cancelled.* reducto.job.expired.*"; got != want {
 		t.Errorf("subjects: got %v, want %v", got, want)
 	}
 	if cfg.MaxAge != publisher.DefaultMaxAge || cfg.Duplicates != publisher.DefaultDuplicates {
@@ -437,7 +437,7 @@ func TestPublishAfterDuplicateWindow(t *testing.T) {
 	}
 	// The server forgets ids in publish order, so once a probe id published after the event
 	// is forgotten, the event's id is too. There is no signal for it: poll with a deadline.
-	probe := prefix + ".job.probe.other-job"
+	probe := prefix + ".job.expired.other-job"
 	if _, err := e.js.Publish(ctx, probe, nil, jetstream.WithMsgID("probe")); err != nil {
 		t.Fatalf("probe: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/streams"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -153,7 +154,7 @@ func eventsConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        subject.EventsStream,
 		Description: "reducto-bridge terminal job events, at most one per job",
-		Subjects:    []string{subject.EventsAll(o.Prefix)},
+		Subjects:    subject.EventKinds(o.Prefix, string(event.Completed), string(event.Failed), string(event.Cancelled), string(event.Expired)),
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,

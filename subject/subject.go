@@ -95,8 +95,18 @@ func Event(prefix, kind, id string) string { return prefix + ".job." + kind + ".
 // JobEvents matches every terminal event of one job: P.job.*.<id>.
 func JobEvents(prefix, id string) string { return prefix + ".job.*." + id }
 
-// EventsAll is the subject filter of the events stream: P.job.>.
+// EventsAll matches every terminal event: P.job.>.
 func EventsAll(prefix string) string { return prefix + ".job.>" }
+
+// EventKinds are the events stream's subjects: P.job.<kind>.* for each kind, so that a message
+// on P.job.<anything else>.<id> is not stored at all.
+func EventKinds(prefix string, kinds ...string) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = prefix + ".job." + k + ".*"
+	}
+	return out
+}
 
 // Cancel is the cancel command's subject: P.cancel.
 func Cancel(prefix string) string { return prefix + ".cancel" }
