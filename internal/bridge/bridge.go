@@ -312,8 +312,9 @@ func (b *Bridge) outstandingGauge() prometheus.Collector {
 // Ready reports why the bridge cannot serve, or nil; GET /readyz answers 503 with its text.
 // In order: not draining; NATS connected (else the servers, without user information, and the
 // last connection error, at start-up or later); start-up finished (else the last stream set-up
-// error); both streams answer within ctx; Reducto has not answered 401/403 since the last
-// success.
+// error); both streams answer within ctx; fetching jobs from the shared consumer works (it
+// fails while the consumer is gone, until the poller has recreated it); Reducto has not
+// answered 401/403 since the last success.
 func (b *Bridge) Ready(ctx context.Context) error {
 	if b.draining.Load() {
 		return errors.New("draining")
@@ -335,6 +336,10 @@ func (b *Bridge) Ready(ctx context.Context) error {
 		if _, err := b.js.Stream(ctx, name); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
+	}
+	if since, err, failing := b.poller.FetchFailing(); failing {
+		return fmt.Errorf("polling stopped: consumer %s: %w, since %s", track.ConsumerName, err,
+			since.UTC().Format(time.RFC3339))
 	}
 	if since, failing := b.poller.AuthFailing(); failing {
 		return fmt.Errorf("reducto rejects the API key (401/403 since %s); check REDUCTO_API_KEY: jobs stay tracked, none is failed",
