@@ -82,7 +82,7 @@ func (p *Poller) logPollAgain(t *trackedJob, v verdict, after time.Duration) {
 func (p *Poller) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
 	p.inProgress(msg)
 	every := time.Second
-	if info := p.cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+	if info := p.queue.Consumer().CachedInfo(); info != nil && info.Config.AckWait > 0 {
 		every = info.Config.AckWait / 3
 	}
 	timer := time.NewTimer(d)

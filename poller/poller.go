@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,8 +38,11 @@ type EventPublisher interface {
 }
 
 // Queue is the track work queue the poller consumes and keeps; *track.Queue satisfies it.
+// Consumer is asked before every fetch, so that the consumer Recreate made (after a fetch
+// found the old one gone) is the one used next.
 type Queue interface {
 	Consumer() jetstream.Consumer
+	Recreate(ctx context.Context) error
 	JobID(subject string) (string, error)
 	Ensure(ctx context.Context, id string, req track.Request) (bool, error)
 	Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
@@ -91,7 +95,6 @@ type Options struct {
 // Poller consumes track messages and polls their jobs. Construct it with [New].
 type Poller struct {
 	queue  Queue
-	cons   jetstream.Consumer // queue.Consumer()
 	jobs   JobGetter
 	events EventPublisher
 	o      Options
@@ -105,6 +108,12 @@ type Poller struct {
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
 	// accepts it. Only for operators: no decision reads it.
 	authFailingSince atomic.Int64
+	// fetch is the health of fetching, for operators: see [Poller.FetchFailing].
+	fetch struct {
+		mu    sync.Mutex
+		since time.Time // start of the current outage; zero while fetching works
+		err   error     // its latest error
+	}
 }
 
 // New returns a poller consuming from q (see [track.Setup]).
@@ -150,7 +159,6 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 	}
 	return &Poller{
 		queue:  q,
-		cons:   q.Consumer(),
 		jobs:   jobs,
 		events: events,
 		o:      o,
@@ -172,7 +180,8 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 // had buffered (Nak, so another replica takes them at once), lets in-flight polls and
 // publishes finish for up to DrainTimeout, and returns. A job whose poll is cut short is
 // redelivered, never lost; its event is published at most once whatever happens. Run has
-// nothing to report: a failing fetch is retried (and logged) until ctx ends.
+// nothing to report: a failing fetch is retried until ctx ends, with the backoff of
+// [Poller.retryFetch], and reported by [Poller.FetchFailing] and one warning per outage.
 func (p *Poller) Run(ctx context.Context) {
 	// In-flight work outlives ctx by at most DrainTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -187,26 +196,126 @@ func (p *Poller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
-	failing := false
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(fetchRetryInitial),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(fetchRetryMax),
+		backoff.WithRandomizationFactor(0.2),
+		backoff.WithMaxElapsedTime(0),
+	)
 	for ctx.Err() == nil {
 		err := p.consume(ctx, work, slots, &wg)
 		if err == nil || ctx.Err() != nil {
 			break
 		}
-		// Fetching failed (NATS unreachable, consumer deleted): retry every second, so that
-		// a reconnect, or a consumer recreated by another replica, is picked up. One warning
-		// per outage is enough.
-		if !failing {
-			p.log.Warn("cannot fetch jobs; retrying", "error", err)
-			failing = true
-		} else {
-			p.log.Debug("cannot fetch jobs; retrying", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		p.retryFetch(ctx, err, bo)
 	}
+}
+
+// Fetch retries back off exponentially from fetchRetryInitial to fetchRetryMax (with 20%
+// jitter, so that replicas spread out); a fetch that returned an error itself (NATS out of
+// reach, the connection closed) waits at least fetchRetryFloor.
+const (
+	fetchRetryInitial = 100 * time.Millisecond
+	fetchRetryMax     = 5 * time.Second
+	fetchRetryFloor   = time.Second
+)
+
+// fetchError is a failed fetch: gone when the consumer is not there (deleted by hand: the
+// pull request has no responders, or the server says the consumer was deleted or is not
+// found), early when the fetch itself worked but the batch ended at once with an error (a
+// loop would spin on it).
+type fetchError struct {
+	err   error
+	gone  bool
+	early bool
+}
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
+
+func consumerGone(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound)
+}
+
+// retryFetch handles a failed fetch: it records the outage (one warning, at its start),
+// waits for the next backoff interval, and, when the consumer is gone, recreates it, so that
+// the jobs the stream still holds are delivered again. A consumer another replica recreated
+// first is taken as it is.
+func (p *Poller) retryFetch(ctx context.Context, err error, bo *backoff.ExponentialBackOff) {
+	var fe *fetchError
+	gone := errors.As(err, &fe) && fe.gone
+	if p.fetchFailed(err) {
+		bo.Reset()
+		msg := "cannot fetch jobs; retrying"
+		if gone {
+			msg = "cannot fetch jobs: consumer gone; recreating it"
+		}
+		p.log.Warn(msg, "consumer", track.ConsumerName, "error", err)
+	} else {
+		p.log.Debug("cannot fetch jobs; retrying", "consumer", track.ConsumerName, "error", err)
+	}
+	wait := bo.NextBackOff()
+	if fe == nil || (!fe.early && !gone) {
+		wait = max(wait, fetchRetryFloor)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	if !gone {
+		return
+	}
+	if rerr := p.queue.Recreate(ctx); rerr != nil && ctx.Err() == nil {
+		p.log.Debug("cannot recreate the consumer; retrying", "consumer", track.ConsumerName, "error", rerr)
+		p.noteFetchError(fmt.Errorf("%w; %w", err, rerr))
+	}
+}
+
+// fetchFailed records a failed fetch and reports whether it starts an outage.
+func (p *Poller) fetchFailed(err error) bool {
+	p.fetch.mu.Lock()
+	defer p.fetch.mu.Unlock()
+	p.fetch.err = err
+	if !p.fetch.since.IsZero() {
+		return false
+	}
+	p.fetch.since = p.now()
+	return true
+}
+
+// noteFetchError replaces the error of the current outage, if there is one.
+func (p *Poller) noteFetchError(err error) {
+	p.fetch.mu.Lock()
+	defer p.fetch.mu.Unlock()
+	if !p.fetch.since.IsZero() {
+		p.fetch.err = err
+	}
+}
+
+// fetchWorks records a fetch that worked, ending the outage if there was one (logged once).
+func (p *Poller) fetchWorks() {
+	p.fetch.mu.Lock()
+	since := p.fetch.since
+	p.fetch.since, p.fetch.err = time.Time{}, nil
+	p.fetch.mu.Unlock()
+	if !since.IsZero() {
+		p.log.Info("fetching jobs again", "consumer", track.ConsumerName, "after", p.now().Sub(since).Round(time.Millisecond))
+	}
+}
+
+// FetchFailing reports whether fetching jobs from the shared consumer fails, since when, and
+// its latest error (the consumer was deleted, NATS is out of reach...). While it fails no job
+// is polled; the poller retries with a backoff of up to 5 s, recreating a consumer that is
+// gone. It turns false at the first fetch that works again.
+func (p *Poller) FetchFailing() (since time.Time, err error, failing bool) {
+	p.fetch.mu.Lock()
+	defer p.fetch.mu.Unlock()
+	return p.fetch.since, p.fetch.err, !p.fetch.since.IsZero()
 }
 
 // fetchWait bounds one pull request: how long an idle poller waits before asking again, and
@@ -228,14 +337,16 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 		if !ok {
 			return nil
 		}
-		batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		batch, err := p.queue.Consumer().Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			release(slots, n)
-			return fmt.Errorf("fetch from %s: %w", track.ConsumerName, err)
+			return &fetchError{err: err, gone: consumerGone(err)}
 		}
 		got := 0
 		for msg := range batch.Messages() {
-			got++
+			if got++; got == 1 {
+				p.fetchWorks() // a delivery proves it, before the batch ends
+			}
 			if ctx.Err() != nil {
 				// Shutting down: hand the job back, another replica takes it at once.
 				<-slots
@@ -248,8 +359,18 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 			})
 		}
 		release(slots, n-got)
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+		err = batch.Error()
+		switch {
+		case ctx.Err() != nil:
+		case consumerGone(err):
+			// Asking again at once would spin: each answer comes back in microseconds.
+			return &fetchError{err: err, gone: true}
+		case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages):
+			p.fetchWorks()
+		case got > 0:
 			p.log.Debug("fetch ended early", "error", err)
+		default:
+			return &fetchError{err: err, early: true}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -54,7 +55,12 @@ type eventMsg struct {
 
 func newEnv(t *testing.T, ackWait time.Duration) *env {
 	t.Helper()
-	s := natstest.RunServer(t)
+	return newEnvOn(t, natstest.RunServer(t), ackWait)
+}
+
+// newEnvOn is newEnv on a server the test started.
+func newEnvOn(t *testing.T, s *server.Server, ackWait time.Duration) *env {
+	t.Helper()
 	nc, js := natstest.JetStream(t, s)
 	ctx := t.Context()
 	po := publisher.Options{Prefix: prefix, Source: "test", MaxAge: time.Hour, Duplicates: time.Minute}

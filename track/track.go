@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,7 +58,10 @@ type Queue struct {
 	js     JetStream
 	prefix string
 	stream jetstream.Stream
-	cons   jetstream.Consumer
+	ccfg   jetstream.ConsumerConfig // the consumer's configuration, for [Queue.Recreate]
+
+	mu   sync.Mutex
+	cons jetstream.Consumer
 }
 
 // Setup creates or updates the REDUCTO_TRACK work-queue stream and the shared durable
@@ -100,7 +104,7 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, subject.TrackStream, jetstream.ConsumerConfig{
+	ccfg := jetstream.ConsumerConfig{
 		Durable:       ConsumerName,
 		Description:   "reducto-bridge pollers (shared by all replicas)",
 		FilterSubject: subject.TrackAll(o.Prefix),
@@ -110,15 +114,37 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
 		Replicas:      o.Replicas,
-	})
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, subject.TrackStream, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", ConsumerName, err)
 	}
-	return &Queue{js: js, prefix: o.Prefix, stream: stream, cons: cons}, nil
+	return &Queue{js: js, prefix: o.Prefix, stream: stream, ccfg: ccfg, cons: cons}, nil
 }
 
-// Consumer is the shared durable consumer the pollers fetch track messages from.
-func (q *Queue) Consumer() jetstream.Consumer { return q.cons }
+// Consumer is the shared durable consumer the pollers fetch track messages from: the one
+// [Setup] created, or the latest [Queue.Recreate] made.
+func (q *Queue) Consumer() jetstream.Consumer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cons
+}
+
+// Recreate creates the shared consumer again, with the configuration [Setup] gave it, and
+// makes it the one [Queue.Consumer] returns. The poller calls it when fetching finds the
+// consumer gone (deleted by hand, say). It is idempotent: when the consumer exists (another
+// replica recreated it first) it is left as it is. The stream keeps every job that was not
+// acked, so the new consumer delivers them again; the stream itself is not recreated.
+func (q *Queue) Recreate(ctx context.Context) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, subject.TrackStream, q.ccfg)
+	if err != nil {
+		return fmt.Errorf("recreate consumer %s: %w", ConsumerName, err)
+	}
+	q.mu.Lock()
+	q.cons = cons
+	q.mu.Unlock()
+	return nil
+}
 
 // ErrNotTrackSubject: a message on the track stream whose subject is not P.track.<token>.
 var ErrNotTrackSubject = errors.New("not a track subject")

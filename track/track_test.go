@@ -143,3 +143,42 @@ func TestParseBody(t *testing.T) {
 		t.Errorf("ParseBody of large metadata: %v, want MetadataTooLargeError{12, 8}", err)
 	}
 }
+
+// TestRecreate: after the consumer is deleted by hand, Recreate makes it again with the same
+// configuration, the track messages the stream still holds are delivered by the new one, and a
+// second Recreate (another replica's) leaves it as it is.
+func TestRecreate(t *testing.T) {
+	js, q := setup(t)
+	if _, err := q.Ensure(t.Context(), "r1", track.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(t.Context(), subject.TrackStream, track.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Consumer().Info(t.Context()); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("Info after the deletion = %v, want ErrConsumerNotFound", err)
+	}
+	for range 2 {
+		if err := q.Recreate(t.Context()); err != nil {
+			t.Fatalf("Recreate: %v", err)
+		}
+	}
+	info, err := q.Consumer().Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != track.ConsumerName || info.Config.AckWait != 30*time.Second || info.Config.MaxAckPending != -1 || info.Config.MaxDeliver != -1 {
+		t.Errorf("recreated consumer %s: AckWait %v, MaxAckPending %d, MaxDeliver %d", info.Name, info.Config.AckWait, info.Config.MaxAckPending, info.Config.MaxDeliver)
+	}
+	batch, err := q.Consumer().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, m.Subject())
+	}
+	if len(got) != 1 || got[0] != subject.Track(prefix, "r1") {
+		t.Errorf("recreated consumer delivered %v (%v), want the job tracked before the deletion", got, batch.Error())
+	}
+}

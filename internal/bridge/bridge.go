@@ -312,8 +312,9 @@ func (b *Bridge) outstandingGauge() prometheus.Collector {
 // In order: not draining; NATS connected (else the servers, without user information, and the
 // last connection error, at start-up or later); start-up finished (else the last stream set-up
 // error); both streams answered the latest probe (at most one a second, whatever the request
-// rate); events can be published; Reducto has not answered 401/403 since the last
-// success.
+// rate); fetching jobs from the shared consumer works (it fails while the consumer is gone,
+// until the poller has recreated it); events can be published; Reducto has not answered
+// 401/403 since the last success.
 func (b *Bridge) Ready(ctx context.Context) error {
 	if b.draining.Load() {
 		return errors.New("draining")
@@ -337,6 +338,10 @@ func (b *Bridge) Ready(ctx context.Context) error {
 	if since, err, failing := b.poller.PublishFailing(); failing {
 		return fmt.Errorf("events cannot be published since %s (polling paused, nothing lost): %w",
 			since.UTC().Format(time.RFC3339), err)
+	}
+	if since, err, failing := b.poller.FetchFailing(); failing {
+		return fmt.Errorf("polling stopped: consumer %s: %w, since %s", track.ConsumerName, err,
+			since.UTC().Format(time.RFC3339))
 	}
 	if since, failing := b.poller.AuthFailing(); failing {
 		return fmt.Errorf("reducto rejects the API key (401/403 since %s); check REDUCTO_API_KEY: jobs stay tracked, none is failed",

@@ -38,7 +38,9 @@
 //
 // [Bridge.Ready] is /readyz: nil when the bridge can serve, else why not: draining; NATS not
 // connected (which servers, and the last error); still starting (and the last stream set-up
-// error); a stream that does not answer; Reducto rejecting the API key (401/403).
+// error); a stream that does not answer; fetching from the shared consumer failing ("polling
+// stopped: consumer reducto-bridge: <error>, since <time>", while the poller recreates a
+// deleted consumer); Reducto rejecting the API key (401/403).
 //
 // The process-level pieces are here too, since they belong to start-up: [NewLogger]
 // (BRIDGE_LOG_LEVEL, BRIDGE_LOG_FORMAT), the warning about unknown BRIDGE_*/REDUCTO_*
