@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/redact"
 	"github.com/reducto-bridge/reducto-bridge/internal/version"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -83,6 +84,10 @@ type Options struct {
 	PublicURL string
 	// WebhookToken is BRIDGE_WEBHOOK_TOKEN: direct-mode webhook URLs carry ?token=<token>.
 	WebhookToken string
+	// Secrets are values that never appear in a reply's error description, a log line or
+	// $SRV.STATS (the Reducto key, NATS credentials, the Svix secret): a Reducto error message
+	// that quotes one has it replaced by "[redacted]". WebhookToken is always one of them.
+	Secrets []string
 	// WebhookSvix asks for Svix webhooks ({"mode":"svix"}) instead of direct ones; set it when
 	// BRIDGE_WEBHOOK_SECRET is set (the Svix endpoint is configured in Reducto's dashboard).
 	WebhookSvix bool
@@ -109,6 +114,7 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	webhook *webhookConfig // nil: submit adds no webhook
+	redact  *redact.Redactor
 
 	sem chan struct{} // one slot per command being handled
 
@@ -161,6 +167,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		log:     o.Logger,
 		metrics: o.Metrics,
 		webhook: wh,
+		redact:  redact.New(append([]string{o.WebhookToken}, o.Secrets...)...),
 		sem:     make(chan struct{}, o.Concurrency),
 		stats: map[string]*endpointStats{
 			EndpointCancel: {},
@@ -301,13 +308,19 @@ func (s *Service) release() {
 	s.mu.Unlock()
 }
 
-// finish sends the reply, counts it and logs it.
+// finish sends the reply, counts it and logs it. The secrets are redacted from the
+// description and the cause first, so none reaches the caller, the log or $SRV.STATS.
 //
 // It publishes the reply itself rather than through req.Respond/req.Error: those record the
 // outcome in the request for micro's stats, which micro reads as soon as the handler returns,
 // so calling them from another goroutine is a data race. The message is the same: the body,
 // or micro's two error headers and no body.
 func (s *Service) finish(name string, req micro.Request, res result, elapsed time.Duration) {
+	res.desc = s.redact.String(res.desc)
+	var cause string
+	if res.err != nil {
+		cause = s.redact.String(res.err.Error())
+	}
 	s.metrics.Command(name, res.code)
 	if st := s.stats[name]; st != nil {
 		st.record(res, elapsed)
@@ -321,7 +334,7 @@ func (s *Service) finish(name string, req micro.Request, res result, elapsed tim
 		attrs = append(attrs, slog.String("description", res.desc))
 	}
 	if res.err != nil {
-		attrs = append(attrs, slog.String("error", res.err.Error()))
+		attrs = append(attrs, slog.String("error", cause))
 	}
 	level := slog.LevelInfo
 	if res.code == 429 || res.code >= 500 {

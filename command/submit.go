@@ -8,6 +8,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/track"
+	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
 // SubmitRequest is the body of a P.submit request. Unknown keys are ignored.
@@ -17,7 +18,8 @@ type SubmitRequest struct {
 	// Body is Reducto's async request for that endpoint, a JSON object, passed on as is
 	// except for the webhook and metadata the bridge adds.
 	Body json.RawMessage `json:"body"`
-	// Metadata, any JSON, is echoed in the job's events (and sent to Reducto).
+	// Metadata, any JSON, is echoed in the job's events, less a top-level "webhook_token"
+	// (and sent to Reducto as it is).
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
@@ -43,7 +45,10 @@ func (s *Service) submit(ctx context.Context, data []byte) result {
 
 	tctx, cancel := s.trackContext(ctx)
 	defer cancel()
-	if _, err := s.track(tctx, id, track.Request{Metadata: req.Metadata, Webhook: ours}); err != nil {
+	// Reducto gets the metadata as given (a webhook_token there authenticates the caller's
+	// own direct webhook); the track message and the job's events never carry the token.
+	md := webhook.StripToken(req.Metadata)
+	if _, err := s.track(tctx, id, track.Request{Metadata: md, Webhook: ours}); err != nil {
 		// The job exists at Reducto: the caller must get its id to track it another way.
 		return result{code: 503, desc: fmt.Sprintf("submitted job %s but tracking failed", id), jobID: id, err: err}
 	}

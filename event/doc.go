@@ -28,7 +28,8 @@
 // duration and num_pages as Reducto last reported them; error ([ErrorInfo]: Reducto's error
 // object verbatim, or {code, name, message} for an error the bridge observed, such as
 // NOT_FOUND or HTTP_<code>); result (Reducto's result verbatim); metadata (from the track
-// message, or from the webhook that reported the job); tracked_at and observed_at (RFC 3339,
+// message, or for a job first seen through a webhook from the webhook, less a top-level
+// "webhook_token"); tracked_at and observed_at (RFC 3339,
 // UTC, milliseconds); polls (GET /job calls made for the job). A field is absent when unknown,
 // never null. Read a message body with [Decode].
 //

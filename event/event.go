@@ -51,7 +51,8 @@ type Event struct {
 	// ResultRef instead) when the event would not fit in one NATS message.
 	Result    json.RawMessage `json:"result,omitempty"`
 	ResultRef *ResultRef      `json:"result_ref,omitempty"`
-	// Metadata is the track message's metadata verbatim.
+	// Metadata is the track message's metadata verbatim (for a job first seen through a
+	// webhook, the webhook's), less a top-level "webhook_token" member.
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 	Progress *float64        `json:"progress,omitempty"`
 	Duration *float64        `json:"duration,omitempty"`

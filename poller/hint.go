@@ -11,6 +11,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
+	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
 
 // Hint acts on a webhook for a job: it polls the job now instead of at its next scheduled
@@ -19,14 +20,19 @@ import (
 // back-pressure gate, metrics, the crash failpoint, the estimator), and its parked track
 // message is deleted, so the poll schedule does not spend another request on it. A job that
 // is not finished, or cannot be polled or reported now, stays on (or is put on) the poll
-// schedule, which confirms a permanent answer the usual way. metadata is the webhook's
-// (Reducto echoes what was submitted); the track message's metadata, when there is one, wins.
+// schedule, which confirms a permanent answer the usual way.
+//
+// metadata is the webhook's (Reducto echoes what was submitted), without its direct-webhook
+// token (webhook.StripToken). It is used only for a job first seen through the webhook: when
+// the job has a track message, the track message's metadata is the job's, none included, and
+// the track message is never replaced, so a webhook cannot change a tracked job's metadata.
 //
 // Hint returns an error only when the job is neither reported nor tracked afterwards.
 func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) error {
 	if err := subject.ValidJobID(id); err != nil {
 		return err
 	}
+	metadata = webhook.StripToken(metadata)
 	log := p.log.With("job_id", id, "via", "webhook")
 	if ev, err := p.events.Lookup(ctx, id); err == nil && ev != nil {
 		log.Debug("webhook for a job already reported", "kind", ev.Kind)
@@ -44,11 +50,9 @@ func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) 
 	// attempt 0: not a delivery of the track message; the schedule is not consulted.
 	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: true, polls: 1}, log: log}
 	if tr != nil {
+		// The track message's metadata, or none: never the webhook's.
 		t.trackedAt = tr.Time
 		p.readBody(t, tr.Data)
-		if t.metadata == nil {
-			t.metadata = metadata
-		}
 	}
 	if p.gate.remaining(p.now()) > 0 {
 		// Events cannot be stored now: a GET would be wasted. The schedule reports the job

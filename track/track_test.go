@@ -84,6 +84,14 @@ func TestEnsure(t *testing.T) {
 	if err != nil || string(raw.Data) != `{"metadata":{"a":1}}` {
 		t.Errorf("stored track = %s, %v; the original metadata must survive", raw.Data, err)
 	}
+	// The direct-webhook token is not stored, even when a caller hands it over.
+	if ok, err := q.Ensure(t.Context(), "e2", track.Request{Metadata: json.RawMessage(`{"tenant":"a","webhook_token":"tok"}`)}); err != nil || !ok {
+		t.Fatalf("Ensure e2 = %v, %v", ok, err)
+	}
+	raw, err = msg.GetLastMsgForSubject(t.Context(), subject.Track(prefix, "e2"))
+	if err != nil || string(raw.Data) != `{"metadata":{"tenant":"a"}}` {
+		t.Errorf("stored track = %s, %v; want the metadata without webhook_token", raw.Data, err)
+	}
 	if _, err := q.Ensure(t.Context(), "a.b", track.Request{}); err == nil {
 		t.Error("invalid id accepted")
 	}
@@ -131,6 +139,10 @@ func TestParseBody(t *testing.T) {
 		{`{"metadata":null}`, "", false, nil},
 		{`[1,2]`, "", false, track.ErrBodyNotObject},
 		{"{\"metadata\":\"\xff\",\"webhook\":true}", "", true, track.ErrMetadataNotUTF8},
+		// The direct-webhook token never reaches an event.
+		{`{"metadata":{"tenant":"a","webhook_token":"tok"}}`, `{"tenant":"a"}`, false, nil},
+		{`{"metadata":{"webhook_token":"tok"},"webhook":true}`, "", true, nil},
+		{`{"metadata":{"z":2,"webhook_token":"tok","a":{"webhook_token":"nested"}}}`, `{"z":2,"a":{"webhook_token":"nested"}}`, false, nil},
 	}
 	for _, tt := range tests {
 		req, err := track.ParseBody([]byte(tt.body), track.DefaultMaxMetadata)

@@ -1,9 +1,12 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 )
@@ -59,4 +62,78 @@ func URL(publicURL, token string) (string, error) {
 		u.RawQuery = q.Encode()
 	}
 	return u.String(), nil
+}
+
+// StripToken returns metadata without its top-level [TokenMetadataKey] members, so the shared
+// token of direct webhooks never reaches an event or a stored track message. Everything else
+// is kept byte for byte (key order, values and escapes included): only the members that hold
+// the key are cut out, with their separating comma and the spaces around it. Metadata that is not a JSON object, or
+// has no such member, is returned as it is; an object that held nothing but the token becomes
+// nil (no metadata). Keys match exactly, after JSON unescaping, as the webhook handler reads
+// them.
+func StripToken(metadata json.RawMessage) json.RawMessage {
+	trimmed := bytes.TrimSpace(metadata)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !bytes.Contains(metadata, []byte("token")) && !bytes.Contains(metadata, []byte(`\u`)) {
+		return metadata
+	}
+	// Each member's span [start, end): start is where the decoder stood before its key (right
+	// after '{' or after the previous value, so before the comma that precedes it), end is
+	// right after its value.
+	type span struct {
+		start, end int64
+		token      bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(metadata))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return metadata
+	}
+	var members []span
+	found := false
+	for dec.More() {
+		start := dec.InputOffset()
+		key, err := dec.Token()
+		if err != nil {
+			return metadata
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return metadata
+		}
+		isToken := key == TokenMetadataKey
+		found = found || isToken
+		members = append(members, span{start: start, end: dec.InputOffset(), token: isToken})
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return metadata
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return metadata // trailing data: not one JSON value
+	}
+	if !found {
+		return metadata
+	}
+	// Keep the bytes before the first member, then every kept member (the first kept one
+	// without the comma its span starts with; every span but the first starts with one), then
+	// the rest after the last member.
+	out := make([]byte, 0, len(metadata))
+	out = append(out, metadata[:members[0].start]...)
+	kept := 0
+	for _, m := range members {
+		if m.token {
+			continue
+		}
+		part := metadata[m.start:m.end]
+		if kept == 0 {
+			if i := bytes.IndexByte(part, ','); i >= 0 && len(bytes.TrimSpace(part[:i])) == 0 {
+				part = part[i+1:]
+			}
+		}
+		out = append(out, part...)
+		kept++
+	}
+	if kept == 0 {
+		return nil
+	}
+	out = append(out, metadata[members[len(members)-1].end:]...)
+	return out
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -41,6 +42,34 @@ func TestURL(t *testing.T) {
 		got, err := URL(tt.public, tt.token)
 		if got != tt.want || (err != nil) != tt.err {
 			t.Errorf("URL(%q, %q) = %q, %v; want %q (error %v)", tt.public, tt.token, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestStripToken(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{``, ``},
+		{`null`, `null`},
+		{`"webhook_token"`, `"webhook_token"`},
+		{`[{"webhook_token":"tok"}]`, `[{"webhook_token":"tok"}]`},
+		{`{"tenant":"a"}`, `{"tenant":"a"}`},
+		{`{ "z": 1 , "a" : [1, 2] }`, `{ "z": 1 , "a" : [1, 2] }`},
+		{`{"tenant":"a","webhook_token":"tok"}`, `{"tenant":"a"}`},
+		{`{"webhook_token":"tok","tenant":"a"}`, `{"tenant":"a"}`},
+		{`{"z":1,"webhook_token":"tok","a":2}`, `{"z":1,"a":2}`},
+		{`{ "z" : "1" , "webhook_token" : "tok" , "a" : 2 }`, `{ "z" : "1", "a" : 2 }`},
+		{`{"z":1 ,"webhook_token":"tok"}`, `{"z":1}`},
+		{`{"webhook_token":"tok"}`, ``},
+		{` { "webhook_token" : {"nested": "tok"} } `, ``},
+		{`{"webhook_token":"a","k":{"webhook_token":"kept"},"webhook_token":"b"}`, `{"k":{"webhook_token":"kept"}}`},
+		{`{"webhook\u005ftoken":"tok","k":1}`, `{"k":1}`},
+		{`{"Webhook_Token":"x"}`, `{"Webhook_Token":"x"}`},
+		{`{"webhook_token":"tok",`, `{"webhook_token":"tok",`}, // not JSON: left alone
+	}
+	for _, tt := range tests {
+		got := string(StripToken(json.RawMessage(tt.in)))
+		if got != tt.want {
+			t.Errorf("StripToken(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

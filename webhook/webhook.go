@@ -140,10 +140,9 @@ func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.reject(rw, http.StatusBadRequest, "malformed", perr.Error(), nil)
 		return
 	}
-	metadata := p.Metadata
-	if !signed {
-		metadata = withoutToken(metadata)
-	}
+	// Signed or not, the token is never echoed: a caller may set it in the metadata of a job
+	// whose webhook goes out signed.
+	metadata := StripToken(p.Metadata)
 	ctx, cancel := context.WithTimeout(r.Context(), hintTimeout)
 	defer cancel()
 	if err := w.hint.Hint(ctx, p.JobID, metadata); err != nil {
@@ -275,24 +274,4 @@ func metadataToken(md json.RawMessage) string {
 		return ""
 	}
 	return t
-}
-
-// withoutToken removes the shared token from metadata so it is never echoed in an event.
-func withoutToken(md json.RawMessage) json.RawMessage {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(md, &m) != nil {
-		return md
-	}
-	if _, ok := m[TokenMetadataKey]; !ok {
-		return md
-	}
-	delete(m, TokenMetadataKey)
-	if len(m) == 0 {
-		return nil
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return nil
-	}
-	return out
 }

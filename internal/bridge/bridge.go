@@ -175,10 +175,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 	}
 	b.webhook.Store(hook)
 
+	// Redacted from command replies, logs and $SRV.STATS should a Reducto error quote one
+	// (the webhook token, which the direct webhook URL carries, always is).
+	secrets := []string{cfg.WebhookSecret.Reveal(), cfg.APIKey.Reveal(), cfg.NATSPassword.Reveal(), cfg.NATSToken.Reveal()}
 	b.cmds, err = command.Start(b.nc, b.client, b.pub, queue.Ensure, command.Options{
 		Prefix:       cfg.SubjectPrefix,
 		PublicURL:    cfg.PublicURL,
 		WebhookToken: cfg.WebhookToken.Reveal(),
+		Secrets:      secrets,
 		WebhookSvix:  cfg.WebhookSecret.IsSet(),
 		Timeout:      cfg.HTTPTimeout,
 		Logger:       log.With("component", "command"),
