@@ -6,6 +6,8 @@
 // The classification: network errors, timeouts, malformed answers, 408, 429 and every 5xx
 // (500 included: a 500 on a status read says nothing about the job) are transient; 401 and
 // 403 are [ErrUnauthorized] and not transient, whatever their body; other 4xx are permanent.
+// A 3xx is [ErrRedirect], not transient: the client never follows a redirect, so the API key
+// is only ever sent to the base URL.
 // A GET /job body is malformed only when it is not a JSON object with a string status: an
 // optional field of an unexpected type is converted when it can be and dropped when not.
 package reducto
@@ -120,6 +122,13 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	// Never follow a redirect, whoever built the http.Client: following one would send the
+	// API key to another address (net/http keeps Authorization on a redirect to the same host
+	// on another port, or to a subdomain), possibly downgraded to plain http. A copy, so that
+	// the caller's client is left as it was.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	return c, nil
 }
 
@@ -296,6 +305,13 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		c.observed(op, resp.StatusCode, start)
+		err := c.redirectError(op, resp)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "reducto request redirected", slog.String("op", op), slog.String("path", path),
+			slog.Int("status", resp.StatusCode), slog.String("error", err.Error()))
+		return nil, err
+	}
 	data, err := readBody(resp)
 	c.observed(op, resp.StatusCode, start)
 	c.log.LogAttrs(ctx, slog.LevelDebug, "reducto request", slog.String("op", op), slog.String("path", path),
@@ -319,6 +335,25 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 func (c *Client) apiError(op string, status int, h http.Header, body []byte) *APIError {
 	return newAPIError(op, status, h, c.scrubBytes(body), c.now(), c.retryAfterMax, c.scrub)
 }
+
+// redirectError is the error of a 3xx answer: an [*APIError] that matches [ErrRedirect] and
+// names where the redirect pointed by scheme and host only (a path or query could carry a
+// token). The body is not read.
+func (c *Client) redirectError(op string, resp *http.Response) *APIError {
+	msg := "redirect without a Location not followed"
+	if loc, err := resp.Location(); err == nil && loc.Host != "" {
+		host := loc.Host
+		if len(host) > maxHost {
+			host = host[:maxHost] + "..."
+		}
+		msg = fmt.Sprintf("redirect to %s://%s not followed", loc.Scheme, host)
+	}
+	msg += " (the API key is never sent elsewhere; check the base URL)"
+	return &APIError{Op: op, StatusCode: resp.StatusCode, Message: c.scrub(msg), Name: redirectName}
+}
+
+// maxHost bounds the Location host an error shows (DNS names are at most 253 bytes).
+const maxHost = 255
 
 func (c *Client) observed(op string, code int, start time.Time) {
 	if c.observe != nil {
