@@ -35,9 +35,9 @@ const (
 	DefaultTimeout       = 30 * time.Second
 	DefaultRetryAfterMax = 60 * time.Second
 	DefaultRetries       = 3
-	// maxBodyBytes bounds what the client reads from one response. Reducto switches a result to
-	// a URL near 6 MB, so anything far beyond that is not a job.
-	maxBodyBytes = 64 << 20
+	// DefaultMaxBody bounds what the client reads from one response (256 MiB). Reducto
+	// switches a result to a URL near 6 MB, so anything far beyond that is not a job.
+	DefaultMaxBody int64 = 256 << 20
 )
 
 // Limiter is a request budget: every request waits on it before it is sent. A
@@ -65,6 +65,7 @@ type Client struct {
 	timeout       time.Duration
 	retryAfterMax time.Duration
 	retries       int
+	maxBody       int64
 	limiter       Limiter
 	observe       Observer
 	log           *slog.Logger
@@ -87,6 +88,19 @@ func WithRetryAfterMax(d time.Duration) Option { return func(c *Client) { c.retr
 // WithRetries sets how many times CancelJob and Submit repeat a retryable failure (default 3;
 // 0 disables). GetJob and ListJobs never retry: their callers reschedule.
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
+
+// WithMaxBody bounds the size of one response body (default [DefaultMaxBody]; n <= 0 keeps
+// the default). A larger answer is refused without being read: at once when its
+// Content-Length says so, after n+1 bytes otherwise. Refused, a 2xx is [ErrMalformedResponse]
+// (transient: a GET /job that always answers too much is polled until the job expires); an
+// error status keeps its status, without its body.
+func WithMaxBody(n int64) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxBody = n
+		}
+	}
+}
 
 // WithLimiter makes every request wait on l first.
 func WithLimiter(l Limiter) Option { return func(c *Client) { c.limiter = l } }
@@ -116,6 +130,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		timeout:       DefaultTimeout,
 		retryAfterMax: DefaultRetryAfterMax,
 		retries:       DefaultRetries,
+		maxBody:       DefaultMaxBody,
 		log:           slog.New(slog.DiscardHandler),
 		now:           time.Now,
 	}
@@ -312,7 +327,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 			slog.Int("status", resp.StatusCode), slog.String("error", err.Error()))
 		return nil, err
 	}
-	data, err := readBody(resp)
+	data, err := c.readBody(resp)
 	c.observed(op, resp.StatusCode, start)
 	c.log.LogAttrs(ctx, slog.LevelDebug, "reducto request", slog.String("op", op), slog.String("path", path),
 		slog.Int("status", resp.StatusCode), slog.Duration("elapsed", c.now().Sub(start)))
@@ -361,21 +376,30 @@ func (c *Client) observed(op string, code int, start time.Time) {
 	}
 }
 
-// readBody reads at most maxBodyBytes, sizing the buffer from Content-Length when known.
-func readBody(resp *http.Response) ([]byte, error) {
-	var buf bytes.Buffer
-	if n := resp.ContentLength; n > 0 && n <= maxBodyBytes {
-		buf.Grow(int(n) + bytes.MinRead)
+// readBody reads at most c.maxBody bytes, sizing the buffer from Content-Length when known (up
+// to preallocMax: a declared length is a claim, and a server that trickles a few bytes must
+// not make the client hold the limit in memory per request). A Content-Length above the limit
+// is refused before anything is read.
+func (c *Client) readBody(resp *http.Response) ([]byte, error) {
+	if resp.ContentLength > c.maxBody {
+		return nil, fmt.Errorf("%w: body of %d bytes (Content-Length) larger than %d bytes", ErrMalformedResponse, resp.ContentLength, c.maxBody)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 {
+		buf.Grow(int(min(n, preallocMax)) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
+	if n > c.maxBody {
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformedResponse, c.maxBody)
+	}
 	if err != nil {
 		return buf.Bytes(), err
 	}
-	if n > maxBodyBytes {
-		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformedResponse, maxBodyBytes)
-	}
 	return buf.Bytes(), nil
 }
+
+// preallocMax caps the buffer readBody allocates from a Content-Length before reading.
+const preallocMax = 8 << 20
 
 // scrub removes the API key from text that came from elsewhere (an error from a proxy, an
 // echoed header): it must never reach an error or a log.
