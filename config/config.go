@@ -163,6 +163,16 @@ type Config struct {
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the HTTP address, for
 	// diagnosing memory and CPU use. Default false.
 	Pprof bool `envconfig:"BRIDGE_PPROF" default:"false" desc:"serve /debug/pprof/ on the HTTP address"`
+
+	// AllowInsecureReducto allows an http:// REDUCTO_BASE_URL whose host is not loopback
+	// (127.0.0.0/8, ::1, localhost). Over plain http the API key crosses the network in
+	// clear. Default false: http:// only for a local simulator.
+	AllowInsecureReducto bool `envconfig:"BRIDGE_ALLOW_INSECURE_REDUCTO" default:"false" desc:"allow an http:// REDUCTO_BASE_URL that is not loopback (the API key travels in clear)"`
+
+	// ReductoMaxBody is the largest Reducto answer the bridge reads, in bytes; a larger one is
+	// refused without being read (a GET /job that keeps answering too much is polled until
+	// the job expires). Default 268435456 (256 MiB).
+	ReductoMaxBody int64 `envconfig:"BRIDGE_REDUCTO_MAX_BODY" default:"268435456" desc:"largest Reducto answer read, in bytes (a larger one is refused unread)"`
 }
 
 // NATSURLs returns the NATS server URLs of NATSURL, split at commas and trimmed, without empty
