@@ -191,8 +191,9 @@ func (c *Config) NATSURLs() []string {
 func (c *Config) Embedded() bool { return len(c.NATSURLs()) == 0 }
 
 // LogValue implements [slog.LogValuer]: a group keyed by environment variable names, secrets
-// redacted and NATS_URL without its user information, so the effective configuration can be
-// logged at start-up in the operator's terms.
+// redacted and the URLs (NATS_URL, REDUCTO_BASE_URL, BRIDGE_PUBLIC_URL) without their user
+// information, so the effective configuration can be logged at start-up in the operator's
+// terms.
 func (c *Config) LogValue() slog.Value {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
@@ -202,9 +203,14 @@ func (c *Config) LogValue() slog.Value {
 		if name == "" {
 			continue
 		}
-		if name == "NATS_URL" {
+		switch name {
+		case "NATS_URL":
 			// nats://user:password@host and nats://token@host carry credentials.
 			attrs = append(attrs, slog.String(name, RedactURLs(c.NATSURL)))
+			continue
+		case "REDUCTO_BASE_URL", "BRIDGE_PUBLIC_URL":
+			// So can https://user:password@host.
+			attrs = append(attrs, slog.String(name, RedactURL(v.Field(i).String())))
 			continue
 		}
 		switch x := v.Field(i).Interface().(type) {

@@ -113,13 +113,17 @@ func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } 
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
 // New returns a client for the API at baseURL (e.g. [DefaultBaseURL], or a simulator),
-// authenticating with apiKey.
+// authenticating with apiKey. User information in baseURL (user:password@) is ignored.
 func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: base URL must be an absolute http(s) URL", errInvalidArgument)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
+	// User information in the base URL is never sent (the Authorization header takes its
+	// place), so it is dropped: it would otherwise show in every transport error, which
+	// carries the request URL, and from there in logs and events.
+	u.User = nil
 	if apiKey == "" {
 		return nil, fmt.Errorf("%w: empty API key", errInvalidArgument)
 	}
@@ -148,7 +152,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 }
 
 // String describes the client without its key.
-func (c *Client) String() string { return "reducto.Client(" + c.base.Redacted() + ")" }
+func (c *Client) String() string { return "reducto.Client(" + c.base.String() + ")" }
 
 // GoString describes the client without its key, also for %#v.
 func (c *Client) GoString() string { return c.String() }

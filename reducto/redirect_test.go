@@ -1,8 +1,12 @@
 package reducto
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,5 +109,39 @@ func TestRedirectWithoutLocation(t *testing.T) {
 	_, err := c.GetJob(context.Background(), "j")
 	if !errors.Is(err, ErrRedirect) || IsTransient(err) {
 		t.Fatalf("GetJob = %v, want a non-transient ErrRedirect", err)
+	}
+}
+
+// TestBaseURLCredentialsNeverShown: user information in the base URL (user:password@, or a
+// token where a user name goes) appears in no error, log line or description of the client.
+func TestBaseURLCredentialsNeverShown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // connections are refused: the error carries the request URL
+	for _, base := range []string{"http://usr-7a1c:pw-secret-93f0@" + addr, "http://tok-secret-24be@" + addr} {
+		var logs bytes.Buffer
+		c, err := New(base, testKey, WithRetries(0), WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, getErr := c.GetJob(context.Background(), "j")
+		cancelErr := c.CancelJob(context.Background(), "j")
+		_, submitErr := c.Submit(context.Background(), EndpointParse, []byte(`{}`))
+		if getErr == nil || cancelErr == nil || submitErr == nil {
+			t.Fatalf("no error from a closed port: %v %v %v", getErr, cancelErr, submitErr)
+		}
+		out := strings.Join([]string{getErr.Error(), cancelErr.Error(), submitErr.Error(), logs.String(),
+			c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)}, "\n")
+		for _, secret := range []string{"usr-7a1c", "pw-secret-93f0", "tok-secret-24be"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s: output shows %q:\n%s", base, secret, out)
+			}
+		}
+		if !strings.Contains(out, addr) {
+			t.Errorf("output does not name the host %s:\n%s", addr, out)
+		}
 	}
 }
