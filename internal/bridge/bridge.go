@@ -133,6 +133,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 		reducto.WithHTTPClient(b.hc),
 		reducto.WithTimeout(cfg.HTTPTimeout),
 		reducto.WithRetryAfterMax(cfg.RetryAfterMax),
+		reducto.WithMaxBody(cfg.ReductoMaxBody),
 		reducto.WithLimiter(bud),
 		reducto.WithObserver(b.m.ReductoRequest),
 		reducto.WithLogger(log.With("component", "reducto")),

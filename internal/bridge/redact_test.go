@@ -46,3 +46,22 @@ func TestBaseURLCredentialsNotLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestReductoMaxBodyApplies: BRIDGE_REDUCTO_MAX_BODY reaches the Reducto client: an answer
+// larger than it is refused (a transient failure: the job is polled again).
+func TestReductoMaxBodyApplies(t *testing.T) {
+	h := newHarness(t, natstest.Options{}, reductosim.Options{})
+	cfg := h.config()
+	cfg.ReductoMaxBody = 8 // smaller than any GET /job answer
+	b := h.start(cfg)
+	defer h.stop(b)
+	id := h.sim.Create(reductosim.JobSpec{Outcome: reductosim.OutcomeNever})
+	h.track(id, `{}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.logLine("poll failed", id) == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if line := h.logLine("poll failed", id, "larger than 8 bytes"); line == "" {
+		t.Errorf("no failed poll for a body over BRIDGE_REDUCTO_MAX_BODY; logs:\n%s", h.logs.String())
+	}
+}
