@@ -163,6 +163,16 @@ type Config struct {
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the HTTP address, for
 	// diagnosing memory and CPU use. Default false.
 	Pprof bool `envconfig:"BRIDGE_PPROF" default:"false" desc:"serve /debug/pprof/ on the HTTP address"`
+
+	// AllowInsecureReducto allows an http:// REDUCTO_BASE_URL whose host is not loopback
+	// (127.0.0.0/8, ::1, localhost). Over plain http the API key crosses the network in
+	// clear. Default false: http:// only for a local simulator.
+	AllowInsecureReducto bool `envconfig:"BRIDGE_ALLOW_INSECURE_REDUCTO" default:"false" desc:"allow an http:// REDUCTO_BASE_URL that is not loopback (the API key travels in clear)"`
+
+	// ReductoMaxBody is the largest Reducto answer the bridge reads, in bytes; a larger one is
+	// refused without being read (a GET /job that keeps answering too much is polled until
+	// the job expires). Default 268435456 (256 MiB).
+	ReductoMaxBody int64 `envconfig:"BRIDGE_REDUCTO_MAX_BODY" default:"268435456" desc:"largest Reducto answer read, in bytes (a larger one is refused unread)"`
 }
 
 // NATSURLs returns the NATS server URLs of NATSURL, split at commas and trimmed, without empty
@@ -181,8 +191,9 @@ func (c *Config) NATSURLs() []string {
 func (c *Config) Embedded() bool { return len(c.NATSURLs()) == 0 }
 
 // LogValue implements [slog.LogValuer]: a group keyed by environment variable names, secrets
-// redacted and NATS_URL without its user information, so the effective configuration can be
-// logged at start-up in the operator's terms.
+// redacted and the URLs (NATS_URL, REDUCTO_BASE_URL, BRIDGE_PUBLIC_URL) without their user
+// information, so the effective configuration can be logged at start-up in the operator's
+// terms.
 func (c *Config) LogValue() slog.Value {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
@@ -192,9 +203,14 @@ func (c *Config) LogValue() slog.Value {
 		if name == "" {
 			continue
 		}
-		if name == "NATS_URL" {
+		switch name {
+		case "NATS_URL":
 			// nats://user:password@host and nats://token@host carry credentials.
 			attrs = append(attrs, slog.String(name, RedactURLs(c.NATSURL)))
+			continue
+		case "REDUCTO_BASE_URL", "BRIDGE_PUBLIC_URL":
+			// So can https://user:password@host.
+			attrs = append(attrs, slog.String(name, RedactURL(v.Field(i).String())))
 			continue
 		}
 		switch x := v.Field(i).Interface().(type) {

@@ -40,6 +40,7 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_EVENTS_MAX_AGE / publisher.DefaultMaxAge", c.EventsMaxAge, publisher.DefaultMaxAge},
 		{"BRIDGE_DUPLICATE_WINDOW / publisher.DefaultDuplicates", c.DuplicateWindow, publisher.DefaultDuplicates},
 		{"BRIDGE_ACK_WAIT / track.DefaultAckWait", c.AckWait, track.DefaultAckWait},
+		{"BRIDGE_REDUCTO_MAX_BODY / reducto.DefaultMaxBody", c.ReductoMaxBody, reducto.DefaultMaxBody},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,6 +66,7 @@ var contractDefaults = Config{
 	DuplicateWindow:     time.Hour,
 	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
+	ReductoMaxBody:      256 << 20,
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -108,22 +109,24 @@ func TestDefaultsIgnoresEnvironment(t *testing.T) {
 func TestLoadValues(t *testing.T) {
 	unsetEnv(t)
 	env := map[string]string{
-		"REDUCTO_API_KEY":              "rk_123",
-		"REDUCTO_BASE_URL":             "http://127.0.0.1:8081",
-		"NATS_URL":                     "nats://a:4222,nats://b:4222",
-		"NATS_USER":                    "bridge",
-		"NATS_PASSWORD":                "pw",
-		"BRIDGE_SUBJECT_PREFIX":        "acme.reducto",
-		"BRIDGE_POLL_INITIAL_INTERVAL": "500ms",
-		"BRIDGE_POLL_MAX_INTERVAL":     "1m",
-		"BRIDGE_POLL_MULTIPLIER":       "2",
-		"BRIDGE_POLL_JITTER":           "0",
-		"BRIDGE_RATE_LIMIT":            "12.5",
-		"BRIDGE_CONCURRENCY":           "4",
-		"BRIDGE_LOG_LEVEL":             "DEBUG",
-		"BRIDGE_LOG_FORMAT":            "json",
-		"BRIDGE_STREAM_REPLICAS":       "3",
-		"BRIDGE_ACK_WAIT":              "2m",
+		"REDUCTO_API_KEY":               "rk_123",
+		"REDUCTO_BASE_URL":              "http://127.0.0.1:8081",
+		"NATS_URL":                      "nats://a:4222,nats://b:4222",
+		"NATS_USER":                     "bridge",
+		"NATS_PASSWORD":                 "pw",
+		"BRIDGE_SUBJECT_PREFIX":         "acme.reducto",
+		"BRIDGE_POLL_INITIAL_INTERVAL":  "500ms",
+		"BRIDGE_POLL_MAX_INTERVAL":      "1m",
+		"BRIDGE_POLL_MULTIPLIER":        "2",
+		"BRIDGE_POLL_JITTER":            "0",
+		"BRIDGE_RATE_LIMIT":             "12.5",
+		"BRIDGE_CONCURRENCY":            "4",
+		"BRIDGE_LOG_LEVEL":              "DEBUG",
+		"BRIDGE_LOG_FORMAT":             "json",
+		"BRIDGE_STREAM_REPLICAS":        "3",
+		"BRIDGE_ACK_WAIT":               "2m",
+		"BRIDGE_ALLOW_INSECURE_REDUCTO": "true",
+		"BRIDGE_REDUCTO_MAX_BODY":       "1048576",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -149,6 +152,8 @@ func TestLoadValues(t *testing.T) {
 	want.LogFormat = "json"
 	want.StreamReplicas = 3
 	want.AckWait = 2 * time.Minute
+	want.AllowInsecureReducto = true
+	want.ReductoMaxBody = 1 << 20
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load() = %+v,\nwant %+v", *c, want)
 	}

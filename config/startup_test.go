@@ -224,3 +224,23 @@ func TestUnknownVars(t *testing.T) {
 		t.Errorf("Vars() has %d names, want %d", n, len(envNames(t)))
 	}
 }
+
+// TestConfigLogValueRedactsHTTPURLs: REDUCTO_BASE_URL and BRIDGE_PUBLIC_URL are logged without
+// their user information (user:password@ or a token in the user name).
+func TestConfigLogValueRedactsHTTPURLs(t *testing.T) {
+	c := validConfig()
+	c.BaseURL = "https://usr-51aa:pw-secret-8b2e@platform.reducto.ai/v1"
+	c.PublicURL = "https://tok-secret-c3d9@bridge.example"
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config loaded", "config", &c)
+	for _, want := range []string{"config.REDUCTO_BASE_URL=https://platform.reducto.ai/v1", "config.BRIDGE_PUBLIC_URL=https://bridge.example"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line = %q, want it to contain %q", buf.String(), want)
+		}
+	}
+	for _, secret := range []string{"pw-secret-8b2e", "usr-51aa", "tok-secret-c3d9"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("log line = %q, shows %q", buf.String(), secret)
+		}
+	}
+}

@@ -38,15 +38,17 @@ var contractVars = map[string]string{
 	"BRIDGE_WEBHOOK_SECRET":        "-",
 	"BRIDGE_WEBHOOK_TOKEN":         "-",
 	// Extensions.
-	"BRIDGE_HTTP_TIMEOUT":          "30s",
-	"BRIDGE_RETRY_AFTER_MAX":       "60s",
-	"BRIDGE_DRAIN_TIMEOUT":         "30s",
-	"BRIDGE_STREAM_REPLICAS":       "1",
-	"BRIDGE_EVENTS_MAX_AGE":        "720h",
-	"BRIDGE_DUPLICATE_WINDOW":      "1h",
-	"BRIDGE_ACK_WAIT":              "1m",
-	"BRIDGE_WEBHOOK_POLL_INTERVAL": "5m",
-	"BRIDGE_PPROF":                 "false",
+	"BRIDGE_HTTP_TIMEOUT":           "30s",
+	"BRIDGE_RETRY_AFTER_MAX":        "60s",
+	"BRIDGE_DRAIN_TIMEOUT":          "30s",
+	"BRIDGE_STREAM_REPLICAS":        "1",
+	"BRIDGE_EVENTS_MAX_AGE":         "720h",
+	"BRIDGE_DUPLICATE_WINDOW":       "1h",
+	"BRIDGE_ACK_WAIT":               "1m",
+	"BRIDGE_WEBHOOK_POLL_INTERVAL":  "5m",
+	"BRIDGE_PPROF":                  "false",
+	"BRIDGE_ALLOW_INSECURE_REDUCTO": "false",
+	"BRIDGE_REDUCTO_MAX_BODY":       "268435456",
 }
 
 func TestUsage(t *testing.T) {

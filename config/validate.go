@@ -53,6 +53,8 @@ func (c *Config) check() []error {
 
 	if err := httpURL(c.BaseURL); err != nil {
 		bad("REDUCTO_BASE_URL", "%w", err)
+	} else if u, _ := url.Parse(c.BaseURL); u.Scheme == "http" && !loopbackHost(u.Hostname()) && !c.AllowInsecureReducto {
+		bad("REDUCTO_BASE_URL", "http://%s is not loopback: the API key would cross the network in clear (use https://, or set BRIDGE_ALLOW_INSECURE_REDUCTO=true to allow it)", u.Host)
 	}
 	if strings.TrimSpace(c.NATSURL) != "" {
 		for _, err := range natsURLErrors(c.NATSURL) {
@@ -156,6 +158,9 @@ func (c *Config) check() []error {
 	if positive("BRIDGE_ACK_WAIT", c.AckWait) && httpOK && c.AckWait <= c.HTTPTimeout {
 		bad("BRIDGE_ACK_WAIT", "%s must exceed BRIDGE_HTTP_TIMEOUT (%s), or a slow poll gets redelivered to another replica", c.AckWait, c.HTTPTimeout)
 	}
+	if c.ReductoMaxBody < 1 {
+		bad("BRIDGE_REDUCTO_MAX_BODY", "must be at least 1 (bytes), got %d", c.ReductoMaxBody)
+	}
 	return errs
 }
 
@@ -198,6 +203,16 @@ func httpURL(s string) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL", u.Redacted())
 	}
 	return nil
+}
+
+// loopbackHost reports whether host (a URL's Hostname) is localhost or a loopback address
+// (127.0.0.0/8, ::1). A name is not resolved: only localhost itself counts.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // hostPort checks that s is host:port with a numeric port (the host may be empty, meaning

@@ -49,6 +49,20 @@ func TestValidate(t *testing.T) {
 		{"base url ftp", func(c *Config) { c.BaseURL = "ftp://example.com" }, "REDUCTO_BASE_URL"},
 		{"base url empty", func(c *Config) { c.BaseURL = "" }, "REDUCTO_BASE_URL"},
 		{"base url simulator", func(c *Config) { c.BaseURL = "http://127.0.0.1:8081" }, ""},
+		{"base url http loopback 127/8", func(c *Config) { c.BaseURL = "http://127.3.2.1:8081" }, ""},
+		{"base url http ::1", func(c *Config) { c.BaseURL = "http://[::1]:8081" }, ""},
+		{"base url http localhost", func(c *Config) { c.BaseURL = "http://localhost:8081/v1" }, ""},
+		{"base url http LOCALHOST.", func(c *Config) { c.BaseURL = "http://LOCALHOST.:8081" }, ""},
+		{"base url http remote", func(c *Config) { c.BaseURL = "http://platform.reducto.ai" }, "REDUCTO_BASE_URL"},
+		{"base url http private address", func(c *Config) { c.BaseURL = "http://10.0.0.5:8081" }, "REDUCTO_BASE_URL"},
+		{"base url http localhost lookalike", func(c *Config) { c.BaseURL = "http://localhost.evil.example" }, "REDUCTO_BASE_URL"},
+		{"base url http 127 lookalike", func(c *Config) { c.BaseURL = "http://127.0.0.1.evil.example" }, "REDUCTO_BASE_URL"},
+		{"base url http ::ffff:127.0.0.1", func(c *Config) { c.BaseURL = "http://[::ffff:8.8.8.8]" }, "REDUCTO_BASE_URL"},
+		{"base url http remote, allowed", func(c *Config) { c.BaseURL, c.AllowInsecureReducto = "http://reducto.internal:8081", true }, ""},
+		{"base url https remote", func(c *Config) { c.BaseURL = "https://eu.platform.reducto.ai" }, ""},
+		{"reducto max body zero", func(c *Config) { c.ReductoMaxBody = 0 }, "BRIDGE_REDUCTO_MAX_BODY"},
+		{"reducto max body negative", func(c *Config) { c.ReductoMaxBody = -1 }, "BRIDGE_REDUCTO_MAX_BODY"},
+		{"reducto max body 1", func(c *Config) { c.ReductoMaxBody = 1 }, ""},
 		{"nats url list", func(c *Config) { c.NATSURL = "nats://a:4222, nats://b:4222" }, ""},
 		{"nats url empty entry", func(c *Config) { c.NATSURL = "nats://a:4222,,nats://b:4222" }, "NATS_URL"},
 		{"nats password without user", func(c *Config) { c.NATSURL, c.NATSPassword = "nats://a:4222", "pw" }, "NATS_PASSWORD"},
@@ -184,5 +198,25 @@ func TestNATSURLs(t *testing.T) {
 				t.Errorf("Embedded() = %v, want %v", got, tt.wantEmbedded)
 			}
 		})
+	}
+}
+
+// TestValidateInsecureReductoURL: an http:// REDUCTO_BASE_URL off loopback is refused with a
+// message naming both variables and never the URL's password.
+func TestValidateInsecureReductoURL(t *testing.T) {
+	c := validConfig()
+	c.BaseURL = "http://user:pw-secret-41@reducto.internal:8081"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil, want an error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"REDUCTO_BASE_URL", "BRIDGE_ALLOW_INSECURE_REDUCTO", "reducto.internal"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Validate() = %q, does not name %s", msg, want)
+		}
+	}
+	if strings.Contains(msg, "pw-secret-41") {
+		t.Errorf("Validate() = %q shows the password", msg)
 	}
 }

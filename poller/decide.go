@@ -87,7 +87,7 @@ const (
 	classGone                          // 404, 409, 410
 	classPermanent                     // another 4xx
 	classInterrupted                   // the poll was cut short by shutdown
-	classBroken                        // not an answer from Reducto (TLS set-up, bad argument)
+	classBroken                        // not an answer from Reducto (TLS set-up, bad argument, a 3xx)
 )
 
 // verdict is decide's answer: the one value the apply step acts on.
@@ -118,8 +118,9 @@ type verdict struct {
 //   - 404 (NOT_FOUND), 409 or 410 (JOB_DELETED), any other 4xx (HTTP_<code>): failed, but only
 //     when a second answer in the same delivery, confirmAfter later, is permanent too.
 //     Anything else in between (Pending, a 500) cancels the confirmation.
-//   - anything else that is not an answer from Reducto (a TLS misconfiguration, the poll cut
-//     short by shutdown): poll again, never an event.
+//   - anything else that is not an answer from Reducto (a TLS misconfiguration, a 3xx redirect,
+//     which the client never follows, the poll cut short by shutdown): poll again, never an
+//     event but expired at the TTL (not even that when cut short by shutdown).
 func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 	next := pol.sched.interval(d.attempt, d.draw)
 	expired := now.Sub(d.trackedAt) >= pol.ttl
@@ -257,7 +258,7 @@ func errorInfo(err error, name string, defaultCode int) *event.ErrorInfo {
 		}
 		switch {
 		case info.Name != "":
-		case apiErr.Name != "" && !errors.Is(err, reducto.ErrMalformedResponse):
+		case apiErr.Name != "" && !errors.Is(err, reducto.ErrMalformedResponse) && !errors.Is(err, reducto.ErrRedirect):
 			info.Name = apiErr.Name
 		default:
 			info.Name = "HTTP_" + strconv.Itoa(apiErr.StatusCode)

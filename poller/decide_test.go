@@ -59,6 +59,9 @@ func TestDecide(t *testing.T) {
 	}
 	html403 := &reducto.APIError{Op: "get job", StatusCode: 403, Name: "malformed", Message: "non-JSON error body (text/html, 120 bytes)"}
 	typed := &reducto.APIError{Op: "get job", StatusCode: 400, Name: "file_download_failure", Message: "Failed to download file"}
+	// What the client returns for a 3xx (it never follows one): not transient, not about the job.
+	redirect := &reducto.APIError{Op: "get job", StatusCode: 302, Name: "redirect",
+		Message: "redirect to http://elsewhere.example not followed (the API key is never sent elsewhere; check the base URL)"}
 
 	type want struct {
 		action  action
@@ -153,6 +156,13 @@ func TestDecide(t *testing.T) {
 			want: want{action: report, kind: event.Expired, errName: "HTTP_500", errCode: 500}},
 		{row: "transient", name: "network error past the TTL", a: answer{err: refused}, now: late,
 			want: want{action: report, kind: event.Expired, errName: "POLL_FAILED"}},
+
+		// 3xx: the base URL is misconfigured (the client never follows a redirect): poll again
+		// with backoff, never failed; expired at the TTL like every other non-answer.
+		{row: "3xx redirect", name: "302", a: answer{err: redirect}, want: want{action: pollAgain, after: next4}},
+		{row: "3xx redirect", name: "302 while confirming a 404", a: answer{err: redirect}, evidence: true, want: want{action: pollAgain, after: next4}},
+		{row: "3xx redirect", name: "302 past the TTL: expired with the status", a: answer{err: redirect}, now: late,
+			want: want{action: report, kind: event.Expired, errName: "HTTP_302", errCode: 302}},
 
 		// 401/403: never fail the job, keep it parked.
 		{row: "unauthorized", name: "401", a: answer{err: apiErr(401)}, want: want{action: pollAgain, after: 30 * time.Second}},
@@ -267,6 +277,7 @@ func TestClassify(t *testing.T) {
 		{apiErr(429), classRateLimited},
 		{apiErr(500), classTransient},
 		{apiErr(503), classTransient},
+		{&reducto.APIError{StatusCode: 302, Name: "redirect"}, classBroken},
 		{fmt.Errorf("x: %w", context.Canceled), classInterrupted},
 		{errors.New("something else"), classTransient},
 	}

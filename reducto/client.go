@@ -6,6 +6,8 @@
 // The classification: network errors, timeouts, malformed answers, 408, 429 and every 5xx
 // (500 included: a 500 on a status read says nothing about the job) are transient; 401 and
 // 403 are [ErrUnauthorized] and not transient, whatever their body; other 4xx are permanent.
+// A 3xx is [ErrRedirect], not transient: the client never follows a redirect, so the API key
+// is only ever sent to the base URL.
 // A GET /job body is malformed only when it is not a JSON object with a string status: an
 // optional field of an unexpected type is converted when it can be and dropped when not.
 package reducto
@@ -33,9 +35,9 @@ const (
 	DefaultTimeout       = 30 * time.Second
 	DefaultRetryAfterMax = 60 * time.Second
 	DefaultRetries       = 3
-	// maxBodyBytes bounds what the client reads from one response. Reducto switches a result to
-	// a URL near 6 MB, so anything far beyond that is not a job.
-	maxBodyBytes = 64 << 20
+	// DefaultMaxBody bounds what the client reads from one response (256 MiB). Reducto
+	// switches a result to a URL near 6 MB, so anything far beyond that is not a job.
+	DefaultMaxBody int64 = 256 << 20
 )
 
 // Limiter is a request budget: every request waits on it before it is sent. A
@@ -63,6 +65,7 @@ type Client struct {
 	timeout       time.Duration
 	retryAfterMax time.Duration
 	retries       int
+	maxBody       int64
 	limiter       Limiter
 	observe       Observer
 	log           *slog.Logger
@@ -86,6 +89,19 @@ func WithRetryAfterMax(d time.Duration) Option { return func(c *Client) { c.retr
 // 0 disables). GetJob and ListJobs never retry: their callers reschedule.
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 
+// WithMaxBody bounds the size of one response body (default [DefaultMaxBody]; n <= 0 keeps
+// the default). A larger answer is refused without being read: at once when its
+// Content-Length says so, after n+1 bytes otherwise. Refused, a 2xx is [ErrMalformedResponse]
+// (transient: a GET /job that always answers too much is polled until the job expires); an
+// error status keeps its status, without its body.
+func WithMaxBody(n int64) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxBody = n
+		}
+	}
+}
+
 // WithLimiter makes every request wait on l first.
 func WithLimiter(l Limiter) Option { return func(c *Client) { c.limiter = l } }
 
@@ -97,13 +113,17 @@ func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } 
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
 // New returns a client for the API at baseURL (e.g. [DefaultBaseURL], or a simulator),
-// authenticating with apiKey.
+// authenticating with apiKey. User information in baseURL (user:password@) is ignored.
 func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: base URL must be an absolute http(s) URL", errInvalidArgument)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
+	// User information in the base URL is never sent (the Authorization header takes its
+	// place), so it is dropped: it would otherwise show in every transport error, which
+	// carries the request URL, and from there in logs and events.
+	u.User = nil
 	if apiKey == "" {
 		return nil, fmt.Errorf("%w: empty API key", errInvalidArgument)
 	}
@@ -114,17 +134,25 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		timeout:       DefaultTimeout,
 		retryAfterMax: DefaultRetryAfterMax,
 		retries:       DefaultRetries,
+		maxBody:       DefaultMaxBody,
 		log:           slog.New(slog.DiscardHandler),
 		now:           time.Now,
 	}
 	for _, o := range opts {
 		o(c)
 	}
+	// Never follow a redirect, whoever built the http.Client: following one would send the
+	// API key to another address (net/http keeps Authorization on a redirect to the same host
+	// on another port, or to a subdomain), possibly downgraded to plain http. A copy, so that
+	// the caller's client is left as it was.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	return c, nil
 }
 
 // String describes the client without its key.
-func (c *Client) String() string { return "reducto.Client(" + c.base.Redacted() + ")" }
+func (c *Client) String() string { return "reducto.Client(" + c.base.String() + ")" }
 
 // GoString describes the client without its key, also for %#v.
 func (c *Client) GoString() string { return c.String() }
@@ -296,7 +324,14 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
-	data, err := readBody(resp)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		c.observed(op, resp.StatusCode, start)
+		err := c.redirectError(op, resp)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "reducto request redirected", slog.String("op", op), slog.String("path", path),
+			slog.Int("status", resp.StatusCode), slog.String("error", err.Error()))
+		return nil, err
+	}
+	data, err := c.readBody(resp)
 	c.observed(op, resp.StatusCode, start)
 	c.log.LogAttrs(ctx, slog.LevelDebug, "reducto request", slog.String("op", op), slog.String("path", path),
 		slog.Int("status", resp.StatusCode), slog.Duration("elapsed", c.now().Sub(start)))
@@ -320,27 +355,55 @@ func (c *Client) apiError(op string, status int, h http.Header, body []byte) *AP
 	return newAPIError(op, status, h, c.scrubBytes(body), c.now(), c.retryAfterMax, c.scrub)
 }
 
+// redirectError is the error of a 3xx answer: an [*APIError] that matches [ErrRedirect] and
+// names where the redirect pointed by scheme and host only (a path or query could carry a
+// token). The body is not read.
+func (c *Client) redirectError(op string, resp *http.Response) *APIError {
+	msg := "redirect without a Location not followed"
+	if loc, err := resp.Location(); err == nil && loc.Host != "" {
+		host := loc.Host
+		if len(host) > maxHost {
+			host = host[:maxHost] + "..."
+		}
+		msg = fmt.Sprintf("redirect to %s://%s not followed", loc.Scheme, host)
+	}
+	msg += " (the API key is never sent elsewhere; check the base URL)"
+	return &APIError{Op: op, StatusCode: resp.StatusCode, Message: c.scrub(msg), Name: redirectName}
+}
+
+// maxHost bounds the Location host an error shows (DNS names are at most 253 bytes).
+const maxHost = 255
+
 func (c *Client) observed(op string, code int, start time.Time) {
 	if c.observe != nil {
 		c.observe(op, code, c.now().Sub(start))
 	}
 }
 
-// readBody reads at most maxBodyBytes, sizing the buffer from Content-Length when known.
-func readBody(resp *http.Response) ([]byte, error) {
-	var buf bytes.Buffer
-	if n := resp.ContentLength; n > 0 && n <= maxBodyBytes {
-		buf.Grow(int(n) + bytes.MinRead)
+// readBody reads at most c.maxBody bytes, sizing the buffer from Content-Length when known (up
+// to preallocMax: a declared length is a claim, and a server that trickles a few bytes must
+// not make the client hold the limit in memory per request). A Content-Length above the limit
+// is refused before anything is read.
+func (c *Client) readBody(resp *http.Response) ([]byte, error) {
+	if resp.ContentLength > c.maxBody {
+		return nil, fmt.Errorf("%w: body of %d bytes (Content-Length) larger than %d bytes", ErrMalformedResponse, resp.ContentLength, c.maxBody)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 {
+		buf.Grow(int(min(n, preallocMax)) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
+	if n > c.maxBody {
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformedResponse, c.maxBody)
+	}
 	if err != nil {
 		return buf.Bytes(), err
 	}
-	if n > maxBodyBytes {
-		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformedResponse, maxBodyBytes)
-	}
 	return buf.Bytes(), nil
 }
+
+// preallocMax caps the buffer readBody allocates from a Content-Length before reading.
+const preallocMax = 8 << 20
 
 // scrub removes the API key from text that came from elsewhere (an error from a proxy, an
 // echoed header): it must never reach an error or a log.

@@ -38,6 +38,10 @@ var (
 	// error status other than 401 and 403 whose body is not JSON (an HTML page from a proxy or
 	// load balancer in front of Reducto). Transient.
 	ErrMalformedResponse = errors.New("reducto: malformed response")
+	// ErrRedirect: Reducto (or something in front of it) answered 3xx. The client never
+	// follows a redirect, which would send the API key to another address, possibly over
+	// plain http; the base URL is wrong. Not transient: it does not heal by waiting.
+	ErrRedirect = errors.New("reducto: redirect not followed")
 )
 
 // Rate-limit codes from Reducto's 429 bodies (docs.reducto.ai/reference/rate-limits).
@@ -100,6 +104,8 @@ func (e *APIError) Is(target error) bool {
 		return e.StatusCode == http.StatusTooManyRequests
 	case ErrMalformedResponse:
 		return e.Name == malformedName && !unauthorized(e.StatusCode)
+	case ErrRedirect:
+		return e.StatusCode >= 300 && e.StatusCode <= 399
 	}
 	return false
 }
@@ -107,6 +113,9 @@ func (e *APIError) Is(target error) bool {
 // malformedName marks an APIError built from an error status other than 401 and 403 whose
 // body was not JSON (an HTML page from a proxy, say).
 const malformedName = "malformed"
+
+// redirectName marks an APIError built from a 3xx answer, whose body is never read.
+const redirectName = "redirect"
 
 func unauthorized(status int) bool {
 	return status == http.StatusUnauthorized || status == http.StatusForbidden
@@ -116,6 +125,8 @@ func unauthorized(status int) bool {
 // [*APIError], by status:
 //
 //   - 401, 403: never transient ([ErrUnauthorized]), whatever the body (JSON, HTML or empty).
+//   - every 3xx: never transient ([ErrRedirect]): the client does not follow redirects, and a
+//     base URL that answers one is misconfigured.
 //   - 408, 429 (all three kinds): transient.
 //   - every 5xx (500 to 599), 500 included: transient. Reducto documents its 500s as "not
 //     retriable", but that is about processing a document; a 500 on a status read says

@@ -133,6 +133,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 		reducto.WithHTTPClient(b.hc),
 		reducto.WithTimeout(cfg.HTTPTimeout),
 		reducto.WithRetryAfterMax(cfg.RetryAfterMax),
+		reducto.WithMaxBody(cfg.ReductoMaxBody),
 		reducto.WithLimiter(bud),
 		reducto.WithObserver(b.m.ReductoRequest),
 		reducto.WithLogger(log.With("component", "reducto")),
@@ -195,7 +196,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	b.started.Store(true)
-	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", cfg.BaseURL,
+	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", config.RedactURL(cfg.BaseURL),
 		"nats", b.natsDescription(), "http", b.httpAddr.String(), "rate_limit", cfg.RateLimit, "concurrency", cfg.Concurrency)
 	return b, nil
 }
