@@ -117,6 +117,10 @@ type Service struct {
 	redact  *redact.Redactor
 
 	sem chan struct{} // one slot per command being handled
+	// base is every command's parent context; Shutdown cancels it when its own context ends,
+	// so that commands in flight end at once and queued ones are answered 503 unrun.
+	base      context.Context
+	abortBase context.CancelFunc
 
 	mu     sync.Mutex
 	idle   *sync.Cond // signalled when active drops to zero
@@ -175,6 +179,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		},
 	}
 	s.idle = sync.NewCond(&s.mu)
+	s.base, s.abortBase = context.WithCancel(context.Background())
 
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
@@ -219,13 +224,19 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	return s, nil
 }
 
-// Stop stops the micro service (its subscriptions are drained, so requests NATS has already
-// delivered are still handled) and waits until every command has replied. micro gives no
-// signal when a drain ends, so a request the drain hands over after the last command finished
-// (a narrow window) is answered 503 "bridge is stopping, retry" rather than handled. Commands
-// in flight are not cancelled: Stop can take up to [Options.Timeout] plus the tracking budget.
-// Stop is idempotent.
-func (s *Service) Stop() error {
+// Stop is Shutdown without a bound: it waits for every command, however long.
+func (s *Service) Stop() error { return s.Shutdown(context.Background()) }
+
+// Shutdown stops the micro service (its subscriptions are drained, so requests NATS has
+// already delivered are still handled) and waits until every command has replied. micro gives
+// no signal when a drain ends, so a request the drain hands over after the last command
+// finished (a narrow window) is answered 503 "bridge is stopping, retry" rather than handled.
+//
+// When ctx ends first, the commands in flight are cancelled (their callers get the error of a
+// cancelled Reducto call) and those still queued are answered 503 without being run, so that
+// Shutdown returns promptly however many requests are queued (BRIDGE_DRAIN_TIMEOUT bounds it
+// in the bridge). Shutdown is idempotent.
+func (s *Service) Shutdown(ctx context.Context) error {
 	err := s.svc.Stop()
 	// After the round trip the server has processed the unsubscribes, so every request it
 	// will ever deliver here is already queued locally and counted in active as soon as its
@@ -233,6 +244,13 @@ func (s *Service) Stop() error {
 	if ferr := s.nc.FlushTimeout(flushTimeout); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		s.log.LogAttrs(context.Background(), slog.LevelDebug, "flush before stop failed", slog.String("error", ferr.Error()))
 	}
+	stopWake := context.AfterFunc(ctx, func() {
+		s.abortBase()
+		s.mu.Lock()
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stopWake()
 	s.mu.Lock()
 	for s.active > 0 {
 		s.idle.Wait()
@@ -241,6 +259,9 @@ func (s *Service) Stop() error {
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("stop micro service: %w", err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("stop micro service: commands cut short: %w", context.Cause(ctx))
 	}
 	return nil
 }
@@ -278,7 +299,14 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 		s.active++
 		s.mu.Unlock()
 
-		s.sem <- struct{}{}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.base.Done():
+			// Shutdown ran out of time: answer without running the command.
+			s.finish(name, req, fail(503, "bridge is stopping, retry"), 0)
+			s.done()
+			return
+		}
 		go func() {
 			defer s.release()
 			start := time.Now()
@@ -289,7 +317,7 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 						res = result{code: 500, desc: "internal error", err: fmt.Errorf("panic: %v", p)}
 					}
 				}()
-				ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+				ctx, cancel := context.WithTimeout(s.base, s.timeout)
 				defer cancel()
 				res = run(ctx, req.Data())
 			}()
@@ -300,6 +328,11 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 
 func (s *Service) release() {
 	<-s.sem
+	s.done()
+}
+
+// done counts one handler call or command as finished.
+func (s *Service) done() {
 	s.mu.Lock()
 	s.active--
 	if s.active == 0 {

@@ -372,7 +372,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		}
 	}
 	if b.cmds != nil {
-		if err := b.cmds.Stop(); err != nil {
+		if err := b.cmds.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop command service: %w", err))
 		}
 	}
