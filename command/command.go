@@ -299,10 +299,17 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 		s.active++
 		s.mu.Unlock()
 
+		acquired := false
 		select {
 		case s.sem <- struct{}{}:
+			acquired = true
 		case <-s.base.Done():
+		}
+		if s.base.Err() != nil {
 			// Shutdown ran out of time: answer without running the command.
+			if acquired {
+				<-s.sem
+			}
 			s.finish(name, req, fail(503, "bridge is stopping, retry"), 0)
 			s.done()
 			return
