@@ -14,9 +14,8 @@
 //     on BRIDGE_EMBEDDED_NATS_ADDR and requiring BRIDGE_EMBEDDED_NATS_TOKEN when it is set;
 //     [Bridge.NATSURL]);
 //  3. the NATS connection, with the NATS_* credentials and TLS (or the embedded server's
-//     token), retrying forever: every failed
-//     attempt is logged (the first at warn, then at debug with a reminder a minute) and shown
-//     by /readyz, never with user information;
+//     token), retrying forever: every failed attempt is logged (the first at warn, then at
+//     debug with a reminder a minute) and shown by /readyz, never with user information;
 //  4. the streams: REDUCTO_EVENTS and the REDUCTO_RESULTS object store (publisher), then
 //     REDUCTO_TRACK and its durable consumer (poller), created or updated, retried with
 //     backoff until ctx ends: NATS may not be reachable yet;
