@@ -71,7 +71,14 @@ type Config struct {
 	// EmbeddedNATSAddr is the host:port the embedded NATS server listens on, used only when
 	// NATSURL is empty. Default 127.0.0.1:4222. Port 0 asks for a free port; note that
 	// nats-server itself reads port 0 as 4222, so the caller must pass -1 for it.
-	EmbeddedNATSAddr string `envconfig:"BRIDGE_EMBEDDED_NATS_ADDR" default:"127.0.0.1:4222" desc:"host:port of the embedded NATS server (only when NATS_URL is empty)"`
+	// A host that is not loopback (127.0.0.0/8, ::1, localhost) needs EmbeddedNATSToken: the
+	// embedded server never listens unauthenticated off loopback.
+	EmbeddedNATSAddr string `envconfig:"BRIDGE_EMBEDDED_NATS_ADDR" default:"127.0.0.1:4222" desc:"host:port of the embedded NATS server (only when NATS_URL is empty; not loopback needs BRIDGE_EMBEDDED_NATS_TOKEN)"`
+
+	// EmbeddedNATSToken is the token every client of the embedded server must present; the
+	// bridge's own in-process connection uses it too. Only with NATS_URL empty. Default empty:
+	// no authentication, allowed only on a loopback BRIDGE_EMBEDDED_NATS_ADDR.
+	EmbeddedNATSToken Secret `envconfig:"BRIDGE_EMBEDDED_NATS_TOKEN" desc:"token the embedded NATS server requires of every client (only when NATS_URL is empty)"`
 
 	// DataDir is the JetStream storage directory of the embedded server. Default ./data.
 	DataDir string `envconfig:"BRIDGE_DATA_DIR" default:"./data" desc:"JetStream storage directory of the embedded server"`

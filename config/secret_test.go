@@ -71,7 +71,7 @@ func TestSecretFields(t *testing.T) {
 			got = append(got, f.Tag.Get("envconfig"))
 		}
 	}
-	want := []string{"REDUCTO_API_KEY", "NATS_PASSWORD", "NATS_TOKEN", "BRIDGE_WEBHOOK_SECRET", "BRIDGE_WEBHOOK_TOKEN"}
+	want := []string{"REDUCTO_API_KEY", "NATS_PASSWORD", "NATS_TOKEN", "BRIDGE_EMBEDDED_NATS_TOKEN", "BRIDGE_WEBHOOK_SECRET", "BRIDGE_WEBHOOK_TOKEN"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Secret fields = %v, want %v", got, want)
 	}
@@ -148,5 +148,30 @@ func TestConfigLogValue(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log line = %q, want it to contain %q", buf.String(), want)
 		}
+	}
+}
+
+// TestEmbeddedNATSTokenNeverShown: the embedded server's token, which may open a port to the
+// network, is redacted in every printed form of the configuration.
+func TestEmbeddedNATSTokenNeverShown(t *testing.T) {
+	const token = "embedded-tok-6a0c"
+	c := validConfig()
+	c.EmbeddedNATSAddr, c.EmbeddedNATSToken = "0.0.0.0:4222", token
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() = %v, want nil", err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config loaded", "config", &c)
+	for _, out := range []string{fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", &c), buf.String()} {
+		if strings.Contains(out, token) {
+			t.Errorf("output shows the token: %s", out)
+		}
+		if !strings.Contains(out, "[redacted]") {
+			t.Errorf("output does not show the token as set ([redacted]): %s", out)
+		}
+	}
+	c.NATSURL = "nats://a:4222" // refused: the token would be ignored
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), token) {
+		t.Errorf("Validate() = %v, want an error that does not show the token", err)
 	}
 }

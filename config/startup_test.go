@@ -95,6 +95,15 @@ func TestValidateRefusesSilentBreakage(t *testing.T) {
 		}, []string{"NATS_USER", "NATS_PASSWORD", "NATS_CA", "NATS_CERT", "NATS_KEY"}, ""},
 		{"embedded with a blank nats url", func(c *Config) { c.NATSURL, c.NATSToken = " ", "tok" },
 			[]string{"NATS_TOKEN"}, "NATS_TOKEN" + embeddedIgnores + "NATS_TOKEN)"},
+
+		// The embedded server off loopback, and its token
+		{"embedded on 0.0.0.0 without a token", func(c *Config) { c.EmbeddedNATSAddr = "0.0.0.0:4222" },
+			[]string{"BRIDGE_EMBEDDED_NATS_ADDR"},
+			`BRIDGE_EMBEDDED_NATS_ADDR: "0.0.0.0:4222" is not loopback (127.0.0.0/8, ::1, localhost), and BRIDGE_EMBEDDED_NATS_TOKEN is empty: the embedded server would accept anyone who reaches the port (set BRIDGE_EMBEDDED_NATS_TOKEN, listen on 127.0.0.1, or set NATS_URL to a secured NATS server)`},
+		{"embedded on 0.0.0.0 with a token", func(c *Config) { c.EmbeddedNATSAddr, c.EmbeddedNATSToken = "0.0.0.0:4222", "tok" }, nil, ""},
+		{"embedded token with nats url", func(c *Config) { c.NATSURL, c.EmbeddedNATSToken = "nats://a:4222", "tok-4e1a" },
+			[]string{"BRIDGE_EMBEDDED_NATS_TOKEN"},
+			"BRIDGE_EMBEDDED_NATS_TOKEN: is set, but NATS_URL is not empty: there is no embedded server to protect (unset it, or use NATS_TOKEN for the server at NATS_URL)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

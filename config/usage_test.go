@@ -22,6 +22,7 @@ var contractVars = map[string]string{
 	"NATS_KEY":                     "-",
 	"BRIDGE_SUBJECT_PREFIX":        "reducto",
 	"BRIDGE_EMBEDDED_NATS_ADDR":    "127.0.0.1:4222",
+	"BRIDGE_EMBEDDED_NATS_TOKEN":   "-",
 	"BRIDGE_DATA_DIR":              "./data",
 	"BRIDGE_POLL_INITIAL_INTERVAL": "2s",
 	"BRIDGE_POLL_MAX_INTERVAL":     "30s",
@@ -54,7 +55,7 @@ var contractVars = map[string]string{
 func TestUsage(t *testing.T) {
 	// Secrets in the environment must not reach the table (not parallel: t.Setenv).
 	const secret = "usage-secret-5e9d"
-	for _, name := range []string{"REDUCTO_API_KEY", "NATS_PASSWORD", "NATS_TOKEN", "BRIDGE_WEBHOOK_SECRET", "BRIDGE_WEBHOOK_TOKEN"} {
+	for _, name := range []string{"REDUCTO_API_KEY", "NATS_PASSWORD", "NATS_TOKEN", "BRIDGE_EMBEDDED_NATS_TOKEN", "BRIDGE_WEBHOOK_SECRET", "BRIDGE_WEBHOOK_TOKEN"} {
 		t.Setenv(name, secret)
 	}
 	var buf bytes.Buffer

@@ -87,6 +87,13 @@ func (c *Config) check() []error {
 	}
 	if err := hostPort(c.EmbeddedNATSAddr); err != nil {
 		bad("BRIDGE_EMBEDDED_NATS_ADDR", "%w", err)
+	} else if host, _, _ := net.SplitHostPort(c.EmbeddedNATSAddr); c.Embedded() && !loopbackHost(host) && !c.EmbeddedNATSToken.IsSet() {
+		// Whoever reaches the port could read every result, cancel jobs and submit jobs on
+		// the team's Reducto key.
+		bad("BRIDGE_EMBEDDED_NATS_ADDR", "%q is not loopback (127.0.0.0/8, ::1, localhost), and BRIDGE_EMBEDDED_NATS_TOKEN is empty: the embedded server would accept anyone who reaches the port (set BRIDGE_EMBEDDED_NATS_TOKEN, listen on 127.0.0.1, or set NATS_URL to a secured NATS server)", c.EmbeddedNATSAddr)
+	}
+	if c.EmbeddedNATSToken.IsSet() && !c.Embedded() {
+		bad("BRIDGE_EMBEDDED_NATS_TOKEN", "is set, but NATS_URL is not empty: there is no embedded server to protect (unset it, or use NATS_TOKEN for the server at NATS_URL)")
 	}
 	if c.Embedded() && c.DataDir == "" {
 		bad("BRIDGE_DATA_DIR", "must be set when the embedded server runs (NATS_URL empty)")

@@ -216,6 +216,9 @@ func (b *Bridge) connect() error {
 		}
 		url = b.ns.ClientURL()
 		opts = append(opts, nats.InProcessServer(b.ns))
+		if b.cfg.EmbeddedNATSToken.IsSet() {
+			opts = append(opts, nats.Token(b.cfg.EmbeddedNATSToken.Reveal()))
+		}
 	}
 	h.urls = config.RedactURLs(url)
 	b.health.Store(h)

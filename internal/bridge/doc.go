@@ -11,10 +11,11 @@
 //     /readyz says 503 with the reason until the end of start-up; /metrics, the webhook
 //     endpoint (503 until step 6) and, with BRIDGE_PPROF, /debug/pprof/;
 //  2. with NATS_URL empty, the embedded nats-server (JetStream in BRIDGE_DATA_DIR, listening
-//     on BRIDGE_EMBEDDED_NATS_ADDR; [Bridge.NATSURL]);
-//  3. the NATS connection, with the NATS_* credentials and TLS, retrying forever: every failed
-//     attempt is logged (the first at warn, then at debug with a reminder a minute) and shown
-//     by /readyz, never with user information;
+//     on BRIDGE_EMBEDDED_NATS_ADDR and requiring BRIDGE_EMBEDDED_NATS_TOKEN when it is set;
+//     [Bridge.NATSURL]);
+//  3. the NATS connection, with the NATS_* credentials and TLS (or the embedded server's
+//     token), retrying forever: every failed attempt is logged (the first at warn, then at
+//     debug with a reminder a minute) and shown by /readyz, never with user information;
 //  4. the streams: REDUCTO_EVENTS and the REDUCTO_RESULTS object store (publisher), then
 //     REDUCTO_TRACK and its durable consumer (poller), created or updated, retried with
 //     backoff until ctx ends: NATS may not be reachable yet;

@@ -18,7 +18,9 @@ import (
 
 // startEmbedded starts the in-process nats-server used when NATS_URL is empty: JetStream on
 // BRIDGE_DATA_DIR, listening on BRIDGE_EMBEDDED_NATS_ADDR so the nats CLI and local services
-// can connect. NoSigs: our own signal handling must run the drain.
+// can connect. With BRIDGE_EMBEDDED_NATS_TOKEN set, every client must present the token
+// (config refuses a non-loopback address without it). NoSigs: our own signal handling must
+// run the drain.
 func startEmbedded(cfg *config.Config, log *slog.Logger) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(cfg.EmbeddedNATSAddr)
 	if err != nil {
@@ -42,6 +44,8 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*server.Server, error)
 		JetStream:  true,
 		StoreDir:   dir,
 		NoSigs:     true,
+		// Empty: no authentication (loopback only, see config.Validate).
+		Authorization: cfg.EmbeddedNATSToken.Reveal(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats server: %w", err)
