@@ -65,10 +65,10 @@ type Bridge struct {
 	webhookLn       *capListener
 	webhookAddr     net.Addr
 	webhookDone     chan struct{}
-	webhookMaxConns int // tests only: the connection cap instead of webhookMaxConns
-	started  atomic.Bool  // set once start has filled every field: /readyz reads them only then
-	probe    *streamProbe // both streams' health and the outstanding count, at most once a second
-	draining atomic.Bool
+	webhookMaxConns int          // tests only: the connection cap instead of webhookMaxConns
+	started         atomic.Bool  // set once start has filled every field: /readyz reads them only then
+	probe           *streamProbe // both streams' health and the outstanding count, at most once a second
+	draining        atomic.Bool
 }
 
 // Run is 'bridge run': it loads the configuration from the environment, logs to stderr, warns
