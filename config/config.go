@@ -111,7 +111,13 @@ type Config struct {
 
 	// HTTPAddr is the host:port of the health, readiness, metrics and webhook endpoints.
 	// Default :8080 (all interfaces).
-	HTTPAddr string `envconfig:"BRIDGE_HTTP_ADDR" default:":8080" desc:"host:port of health, readiness, metrics and webhooks"`
+	HTTPAddr string `envconfig:"BRIDGE_HTTP_ADDR" default:":8080" desc:"host:port of health, readiness, metrics (and webhooks when BRIDGE_WEBHOOK_ADDR is empty)"`
+
+	// WebhookAddr is the host:port of the public webhook listener, apart from the operator
+	// endpoints: when set, POST /webhooks/reducto is served there only (with a connection cap,
+	// small header limit and short timeouts) and no longer on HTTPAddr. Default empty: webhooks
+	// are served on HTTPAddr, as before the variable existed.
+	WebhookAddr string `envconfig:"BRIDGE_WEBHOOK_ADDR" desc:"host:port of the public webhook listener; empty = webhooks on BRIDGE_HTTP_ADDR"`
 
 	// EventSource is the CloudEvents ce-source header of every event. Default reducto-bridge.
 	EventSource string `envconfig:"BRIDGE_EVENT_SOURCE" default:"reducto-bridge" desc:"CloudEvents ce-source of every event"`

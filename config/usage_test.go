@@ -32,6 +32,7 @@ var contractVars = map[string]string{
 	"BRIDGE_RATE_LIMIT":            "100",
 	"BRIDGE_CONCURRENCY":           "32",
 	"BRIDGE_HTTP_ADDR":             ":8080",
+	"BRIDGE_WEBHOOK_ADDR":          "-",
 	"BRIDGE_EVENT_SOURCE":          "reducto-bridge",
 	"BRIDGE_LOG_LEVEL":             "info",
 	"BRIDGE_LOG_FORMAT":            "text",

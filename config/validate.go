@@ -120,6 +120,16 @@ func (c *Config) check() []error {
 	if err := hostPort(c.HTTPAddr); err != nil {
 		bad("BRIDGE_HTTP_ADDR", "%w", err)
 	}
+	if c.WebhookAddr != "" {
+		if err := hostPort(c.WebhookAddr); err != nil {
+			bad("BRIDGE_WEBHOOK_ADDR", "%w", err)
+		} else if !c.WebhookToken.IsSet() && !c.WebhookSecret.IsSet() {
+			// A public port that refuses everything it receives is only attack surface.
+			bad("BRIDGE_WEBHOOK_ADDR", "is set, but neither BRIDGE_WEBHOOK_TOKEN nor BRIDGE_WEBHOOK_SECRET is, so every webhook would be refused; set one of them, or unset BRIDGE_WEBHOOK_ADDR")
+		} else if c.WebhookAddr == c.HTTPAddr && !strings.HasSuffix(c.WebhookAddr, ":0") {
+			bad("BRIDGE_WEBHOOK_ADDR", "is BRIDGE_HTTP_ADDR (%s); use another address, or leave it empty to serve webhooks on BRIDGE_HTTP_ADDR", c.HTTPAddr)
+		}
+	}
 	if c.EventSource == "" {
 		bad("BRIDGE_EVENT_SOURCE", "must not be empty (CloudEvents requires ce-source)")
 	}

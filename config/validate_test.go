@@ -114,6 +114,14 @@ func TestValidate(t *testing.T) {
 		{"rate fraction", func(c *Config) { c.RateLimit = 0.5 }, ""},
 		{"concurrency zero", func(c *Config) { c.Concurrency = 0 }, "BRIDGE_CONCURRENCY"},
 		{"http addr no port", func(c *Config) { c.HTTPAddr = "localhost" }, "BRIDGE_HTTP_ADDR"},
+		{"webhook addr no port", func(c *Config) { c.WebhookAddr, c.WebhookToken = "localhost", "t" }, "BRIDGE_WEBHOOK_ADDR"},
+		{"webhook addr without token or secret", func(c *Config) { c.WebhookAddr = ":8081" }, "BRIDGE_WEBHOOK_ADDR"},
+		{"webhook addr is http addr", func(c *Config) { c.WebhookAddr, c.WebhookToken = c.HTTPAddr, "t" }, "BRIDGE_WEBHOOK_ADDR"},
+		{"webhook addr and http addr both port 0", func(c *Config) { c.HTTPAddr, c.WebhookAddr, c.WebhookToken = "127.0.0.1:0", "127.0.0.1:0", "t" }, ""},
+		{"webhook addr with token", func(c *Config) { c.WebhookAddr, c.WebhookToken = ":8081", "t" }, ""},
+		{"webhook addr with secret", func(c *Config) {
+			c.WebhookAddr, c.WebhookSecret = "127.0.0.1:0", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		}, ""},
 		{"event source empty", func(c *Config) { c.EventSource = "" }, "BRIDGE_EVENT_SOURCE"},
 		{"log format unknown", func(c *Config) { c.LogFormat = "logfmt" }, "BRIDGE_LOG_FORMAT"},
 		{"log format json", func(c *Config) { c.LogFormat = "json" }, ""},

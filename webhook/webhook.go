@@ -37,6 +37,11 @@ const (
 	DefaultTolerance = 5 * time.Minute
 	// MaxBody bounds a webhook body; Reducto's payload is a few hundred bytes plus metadata.
 	MaxBody = 1 << 20
+	// MaxMetadataTokenBody bounds the body of a direct webhook with no ?token=, whose token can
+	// only be in the metadata: it must declare a Content-Length of at most this, or it is
+	// refused before its body is read (so an unauthenticated sender cannot make the bridge
+	// buffer MaxBody per connection).
+	MaxMetadataTokenBody = 64 << 10
 	// DefaultReadTimeout bounds reading a webhook's body, so a sender that trickles it cannot
 	// hold a handler (the server's ReadHeaderTimeout covers only the headers).
 	DefaultReadTimeout = 10 * time.Second
@@ -111,25 +116,45 @@ type Payload struct {
 // ServeHTTP authenticates, parses and acts on one webhook: 200 once the job is reported or
 // tracked, 401 for a bad signature or token, 400 for a malformed body, 503 when the job could
 // not be looked at nor tracked (the sender retries).
+//
+// What can be refused from the request line and headers alone is refused before a byte of
+// the body is read, with "Connection: close" so the server does not read it either: another
+// method (405), no Svix headers and no token where one is needed, incomplete Svix headers, a
+// stale timestamp, a wrong ?token= (401), a declared body over [MaxBody] (413). A direct
+// webhook whose token is only in the metadata must declare a Content-Length of at most
+// [MaxMetadataTokenBody]; otherwise it is refused (401) unread.
 func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		rw.Header().Set("Allow", http.MethodPost)
+		rw.Header().Set("Connection", "close")
 		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	// Not every ResponseWriter supports deadlines (test recorders do not); a real server does.
 	_ = http.NewResponseController(rw).SetReadDeadline(time.Now().Add(w.readTO))
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	sh := svixHeaders(r.Header)
+	signed := sh.present()
+	limit, err := w.precheck(r, sh, signed)
+	if err != nil {
+		rw.Header().Set("Connection", "close")
+		w.reject(rw, http.StatusUnauthorized, "unauthorized", "unauthorized", err)
+		return
+	}
+	if r.ContentLength > MaxBody {
+		rw.Header().Set("Connection", "close")
+		w.reject(rw, http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		w.reject(rw, http.StatusBadRequest, "malformed", "unreadable body", err)
 		return
 	}
-	if len(body) > MaxBody {
+	if int64(len(body)) > limit {
 		w.reject(rw, http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
 		return
 	}
 	p, perr := Parse(body)
-	signed := svixHeaders(r.Header).present()
 	// Authenticate before anything else is believed; a direct webhook's token may sit in the
 	// metadata, which needs the parsed body.
 	if err := w.authenticate(r, body, p, signed); err != nil {
@@ -154,6 +179,30 @@ func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w.m.Webhook("accepted")
 	w.log.Debug("webhook accepted", "job_id", p.JobID, "status", p.Status, "signed", signed)
 	rw.WriteHeader(http.StatusOK)
+}
+
+// precheck refuses, from the headers and the URL only, a request that cannot be authentic, and
+// returns how much of the body may then be read.
+func (w *Handler) precheck(r *http.Request, h headers, signed bool) (int64, error) {
+	if signed {
+		if w.key == nil {
+			return 0, errors.New("signed webhook but BRIDGE_WEBHOOK_SECRET is not set")
+		}
+		return MaxBody, w.checkTimestamp(h)
+	}
+	if len(w.token) == 0 {
+		return 0, errors.New("unsigned webhook but BRIDGE_WEBHOOK_TOKEN is not set")
+	}
+	if t := r.URL.Query().Get(TokenParam); t != "" {
+		if subtle.ConstantTimeCompare([]byte(t), w.token) == 1 {
+			return MaxBody, nil
+		}
+		return 0, errors.New("wrong token")
+	}
+	if r.ContentLength < 0 || r.ContentLength > MaxMetadataTokenBody {
+		return 0, fmt.Errorf("no signature headers and no %s parameter (a token in the metadata needs a Content-Length of at most %d)", TokenParam, MaxMetadataTokenBody)
+	}
+	return MaxMetadataTokenBody, nil
 }
 
 func (w *Handler) reject(rw http.ResponseWriter, code int, result, msg string, err error) {
@@ -236,15 +285,8 @@ func (h headers) present() bool { return h.id != "" || h.timestamp != "" || h.si
 // verify checks the Svix scheme: base64(HMAC-SHA256(key, id.timestamp.body)) against each
 // "v1,<sig>" of the signature header, in constant time, and the timestamp's freshness.
 func (w *Handler) verify(h headers, body []byte) error {
-	if h.id == "" || h.timestamp == "" || h.signature == "" {
-		return errors.New("incomplete signature headers")
-	}
-	ts, err := strconv.ParseInt(h.timestamp, 10, 64)
-	if err != nil {
-		return errors.New("bad timestamp")
-	}
-	if d := w.now().Sub(time.Unix(ts, 0)); d > w.tolerance || d < -w.tolerance {
-		return fmt.Errorf("timestamp %s away from now", d.Round(time.Second))
+	if err := w.checkTimestamp(h); err != nil {
+		return err
 	}
 	mac := hmac.New(sha256.New, w.key)
 	mac.Write([]byte(h.id + "." + h.timestamp + "."))
@@ -261,6 +303,21 @@ func (w *Handler) verify(h headers, body []byte) error {
 		}
 	}
 	return errors.New("no matching signature")
+}
+
+// checkTimestamp checks that all three Svix headers are there and the timestamp is fresh.
+func (w *Handler) checkTimestamp(h headers) error {
+	if h.id == "" || h.timestamp == "" || h.signature == "" {
+		return errors.New("incomplete signature headers")
+	}
+	ts, err := strconv.ParseInt(h.timestamp, 10, 64)
+	if err != nil {
+		return errors.New("bad timestamp")
+	}
+	if d := w.now().Sub(time.Unix(ts, 0)); d > w.tolerance || d < -w.tolerance {
+		return fmt.Errorf("timestamp %s away from now", d.Round(time.Second))
+	}
+	return nil
 }
 
 // metadataToken reads the shared token from a metadata object, if there is one.

@@ -234,3 +234,103 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRefusedBeforeBody: a request that cannot be authentic is answered from its headers
+// alone. Each one announces a body and sends none; the handler's body read timeout is an
+// hour, so an answer within the test's 10 s bound means the body was never waited for. The
+// answer closes the connection, so the server does not read the body either.
+func TestRefusedBeforeBody(t *testing.T) {
+	fresh := strconv.FormatInt(time.Now().Unix(), 10)
+	stale := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	tests := []struct {
+		name    string
+		opts    Options
+		request string // up to the blank line
+		want    int
+	}{
+		{"no svix headers and no token, large body", Options{Token: "t"},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n", 401},
+		{"no svix headers and no token, small body", Options{Token: "t", Secret: secret},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n", 401},
+		{"no svix headers and no token, chunked", Options{Token: "t"},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n", 401},
+		{"unsigned without a configured token", Options{Secret: secret},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n", 401},
+		{"wrong token parameter", Options{Token: "t"},
+			"POST " + Path + "?token=guess HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n", 401},
+		{"incomplete svix headers", Options{Secret: secret},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nsvix-id: msg_1\r\nContent-Length: 1000\r\n", 401},
+		{"stale svix timestamp", Options{Secret: secret},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nsvix-id: msg_1\r\nsvix-timestamp: " + stale + "\r\nsvix-signature: v1,AAAA\r\nContent-Length: 1000\r\n", 401},
+		{"svix headers without a configured secret", Options{Token: "t"},
+			"POST " + Path + " HTTP/1.1\r\nHost: x\r\nsvix-id: msg_1\r\nsvix-timestamp: " + fresh + "\r\nsvix-signature: v1,AAAA\r\nContent-Length: 1000\r\n", 401},
+		{"declared body too large", Options{Token: "t"},
+			"POST " + Path + "?token=t HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n", 413},
+		{"GET", Options{Token: "t"},
+			"GET " + Path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n", 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tt.opts.ReadTimeout = time.Hour
+			h, err := New(rec, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprint(conn, tt.request+"\r\n")
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer without the body: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.want)
+			}
+			if !resp.Close {
+				t.Error("the answer keeps the connection open (the server would then read the body)")
+			}
+			if len(rec.calls) != 0 {
+				t.Errorf("hinted %v", rec.calls)
+			}
+		})
+	}
+}
+
+// TestMetadataTokenNeedsSmallDeclaredBody: a direct webhook whose token is only in the
+// metadata is accepted with a declared Content-Length up to MaxMetadataTokenBody, and refused
+// above it even when the token is right.
+func TestMetadataTokenNeedsSmallDeclaredBody(t *testing.T) {
+	mk := func(pad int) string {
+		return `{"status":"Completed","job_id":"` + jobID + `","metadata":{"webhook_token":"s3cret","pad":"` + strings.Repeat("a", pad) + `"}}`
+	}
+	small := mk(100)
+	big := mk(MaxMetadataTokenBody)
+	for _, tc := range []struct {
+		body string
+		want int
+	}{{small, 200}, {big, 401}} {
+		rec := &recorder{}
+		h, _ := New(rec, Options{Token: "s3cret"})
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, Path, strings.NewReader(tc.body)))
+		if w.Code != tc.want {
+			t.Errorf("metadata token, body of %d bytes: status = %d, want %d", len(tc.body), w.Code, tc.want)
+		}
+		// The same body with the token in the query is fine either way.
+		rec = &recorder{}
+		h, _ = New(rec, Options{Token: "s3cret"})
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, Path+"?token=s3cret", strings.NewReader(tc.body)))
+		if w.Code != 200 {
+			t.Errorf("query token, body of %d bytes: status = %d, want 200", len(tc.body), w.Code)
+		}
+	}
+}

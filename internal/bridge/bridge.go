@@ -60,9 +60,15 @@ type Bridge struct {
 	httpSrv  *http.Server
 	httpAddr net.Addr
 	httpDone chan struct{}
-	started  atomic.Bool  // set once start has filled every field: /readyz reads them only then
-	probe    *streamProbe // both streams' health and the outstanding count, at most once a second
-	draining atomic.Bool
+	// The public webhook listener (BRIDGE_WEBHOOK_ADDR); all nil when it is empty.
+	webhookSrv      *http.Server
+	webhookLn       *capListener
+	webhookAddr     net.Addr
+	webhookDone     chan struct{}
+	webhookMaxConns int          // tests only: the connection cap instead of webhookMaxConns
+	started         atomic.Bool  // set once start has filled every field: /readyz reads them only then
+	probe           *streamProbe // both streams' health and the outstanding count, at most once a second
+	draining        atomic.Bool
 }
 
 // Run is 'bridge run': it loads the configuration from the environment, logs to stderr, warns
@@ -101,8 +107,16 @@ func Run(ctx context.Context, stderr io.Writer) error {
 // comes first, so /healthz answers and /readyz says 503 while NATS and the streams are set up.
 // ctx bounds start-up only: while NATS is out of reach Start keeps retrying until ctx ends.
 // cfg must have passed [config.Config.Validate]; log receives every component's logs.
-func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge, err error) {
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, error) {
+	return start(ctx, cfg, log, nil)
+}
+
+// start is [Start]; tune, when not nil, adjusts the new bridge's unexported settings (tests).
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*Bridge)) (_ *Bridge, err error) {
 	b := &Bridge{cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
+	if tune != nil {
+		tune(b)
+	}
 	defer func() {
 		if err != nil {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -197,7 +211,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bridge
 	}
 	b.started.Store(true)
 	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", config.RedactURL(cfg.BaseURL),
-		"nats", b.natsDescription(), "http", b.httpAddr.String(), "rate_limit", cfg.RateLimit, "concurrency", cfg.Concurrency)
+		"nats", b.natsDescription(), "http", b.httpAddr.String(), "webhooks", b.webhookDescription(), "rate_limit", cfg.RateLimit, "concurrency", cfg.Concurrency)
 	return b, nil
 }
 
@@ -242,6 +256,10 @@ func (b *Bridge) connect() error {
 // when it was 0).
 func (b *Bridge) HTTPAddr() net.Addr { return b.httpAddr }
 
+// WebhookAddr is the address of the public webhook listener (BRIDGE_WEBHOOK_ADDR, with the
+// port chosen when it was 0), or nil when webhooks are served on [Bridge.HTTPAddr].
+func (b *Bridge) WebhookAddr() net.Addr { return b.webhookAddr }
+
 // NATSURL is the URL a client uses to reach the bridge's NATS: the embedded server's client URL
 // when NATS_URL is empty, else NATS_URL as configured (user information included).
 func (b *Bridge) NATSURL() string {
@@ -249,6 +267,13 @@ func (b *Bridge) NATSURL() string {
 		return b.ns.ClientURL()
 	}
 	return b.cfg.NATSURL
+}
+
+func (b *Bridge) webhookDescription() string {
+	if b.webhookAddr == nil {
+		return "on the http address"
+	}
+	return b.webhookAddr.String()
 }
 
 func (b *Bridge) natsDescription() string {
@@ -366,6 +391,15 @@ func (b *Bridge) Ready(ctx context.Context) error {
 func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.draining.Store(true)
 	var errs []error
+	// The public listener first: no new webhooks, the ones in flight finish while the poller
+	// still runs.
+	if b.webhookSrv != nil {
+		if err := b.webhookSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("webhook server shutdown: %w", err))
+			b.webhookSrv.Close()
+		}
+		<-b.webhookDone
+	}
 	if b.stopPolling != nil {
 		b.stopPolling()
 		select {
