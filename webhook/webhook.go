@@ -25,7 +25,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -77,6 +80,7 @@ type Handler struct {
 	tolerance time.Duration
 	readTO    time.Duration
 	log       *slog.Logger
+	logs      rejectLog // rate limit of the rejection warnings
 	m         *metrics.Metrics
 	now       func() time.Time
 }
@@ -137,32 +141,32 @@ func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	limit, err := w.precheck(r, sh, signed)
 	if err != nil {
 		rw.Header().Set("Connection", "close")
-		w.reject(rw, http.StatusUnauthorized, "unauthorized", "unauthorized", err)
+		w.reject(rw, r, "", http.StatusUnauthorized, "unauthorized", "unauthorized", err)
 		return
 	}
 	if r.ContentLength > MaxBody {
 		rw.Header().Set("Connection", "close")
-		w.reject(rw, http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
+		w.reject(rw, r, "", http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		w.reject(rw, http.StatusBadRequest, "malformed", "unreadable body", err)
+		w.reject(rw, r, "", http.StatusBadRequest, "malformed", "unreadable body", err)
 		return
 	}
 	if int64(len(body)) > limit {
-		w.reject(rw, http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
+		w.reject(rw, r, "", http.StatusRequestEntityTooLarge, "malformed", "body too large", nil)
 		return
 	}
 	p, perr := Parse(body)
 	// Authenticate before anything else is believed; a direct webhook's token may sit in the
 	// metadata, which needs the parsed body.
 	if err := w.authenticate(r, body, p, signed); err != nil {
-		w.reject(rw, http.StatusUnauthorized, "unauthorized", "unauthorized", err)
+		w.reject(rw, r, p.jobID(), http.StatusUnauthorized, "unauthorized", "unauthorized", err)
 		return
 	}
 	if perr != nil {
-		w.reject(rw, http.StatusBadRequest, "malformed", perr.Error(), nil)
+		w.reject(rw, r, "", http.StatusBadRequest, "malformed", perr.Error(), nil)
 		return
 	}
 	// Signed or not, the token is never echoed: a caller may set it in the metadata of a job
@@ -205,14 +209,73 @@ func (w *Handler) precheck(r *http.Request, h headers, signed bool) (int64, erro
 	return MaxMetadataTokenBody, nil
 }
 
-func (w *Handler) reject(rw http.ResponseWriter, code int, result, msg string, err error) {
+// reject answers a refused webhook. Every refusal is counted (webhooks_total{result}), but
+// at most one warning a second per result is logged (a burst of 5), naming the peer, the
+// svix-id and the job when known, with how many were left out since: a flood of forged
+// webhooks must not turn into a flood of log lines.
+func (w *Handler) reject(rw http.ResponseWriter, r *http.Request, jobID string, code int, result, msg string, err error) {
 	w.m.Webhook(result)
-	attrs := []any{"status", code, "reason", msg}
-	if err != nil {
-		attrs = append(attrs, "error", err)
+	if suppressed, ok := w.logs.allow(result); ok {
+		attrs := []any{"status", code, "reason", msg, "peer", r.RemoteAddr}
+		if id := r.Header.Get("svix-id"); id != "" {
+			attrs = append(attrs, "svix_id", truncate(id, 64))
+		}
+		if jobID != "" {
+			attrs = append(attrs, "job_id", truncate(jobID, 64))
+		}
+		if err != nil {
+			attrs = append(attrs, "error", err)
+		}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+		w.log.Warn("webhook rejected", attrs...)
 	}
-	w.log.Warn("webhook rejected", attrs...)
 	http.Error(rw, msg, code)
+}
+
+// rejectLog limits rejection warnings per result.
+type rejectLog struct {
+	mu         sync.Mutex
+	limits     map[string]*rate.Limiter
+	suppressed map[string]int
+}
+
+// allow reports whether a warning for result may be logged now, and how many were left out
+// since the last one.
+func (l *rejectLog) allow(result string) (suppressed int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limits == nil {
+		l.limits, l.suppressed = map[string]*rate.Limiter{}, map[string]int{}
+	}
+	lim := l.limits[result]
+	if lim == nil {
+		lim = rate.NewLimiter(1, 5)
+		l.limits[result] = lim
+	}
+	if !lim.Allow() {
+		l.suppressed[result]++
+		return 0, false
+	}
+	n := l.suppressed[result]
+	l.suppressed[result] = 0
+	return n, true
+}
+
+// jobID is the payload's job id, "" without a payload.
+func (p *Payload) jobID() string {
+	if p == nil {
+		return ""
+	}
+	return p.JobID
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // Parse reads a webhook body: the documented {"status","job_id","metadata"}, also when wrapped
