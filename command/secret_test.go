@@ -1,38 +1,19 @@
 package command
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
 	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
-
-// syncBuffer is a bytes.Buffer safe for the service's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSecretsNeverInRepliesLogsOrStats: a Reducto error whose text echoes the submitted body
 // (the direct webhook's URL with ?token=, the metadata's webhook_token) or another configured
@@ -51,7 +32,7 @@ func TestSecretsNeverInRepliesLogsOrStats(t *testing.T) {
 		return "", &reducto.APIError{Op: "submit parse", StatusCode: 422,
 			Message: "invalid request " + string(body) + " (key " + apiKey + ")"}
 	}}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	e := start(t, jobs, nil, (&fakeTracker{}).track, Options{
 		PublicURL:    "https://bridge.example.com",
 		WebhookToken: token,

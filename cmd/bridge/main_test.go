@@ -11,34 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/cli"
+	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 )
 
 const testKey = "sk-live-TESTKEY-0b7d"
-
-// syncBuffer is a bytes.Buffer a child process and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // readyz returns the status and body of GET /readyz on addr (status 0 if it did not answer).
 func readyz(addr string) (int, string) {
@@ -147,7 +129,7 @@ func TestSIGTERMDuringStartup(t *testing.T) {
 	)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestStartupHelperMain$")
 	cmd.Env = env
-	var out syncBuffer
+	var out logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

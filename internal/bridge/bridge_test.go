@@ -22,6 +22,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -40,13 +41,13 @@ type harness struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	events  chan *nats.Msg
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 }
 
 func newHarness(t *testing.T, so natstest.Options, simOpts reductosim.Options) *harness {
 	t.Helper()
 	s := natstest.RunServer(t, so)
-	h := &harness{t: t, natsURL: s.ClientURL(), logs: &syncBuffer{}}
+	h := &harness{t: t, natsURL: s.ClientURL(), logs: &logtest.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge logs:\n%s", h.logs.String())
@@ -177,23 +178,6 @@ func (h *harness) eventCount(id string) uint64 {
 		n += c
 	}
 	return n
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func decode(t *testing.T, m *nats.Msg) *event.Event {

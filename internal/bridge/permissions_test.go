@@ -19,6 +19,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -129,7 +130,7 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 	pnc, pjs, perrs := connect("producer")
 	rnc, rjs, rerrs := connect("reader")
 	h := &harness{t: t, natsURL: s.ClientURL(), sim: sim, simURL: srv.URL, clock: clock,
-		nc: pnc, js: pjs, events: make(chan *nats.Msg, 100), logs: &syncBuffer{}}
+		nc: pnc, js: pjs, events: make(chan *nats.Msg, 100), logs: &logtest.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge logs:\n%s", h.logs.String())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 )
@@ -75,7 +76,7 @@ func TestReadyzNamesUnreachableNATS(t *testing.T) {
 			port := closedPort(t)
 			hostPort := "127.0.0.1:" + strconv.Itoa(port)
 			cfg := unreachableConfig(t, "nats://"+tt.creds+hostPort)
-			logs := &syncBuffer{}
+			logs := &logtest.Buffer{}
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("bridge logs:\n%s", logs.String())
@@ -210,7 +211,7 @@ func TestRunCancelledDuringStartup(t *testing.T) {
 	setenv(CrashAfterPublishEnv, "")          // read with os.Getenv: known
 	setenv("NATS_CONTEXT", "value-7c3e")      // NATS_ is not checked
 	ctx, cancel := context.WithCancelCause(t.Context())
-	var stderr syncBuffer
+	var stderr logtest.Buffer
 	errc := make(chan error, 1)
 	go func() { errc <- Run(ctx, &stderr) }()
 	natstest.WaitFor(t, func() bool {
