@@ -152,6 +152,8 @@ func TestDecide(t *testing.T) {
 		{row: "transient", name: "504", a: answer{err: apiErr(504)}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "599", a: answer{err: apiErr(599)}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "TLS misconfiguration", a: answer{err: tlsErr}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "TLS misconfiguration past the TTL: expired with the error", a: answer{err: tlsErr}, now: late,
+			want: want{action: report, kind: event.Expired, errName: "POLL_FAILED"}},
 		{row: "transient", name: "500 past the TTL: expired with the error", a: answer{err: apiErr(500)}, now: late,
 			want: want{action: report, kind: event.Expired, errName: "HTTP_500", errCode: 500}},
 		{row: "transient", name: "network error past the TTL", a: answer{err: refused}, now: late,
