@@ -48,3 +48,16 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // MarshalJSON implements [encoding/json.Marshaler]: the redacted form as a JSON string.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+
+// SecretValues returns the values of every secret of c that is set (the Reducto API key, the
+// webhook secret and token, the NATS password and token, the embedded server's token), for a
+// redactor of the text that leaves the bridge.
+func (c *Config) SecretValues() []string {
+	var out []string
+	for _, s := range []Secret{c.APIKey, c.WebhookSecret, c.WebhookToken, c.NATSPassword, c.NATSToken, c.EmbeddedNATSToken} {
+		if s.IsSet() {
+			out = append(out, s.Reveal())
+		}
+	}
+	return out
+}

@@ -10,6 +10,7 @@ package publisher
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
+	"github.com/reducto-bridge/reducto-bridge/internal/redact"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -71,6 +73,7 @@ type Publisher struct {
 	prefix     string
 	source     string
 	log        *slog.Logger
+	redact     *redact.Redactor // nil: nothing to redact
 }
 
 // Result is what the events stream holds for the job after [Publisher.Publish].
@@ -109,6 +112,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 	}
 	e := *ev
 	e.ObservedAt = eventTime(e.ObservedAt)
+	e.Error = p.redactError(e.Error)
 	id := event.MsgID(e.JobID, e.Kind)
 	subj := subject.Event(p.prefix, string(e.Kind), e.JobID)
 	log := p.log.With("job_id", e.JobID, "subject", subj)
@@ -427,4 +431,20 @@ func eventTime(t time.Time) time.Time {
 // JSON leaves it out.
 func hasResult(e *event.Event) bool {
 	return len(e.Result) > 0 && !bytes.Equal(bytes.TrimSpace(e.Result), []byte("null"))
+}
+
+// redactError returns info with the bridge's secrets replaced in Reducto's message and error
+// object (the placeholder keeps the object valid JSON: it replaces text inside its strings).
+// info itself is not modified.
+func (p *Publisher) redactError(info *event.ErrorInfo) *event.ErrorInfo {
+	if info == nil || p.redact == nil {
+		return info
+	}
+	out := *info
+	out.Name = p.redact.String(out.Name)
+	out.Message = p.redact.String(out.Message)
+	if out.Raw != nil {
+		out.Raw = json.RawMessage(p.redact.String(string(out.Raw)))
+	}
+	return &out
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/redact"
 	"github.com/reducto-bridge/reducto-bridge/internal/streams"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -57,6 +58,9 @@ type Options struct {
 	MaxBytes int64
 	// Logger receives warnings (retries, conflicting kinds); nil discards.
 	Logger *slog.Logger
+	// Redact removes the bridge's secrets from an event's error (Reducto's message and its
+	// error object), should Reducto quote one the bridge sent; nil leaves it as it is.
+	Redact *redact.Redactor
 }
 
 // withDefaults returns o with zero fields defaulted, or an error naming every bad field.
@@ -144,6 +148,7 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Publisher, error) {
 		prefix:     o.Prefix,
 		source:     o.Source,
 		log:        o.Logger,
+		redact:     o.Redact,
 	}, nil
 }
 

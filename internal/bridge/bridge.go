@@ -22,6 +22,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/budget"
 	"github.com/reducto-bridge/reducto-bridge/command"
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/internal/redact"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
@@ -34,9 +35,10 @@ import (
 // service and the HTTP server, started in that order by [Start] and stopped in reverse by
 // [Bridge.Shutdown]. Its methods are safe for concurrent use.
 type Bridge struct {
-	cfg *config.Config
-	log *slog.Logger
-	m   *metrics.Metrics
+	cfg    *config.Config
+	log    *slog.Logger
+	m      *metrics.Metrics
+	redact *redact.Redactor // the configured secrets, out of logs and events
 
 	ns     *server.Server // embedded server; nil with NATS_URL
 	nc     *nats.Conn
@@ -113,7 +115,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bridge, 
 
 // start is [Start]; tune, when not nil, adjusts the new bridge's unexported settings (tests).
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*Bridge)) (_ *Bridge, err error) {
-	b := &Bridge{cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
+	// A Reducto error that quotes a secret the bridge sent (the direct webhook URL carries the
+	// token) is redacted from every component's log lines and from events.
+	red := redact.New(cfg.SecretValues()...)
+	log = slog.New(red.Handler(log.Handler()))
+	b := &Bridge{redact: red, cfg: cfg, log: log, m: metrics.New(), closed: make(chan struct{})}
 	if tune != nil {
 		tune(b)
 	}
@@ -295,6 +301,7 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 		MaxAge:     b.cfg.EventsMaxAge,
 		Duplicates: b.cfg.DuplicateWindow,
 		Logger:     b.log.With("component", "publisher"),
+		Redact:     b.redact,
 	}
 	var queue *track.Queue
 	op := func() error {

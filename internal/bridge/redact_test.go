@@ -1,12 +1,21 @@
 package bridge
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/internal/redact"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 )
 
@@ -63,5 +72,48 @@ func TestReductoMaxBodyApplies(t *testing.T) {
 	}
 	if line := h.logLine("poll failed", id, "larger than 8 bytes"); line == "" {
 		t.Errorf("no failed poll for a body over BRIDGE_REDUCTO_MAX_BODY; logs:\n%s", h.logs.String())
+	}
+}
+
+// TestSecretsQuotedByReductoRedacted: a Reducto error that quotes secrets the bridge sent
+// (the API key from the Authorization header, the direct webhook token from the webhook URL,
+// JSON-escaped or URL-escaped) reaches neither a log line nor the failed event, whose error
+// object stays valid JSON with everything else in it.
+func TestSecretsQuotedByReductoRedacted(t *testing.T) {
+	const token = "whtok/8d1+c4"
+	quoted := fmt.Sprintf(`{"detail":"job refused: Bearer %s, webhook https://b.example/webhooks/reducto?token=%s","code":400,"echo":"%s"}`,
+		testKey, url.QueryEscape(token), token)
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, quoted)
+	}))
+	defer fake.Close()
+	h := newHarness(t, natstest.Options{}, reductosim.Options{})
+	cfg := h.config()
+	cfg.BaseURL = fake.URL
+	cfg.WebhookToken = config.Secret(token)
+	b := h.start(cfg)
+	defer h.stop(b)
+	h.track("job-quotes", `{}`)
+	ev := decode(t, h.collect("job-quotes")["job-quotes"])
+	if ev.Kind != event.Failed || ev.Error == nil {
+		t.Fatalf("event %s, error %+v: want a failed event with Reducto's error", ev.Kind, ev.Error)
+	}
+	raw, _ := json.Marshal(ev.Error)
+	var obj map[string]any
+	if err := json.Unmarshal(ev.Error.Raw, &obj); err != nil || obj["code"] != 400.0 {
+		t.Errorf("error object %s: not Reducto's object with its code (%v)", ev.Error.Raw, err)
+	}
+	logs := h.logs.String()
+	for name, text := range map[string]string{"event error": string(raw) + ev.Error.Message, "logs": logs} {
+		for _, secret := range []string{testKey, token, url.QueryEscape(token)} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s show %q:\n%s", name, secret, text)
+			}
+		}
+		if !strings.Contains(text, redact.Placeholder) {
+			t.Errorf("%s lack the placeholder (was Reducto's error in them at all?):\n%s", name, text)
+		}
 	}
 }
