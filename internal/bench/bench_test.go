@@ -338,9 +338,9 @@ func TestBenchHelpers(t *testing.T) {
 	if got := allRequests(st); got != 11 {
 		t.Errorf("allRequests = %d, want 11 (GET /job, GET /jobs and cancels; no submissions)", got)
 	}
-	stored := map[string]uint64{"a": 1, "b": 1, "x": 2}
-	if got := untrackedEvents(stored, []string{"a", "b", "c"}); got != 2 {
-		t.Errorf("untrackedEvents = %d, want 2 (the two of x)", got)
+	stored := map[string]uint64{"a": 1, "x": 2, "y": 1}
+	if got := untrackedEvents(stored, []string{"a", "b", "c"}); got != 3 {
+		t.Errorf("untrackedEvents = %d, want 3 (the two of x, the one of y)", got)
 	}
 	steps := map[float64]float64{0.7: 1, 3: 5, 4.2: 5, 12: 20, 0.013: 0.02, 0: 1}
 	for raw, want := range steps {
