@@ -83,8 +83,8 @@ type benchConfig struct {
 }
 
 // Main is 'bridge bench' with its command line args: the same workload against the
-// simulator, on a compressed clock, for the docs' polling loop, the bridge polling only and the
-// bridge with webhooks; a table, results.md, results.json and an SVG plot of lag against
+// simulator, on a compressed clock, for the docs' polling loop, the bridge polling only, the
+// bridge with webhooks and the bridge with list sweeps; a table, results.md, results.json and an SVG plot of lag against
 // requests per job. It returns flag.ErrHelp for -h and [cli.ErrUsage] for a wrong command line.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseBenchFlags(args, stderr)
