@@ -46,6 +46,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	oddTypes := fs.Float64("odd-types", 0, "fraction of GET /job answers whose optional fields have odd JSON types (num_pages 3.0, duration \"12.5\", ...)")
 	flap := fs.Float64("flap", 0, "fraction of jobs whose GET /job answers alternate 404 and the real status until the job is done")
 	seed := fs.Int64("seed", 0, "random seed (0 = random)")
+	offsetCursors := fs.Bool("offset-cursors", false, "GET /jobs next_cursor is the numeric offset of the next page, so jobs created between two pages repeat entries (default: an opaque keyset cursor; Reducto's is undocumented)")
+	listStaleness := fs.Duration("list-staleness", 0, "GET /jobs reports statuses as of this long ago (simulator time); GET /job stays current")
+	background := fs.Float64("background", 0, "untracked jobs the simulator creates by itself per simulator second (Poisson, same durations as submitted jobs), listed by GET /jobs")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,8 +62,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *err5xx+*err504 > 1 {
 		problems = append(problems, fmt.Errorf("-errors + -err504: %v is more than 1", *err5xx+*err504))
 	}
-	if *median <= 0 || *sigma < 0 || *speed <= 0 || *jobLimit < 0 || *globalLimit < 0 || *queue < 0 {
-		problems = append(problems, errors.New("-median, -speed must be positive; -sigma, -queue, -rate-limit, -global-rate-limit not negative"))
+	if *median <= 0 || *sigma < 0 || *speed <= 0 || *jobLimit < 0 || *globalLimit < 0 || *queue < 0 || *listStaleness < 0 {
+		problems = append(problems, errors.New("-median, -speed must be positive; -sigma, -queue, -rate-limit, -global-rate-limit, -list-staleness not negative"))
+	}
+	if !(*background >= 0) || math.IsInf(*background, 0) {
+		problems = append(problems, fmt.Errorf("-background: %v is not a finite rate >= 0", *background))
 	}
 	style := reductosim.CancelAsFailed
 	switch *cancelStyle {
@@ -121,6 +127,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		SvixURL:         *svixURL,
 		Faults:          faults,
 		Logger:          log,
+		OffsetCursors:   *offsetCursors,
+		ListStaleness:   *listStaleness,
+		Background:      reductosim.Background{Rate: *background},
 	})
 	if err != nil {
 		return err

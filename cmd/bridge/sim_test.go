@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // startSimCmd runs 'bridge sim' with args on a free port until the test ends and returns its
@@ -115,6 +116,35 @@ func TestSimFlags(t *testing.T) {
 				t.Errorf("GET /jobs: got %d %s, want 504 with the generic error body", r.code, r.body)
 			}
 		}},
+		{"-offset-cursors", []string{"-offset-cursors", "-median", "1h", "-sigma", "0"}, func(t *testing.T, base, id string) {
+			simSubmit(t, base)
+			if r := simDo(t, "GET", base+"/jobs?limit=1", "Bearer k", ""); r.code != 200 || !strings.Contains(r.body, `"next_cursor":"1"`) {
+				t.Errorf("GET /jobs?limit=1 of two jobs: got %d %s, want next_cursor \"1\"", r.code, r.body)
+			}
+		}},
+		{"-list-staleness", []string{"-list-staleness", "1h", "-median", "1ms", "-sigma", "0"}, func(t *testing.T, base, id string) {
+			// Wait on the condition GET /job reports, not on time: the job ends after 1 ms.
+			for !strings.Contains(simDo(t, "GET", base+"/job/"+id, "Bearer k", "").body, `"status":"Completed"`) {
+				time.Sleep(time.Millisecond)
+			}
+			if r := simDo(t, "GET", base+"/jobs", "Bearer k", ""); r.code != 200 || !strings.Contains(r.body, `"status":"Idle"`) {
+				t.Errorf("GET /jobs of a job that GET /job reports Completed: got %d %s, want Idle (as of an hour ago)", r.code, r.body)
+			}
+		}},
+		{"-background", []string{"-background", "1000", "-median", "1h", "-sigma", "0"}, func(t *testing.T, base, id string) {
+			// At 1000/s some background job has arrived by the time a list request is made;
+			// poll the listing until it shows a job other than the submitted one.
+			for {
+				r := simDo(t, "GET", base+"/jobs?exclude_configs=true", "Bearer k", "")
+				if r.code != 200 {
+					t.Fatalf("GET /jobs: %d %s", r.code, r.body)
+				}
+				if strings.Count(r.body, `"job_id"`) > 1 {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}},
 		{"missing key is a 403 page", nil, func(t *testing.T, base, id string) {
 			if r := simDo(t, "GET", base+"/job/"+id, "", ""); r.code != 403 || r.ct != "text/html" {
 				t.Errorf("no Authorization: got %d %s %s, want 403 text/html", r.code, r.ct, r.body)
@@ -148,6 +178,8 @@ func TestSimFlagValidation(t *testing.T) {
 		{[]string{"-err504", "NaN"}, "-err504"},
 		{[]string{"-errors", "0.6", "-err504", "0.6"}, "-errors + -err504"},
 		{[]string{"-queue", "-1s"}, "-queue"},
+		{[]string{"-list-staleness", "-1s"}, "-list-staleness"},
+		{[]string{"-background", "-1"}, "-background"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,8 +1,9 @@
 // Package bench is 'bridge bench': it runs one workload against the Reducto simulator, on a
-// clock compressed k times, for three contenders (the polling loop of Reducto's docs, the
-// bridge polling only, the bridge with webhooks through P.submit), and reports requests per
-// job, lag, 429s, memory and exactly-one-event per job in a table, results.md, results.json
-// and an SVG plot. The scenarios "outstanding" (many jobs at once against the GET /job limit)
+// clock compressed k times (at most [maxSpeed]), for four contenders (the polling loop of
+// Reducto's docs, the bridge polling only, the bridge with webhooks through P.submit, the
+// bridge with list sweeps), optionally with untracked jobs on the account, and reports
+// requests per job, lag, 429s, memory and exactly-one-event per job in a table, results.md,
+// results.json and an SVG plot. The scenarios "outstanding" (many jobs at once against the GET /job limit)
 // and "parked" (many jobs that never finish: the bridge's memory) run on their own.
 //
 // The NATS server and the simulator run in this process; each bridge runs as a child process
@@ -30,9 +31,15 @@ const (
 	modeDocsLoop = "docs-loop"      // the loop from Reducto's docs: a goroutine and a 2 s ticker per job
 	modePoll     = "bridge-poll"    // the bridge, polling only
 	modeWebhook  = "bridge-webhook" // the bridge, jobs submitted through P.submit with a direct webhook
+	modeSweep    = "bridge-sweep"   // the bridge with BRIDGE_LIST_SWEEP=true: GET /jobs sweeps
 )
 
-var allModes = []string{modeDocsLoop, modePoll, modeWebhook}
+var allModes = []string{modeDocsLoop, modePoll, modeWebhook, modeSweep}
+
+// maxSpeed is the most the clock may be compressed: JetStream's redelivery timer
+// (NakWithDelay, AckWait) has a fixed resolution in real time, so a clock compressed further
+// magnifies it into lag that a real deployment would not have.
+const maxSpeed = 2
 
 // The extra scenarios, run on their own.
 const (
@@ -58,6 +65,7 @@ type benchConfig struct {
 	GlobalRate float64       `json:"global_rate"`    // simulator's all-endpoint limit [CODE 1000], per simulator second
 	BridgeRate float64       `json:"bridge_rate"`    // BRIDGE_RATE_LIMIT, per simulator second
 	Speed      float64       `json:"speed"`          // k: the simulator clock runs k times faster than real time
+	Background float64       `json:"background"`     // untracked jobs on the account per tracked job
 	Modes      []string      `json:"modes"`          // contenders, in run order
 	Out        string        `json:"out"`            // output directory
 	Seed       int64         `json:"seed"`           // workload seed
@@ -75,8 +83,8 @@ type benchConfig struct {
 }
 
 // Main is 'bridge bench' with its command line args: the same workload against the
-// simulator, on a compressed clock, for the docs' polling loop, the bridge polling only and the
-// bridge with webhooks; a table, results.md, results.json and an SVG plot of lag against
+// simulator, on a compressed clock, for the docs' polling loop, the bridge polling only, the
+// bridge with webhooks and the bridge with list sweeps; a table, results.md, results.json and an SVG plot of lag against
 // requests per job. It returns flag.ErrHelp for -h and [cli.ErrUsage] for a wrong command line.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseBenchFlags(args, stderr)
@@ -98,7 +106,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 200, "simulator GET /job limit, requests per simulator second (429 [CODE 2000] above)")
 	fs.Float64Var(&cfg.GlobalRate, "global-rate-limit", 1000, "simulator limit on all endpoints, requests per simulator second (429 [CODE 1000] above; 0 = off)")
 	fs.Float64Var(&cfg.BridgeRate, "bridge-rate", 100, "BRIDGE_RATE_LIMIT, requests per simulator second")
-	fs.Float64Var(&cfg.Speed, "speed", 10, "clock compression k: the simulator runs k times faster than real time")
+	fs.Float64Var(&cfg.Speed, "speed", maxSpeed, "clock compression k: the simulator runs k times faster than real time (at most 2)")
+	fs.Float64Var(&cfg.Background, "background", 0, "untracked jobs on the account per tracked job (created by the simulator at that multiple of -arrival, listed by GET /jobs, tracked by nobody)")
 	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.Out, "out", "./bench-out", "directory for results.md, results.json, the plot and the bridge logs")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
@@ -152,6 +161,14 @@ func (c *benchConfig) validate() error {
 	positive("rate-limit", c.RateLimit)
 	positive("bridge-rate", c.BridgeRate)
 	positive("speed", c.Speed)
+	if c.Speed > maxSpeed {
+		bad("-speed must be at most %d, got %v: JetStream's redelivery timer has a fixed resolution in real time, so a clock compressed more than %dx inflates the bridge's lag beyond what a real deployment sees", maxSpeed, c.Speed, maxSpeed)
+	}
+	if !(c.Background >= 0) || math.IsInf(c.Background, 0) {
+		bad("-background must be a finite number >= 0, got %v", c.Background)
+	} else if c.Background > 0 && c.Scenario == scenarioParked {
+		bad("-background does not apply to -scenario %s", scenarioParked)
+	}
 	if !(c.GlobalRate >= 0) || math.IsInf(c.GlobalRate, 0) {
 		bad("-global-rate-limit must be a finite number >= 0, got %v", c.GlobalRate)
 	}
@@ -219,16 +236,16 @@ func bench(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) erro
 	if rep.Scenario == "" {
 		rep.Scenario = "comparison"
 	}
-	fmt.Fprintf(stderr, "bench: %d jobs, lognormal median %s sigma %.2g, progress %s, arrival %g/s, simulator limit %g/s, bridge rate %g/s, speed x%g (simulator seconds; timeout %s real per contender)\n",
-		cfg.Jobs, cfg.Median, cfg.Sigma, cfg.Progress, cfg.Arrival, cfg.RateLimit, cfg.BridgeRate, cfg.Speed, cfg.Timeout.Round(time.Second))
+	fmt.Fprintf(stderr, "bench: %d jobs, lognormal median %s sigma %.2g, progress %s, arrival %g/s, %g untracked per tracked job, simulator limit %g/s, bridge rate %g/s, speed x%g (simulator seconds; timeout %s real per contender)\n",
+		cfg.Jobs, cfg.Median, cfg.Sigma, cfg.Progress, cfg.Arrival, cfg.Background, cfg.RateLimit, cfg.BridgeRate, cfg.Speed, cfg.Timeout.Round(time.Second))
 	for _, mode := range cfg.Modes {
 		fmt.Fprintf(stderr, "bench: running %s ...\n", mode)
 		res, err := runContender(ctx, cfg, wl, mode, stderr)
 		if err != nil {
 			return fmt.Errorf("bench: %s: %w", mode, err)
 		}
-		fmt.Fprintf(stderr, "bench: %s done in %.1fs: %.2f GET/job, lag p99 %.2fs, %d/%d jobs with exactly one event\n",
-			mode, res.WallSeconds, res.RequestsPerJob, res.Lag.P99, res.JobsOneEvent, res.Jobs)
+		fmt.Fprintf(stderr, "bench: %s done in %.1fs: %.2f GET/job, %.2f requests/job, lag p99 %.2fs, %d/%d jobs with exactly one event, %d events for untracked jobs\n",
+			mode, res.WallSeconds, res.RequestsPerJob, res.AllRequestsPerJob, res.Lag.P99, res.JobsOneEvent, res.Jobs, res.UntrackedEvents)
 		rep.Contenders = append(rep.Contenders, res)
 	}
 	rep.finish()

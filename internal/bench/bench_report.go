@@ -28,6 +28,10 @@ type contenderResult struct {
 	GetRequests        int64   `json:"get_job_requests"`     // answered GET /job of the workload's jobs
 	GetRequestsAll     int64   `json:"get_job_requests_all"` // every GET /job the simulator saw, 429s included
 	RequestsPerJob     float64 `json:"requests_per_job"`
+	AllRequests        int64   `json:"all_requests"`          // every request but submissions, any job, any answer
+	AllRequestsPerJob  float64 `json:"all_requests_per_job"`  // AllRequests per tracked job
+	UntrackedEvents    int64   `json:"events_untracked_jobs"` // events in REDUCTO_EVENTS for jobs the bench did not track: must be 0
+	BackgroundJobs     int64   `json:"background_jobs"`       // untracked jobs the simulator created
 	RatioToDocs        float64 `json:"ratio_to_docs_loop,omitempty"`
 	Lag                dist    `json:"lag_s"`
 	WebhookLatency     *dist   `json:"webhook_to_event_ms,omitempty"`
@@ -106,6 +110,9 @@ func (r *benchReport) finish() {
 		if c.Name != modeDocsLoop && c.JobsOneEvent != c.Jobs {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s: only %d of %d jobs have exactly one event in REDUCTO_EVENTS.", c.Name, c.JobsOneEvent, c.Jobs))
 		}
+		if c.UntrackedEvents != 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: %d events for jobs nobody tracked (want 0).", c.Name, c.UntrackedEvents))
+		}
 	}
 	if r.Scenario == scenarioOutstanding && len(r.Contenders) == 1 {
 		c := r.Contenders[0]
@@ -156,10 +163,14 @@ func (r *benchReport) markdown(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "Poisson arrivals at %g/s; ", c.Arrival)
 	}
+	if c.Background > 0 {
+		fmt.Fprintf(w, "%g untracked jobs on the account per tracked job; ", c.Background)
+	}
 	fmt.Fprintf(w, "simulator GET /job limit %g/s, bridge budget %g/s; clock compressed x%g (all figures in simulator time, except the webhook latency, which is real). Wall time %.0f s.\n\n",
 		c.RateLimit, c.BridgeRate, c.Speed, r.WallSeconds)
 	writeTable(w, r.Contenders)
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "- all req/job: every Reducto request (`GET /job` of any job, `GET /jobs`, cancels..., 429s included; submissions left out) per tracked job. untracked events: events for jobs nobody tracked, which must be 0.")
 	fmt.Fprintln(w, "- GET/job: answered `GET /job` requests per job, counted by the simulator. Lag: from the job's end to the moment the bench saw it (the event on `reducto.job.>`, or the loop's response).")
 	fmt.Fprintln(w, "- webhook→event: from the simulator starting the webhook POST to the bench receiving the event (real time).")
 	fmt.Fprintln(w, "- Memory: the bridge runs as a child process (`bridge run`, NATS and the simulator are in the bench process); the docs loop runs inside the bench, so its figure is the Go heap and stacks it added (the simulator's garbage included).")
@@ -169,8 +180,8 @@ func (r *benchReport) markdown(w io.Writer) {
 }
 
 func writeTable(w io.Writer, rows []*contenderResult) {
-	fmt.Fprintln(w, "| contender | jobs | exactly one event | GET/job | vs docs loop | lag p50 (s) | lag p90 (s) | lag p99 (s) | webhook→event p50 / p99 (ms) | 429s (2000/1000/shed) | peak memory (MB) |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| contender | jobs | exactly one event | untracked events | GET/job | all req/job | vs docs loop | lag p50 (s) | lag p90 (s) | lag p99 (s) | webhook→event p50 / p99 (ms) | 429s (2000/1000/shed) | peak memory (MB) |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, c := range rows {
 		ratio := "–"
 		if c.RatioToDocs > 0 {
@@ -188,8 +199,8 @@ func writeTable(w io.Writer, rows []*contenderResult) {
 		if c.EndRSSBytes > 0 {
 			mem = fmt.Sprintf("%.1f (RSS peak; %.1f at end)", float64(c.PeakMemoryBytes)/(1<<20), float64(c.EndRSSBytes)/(1<<20))
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %.2f | %s | %.2f | %.2f | %.2f | %s | %d/%d/%d | %s |\n",
-			c.Name, c.Jobs, one, c.RequestsPerJob, ratio, c.Lag.P50, c.Lag.P90, c.Lag.P99, hook,
+		fmt.Fprintf(w, "| %s | %d | %s | %d | %.2f | %.2f | %s | %.2f | %.2f | %.2f | %s | %d/%d/%d | %s |\n",
+			c.Name, c.Jobs, one, c.UntrackedEvents, c.RequestsPerJob, c.AllRequestsPerJob, ratio, c.Lag.P50, c.Lag.P90, c.Lag.P99, hook,
 			c.RateLimited2000, c.RateLimited1000, c.Shed429, mem)
 	}
 }
@@ -208,6 +219,7 @@ var contenderColor = map[string]string{
 	modeDocsLoop: "#d62728",
 	modePoll:     "#1f77b4",
 	modeWebhook:  "#2ca02c",
+	modeSweep:    "#9467bd",
 }
 
 // writeSVG draws lag (log scale) against GET /job per job: a dot at p50, a bar up to p99, a

@@ -222,6 +222,9 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 			return nil, err
 		}
 		env := r.bridgeEnv(addr)
+		// Only bridge-sweep sweeps the list; a bridge that does not know the variable logs
+		// it as unknown and ignores it (then bridge-sweep is bridge-poll).
+		env["BRIDGE_LIST_SWEEP"] = strconv.FormatBool(mode == modeSweep)
 		if mode == modeWebhook {
 			env["BRIDGE_PUBLIC_URL"] = "http://" + addr
 			env["BRIDGE_WEBHOOK_TOKEN"] = rand.Text()
@@ -252,6 +255,7 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 		heap = startHeapSampler()
 	}
 	start := time.Now()
+	r.sim.SetBackground(backgroundTraffic(cfg))
 	var feeders sync.WaitGroup // docs loops and submits
 	var futures []jetstream.PubAckFuture
 	switch mode {
@@ -267,7 +271,7 @@ func runContender(ctx context.Context, cfg *benchConfig, wl *workload, mode stri
 			})
 			return nil
 		})
-	case modePoll:
+	case modePoll, modeSweep:
 		err = r.feed(cctx, wl, start, func(i int) error {
 			id := r.create(u, wl, i)
 			f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
@@ -470,6 +474,7 @@ func (r *rig) measure(ctx context.Context, res *contenderResult, u *tally, mode 
 	res.RateLimited2000, res.RateLimited1000, res.Shed429 = st.RateLimited2000, st.RateLimited1000, st.Shed429
 	res.GetRequestsAll = st.Requests[reductosim.EndpointGetJob]
 	res.WebhooksDelivered, res.WebhooksFailed = st.WebhooksDelivered, st.WebhooksFailed
+	res.AllRequests, res.BackgroundJobs = allRequests(st), st.BackgroundJobs
 
 	stored := map[string]uint64{}
 	if r.js != nil {
@@ -490,6 +495,7 @@ func (r *rig) measure(ctx context.Context, res *contenderResult, u *tally, mode 
 		}
 	}
 
+	res.UntrackedEvents = untrackedEvents(stored, u.ids)
 	var lags, hookMs []float64
 	var clockErr time.Duration
 	for i, id := range u.ids {
@@ -548,6 +554,7 @@ func (r *rig) measure(ctx context.Context, res *contenderResult, u *tally, mode 
 		return fmt.Errorf("time conversion check failed: %d jobs detected before they ended", res.NegativeLags)
 	}
 	res.RequestsPerJob = float64(res.GetRequests) / float64(res.Jobs)
+	res.AllRequestsPerJob = float64(res.AllRequests) / float64(res.Jobs)
 	res.Lag = summarize(lags)
 	if mode == modeWebhook {
 		d := summarize(hookMs)

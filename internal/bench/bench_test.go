@@ -41,18 +41,21 @@ func TestBenchHelperBridge(t *testing.T) {
 	os.Exit(0)
 }
 
-// TestBench runs the whole benchmark on a tiny workload: three contenders, each job exactly
-// one event, a table of three rows, a plot that is XML.
+// TestBench runs the whole benchmark on a tiny workload with untracked jobs on the account:
+// four contenders, each tracked job exactly one event, no event for an untracked one, a table
+// of four rows, a plot that is XML.
 func TestBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two bridge processes")
 	}
 	baseline := goleak.IgnoreCurrent()
 	out := t.TempDir()
-	cfg, err := parseBenchFlags([]string{"-jobs", "30", "-speed", "50", "-median", "5s", "-out", out}, io.Discard)
+	cfg, err := parseBenchFlags([]string{"-jobs", "30", "-median", "5s", "-background", "2", "-out", out}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The mechanics, not the figures, are under test: a faster clock than -speed allows.
+	cfg.Speed = 50
 	cfg.bridgeCmd = []string{os.Args[0], "-test.run=^TestBenchHelperBridge$"}
 	cfg.bridgeEnv = []string{benchHelperEnv + "=1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -74,8 +77,8 @@ func TestBench(t *testing.T) {
 			rows = append(rows, line)
 		}
 	}
-	if len(rows) != 3 {
-		t.Fatalf("got %d table rows, want 3:\n%s", len(rows), stdout.String())
+	if len(rows) != len(allModes) {
+		t.Fatalf("got %d table rows, want %d:\n%s", len(rows), len(allModes), stdout.String())
 	}
 	for i, mode := range allModes {
 		if !strings.HasPrefix(rows[i], "| "+mode+" |") {
@@ -91,8 +94,8 @@ func TestBench(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	if len(rep.Contenders) != 3 {
-		t.Fatalf("got %d contenders in results.json, want 3", len(rep.Contenders))
+	if len(rep.Contenders) != len(allModes) {
+		t.Fatalf("got %d contenders in results.json, want %d", len(rep.Contenders), len(allModes))
 	}
 	for _, c := range rep.Contenders {
 		if c.Jobs != 30 || c.JobsDetected != 30 || c.JobsOneEvent != 30 {
@@ -103,6 +106,16 @@ func TestBench(t *testing.T) {
 		}
 		if c.RequestsPerJob < 1 {
 			t.Errorf("%s: got %.2f GET/job, want at least 1 (every result is fetched)", c.Name, c.RequestsPerJob)
+		}
+		if c.UntrackedEvents != 0 {
+			t.Errorf("%s: got %d events for untracked jobs, want 0", c.Name, c.UntrackedEvents)
+		}
+		// About 60 untracked jobs arrive while the 30 tracked ones do (2 per tracked job).
+		if c.BackgroundJobs < 20 {
+			t.Errorf("%s: got %d untracked jobs on the account, want about 60 or more", c.Name, c.BackgroundJobs)
+		}
+		if c.AllRequests < c.GetRequests || c.AllRequestsPerJob < c.RequestsPerJob {
+			t.Errorf("%s: got %d requests in all (%.2f per job), fewer than its %d GET /job (%.2f per job)", c.Name, c.AllRequests, c.AllRequestsPerJob, c.GetRequests, c.RequestsPerJob)
 		}
 		if c.Lag.N != 30 || c.Lag.Min < 0 {
 			t.Errorf("%s: got %d lags, the least %.3fs; want 30, none negative", c.Name, c.Lag.N, c.Lag.Min)
@@ -319,6 +332,16 @@ func TestBenchHelpers(t *testing.T) {
 	if got := memStat(heap, "HeapInuse"); got != 4567 {
 		t.Errorf("memStat(HeapInuse) = %d, want 4567", got)
 	}
+	st := reductosim.Stats{Requests: map[string]int64{
+		reductosim.EndpointGetJob: 7, reductosim.EndpointJobs: 3, reductosim.EndpointCancel: 1, reductosim.EndpointParse: 100,
+	}}
+	if got := allRequests(st); got != 11 {
+		t.Errorf("allRequests = %d, want 11 (GET /job, GET /jobs and cancels; no submissions)", got)
+	}
+	stored := map[string]uint64{"a": 1, "x": 2, "y": 1}
+	if got := untrackedEvents(stored, []string{"a", "b", "c"}); got != 3 {
+		t.Errorf("untrackedEvents = %d, want 3 (the two of x, the one of y)", got)
+	}
 	steps := map[float64]float64{0.7: 1, 3: 5, 4.2: 5, 12: 20, 0.013: 0.02, 0: 1}
 	for raw, want := range steps {
 		if got := niceStep(raw); math.Abs(got-want) > 1e-12 {
@@ -332,10 +355,11 @@ func TestBenchFlags(t *testing.T) {
 		name    string
 		args    []string
 		wantErr bool
+		wantMsg string
 		check   func(*benchConfig) string
 	}{
 		{name: "defaults", check: func(c *benchConfig) string {
-			if c.Jobs != 2000 || c.Speed != 10 || len(c.Modes) != 3 || c.Progress != "linear" {
+			if c.Jobs != 2000 || c.Speed != 2 || len(c.Modes) != 4 || c.Progress != "linear" || c.Background != 0 {
 				return fmt.Sprintf("got %d jobs, speed %v, modes %v, progress %s", c.Jobs, c.Speed, c.Modes, c.Progress)
 			}
 			return ""
@@ -355,6 +379,15 @@ func TestBenchFlags(t *testing.T) {
 		{name: "unknown mode", args: []string{"-modes", "docs-loop,nope"}, wantErr: true},
 		{name: "bad progress", args: []string{"-progress", "exponential"}, wantErr: true},
 		{name: "zero speed", args: []string{"-speed", "0"}, wantErr: true},
+		{name: "speed above 2", args: []string{"-speed", "2.5"}, wantErr: true, wantMsg: "redelivery timer"},
+		{name: "speed 1.5", args: []string{"-speed", "1.5"}},
+		{name: "negative background", args: []string{"-background", "-1"}, wantErr: true, wantMsg: "-background"},
+		{name: "background", args: []string{"-background", "3", "-modes", "bridge-sweep"}, check: func(c *benchConfig) string {
+			if c.Background != 3 || len(c.Modes) != 1 || c.Modes[0] != modeSweep {
+				return fmt.Sprintf("got background %v, modes %v", c.Background, c.Modes)
+			}
+			return ""
+		}},
 		{name: "unknown scenario", args: []string{"-scenario", "x"}, wantErr: true},
 		{name: "stray argument", args: []string{"extra"}, wantErr: true},
 	}
@@ -363,6 +396,9 @@ func TestBenchFlags(t *testing.T) {
 			cfg, err := parseBenchFlags(tt.args, io.Discard)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("got error %v, want it to mention %q", err, tt.wantMsg)
 			}
 			if tt.check != nil {
 				if msg := tt.check(cfg); msg != "" {

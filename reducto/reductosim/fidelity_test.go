@@ -3,7 +3,12 @@ package reductosim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -520,5 +525,257 @@ func TestFlapFault(t *testing.T) {
 	}
 	if r := f.call(t, "GET", "/job/"+id, ""); r.code != 200 {
 		t.Errorf("second poll: got %d, want 200", r.code)
+	}
+}
+
+// listEntry is one SingleJob of GET /jobs, as far as these tests read it.
+type listEntry struct {
+	JobID     string `json:"job_id"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"created_at"`
+}
+
+// listPage fetches one page of GET /jobs (cursor "" for the first) and returns its entries and
+// next_cursor ("" for null).
+func listPage(t *testing.T, f *fixture, limit int, cursor string) ([]listEntry, string) {
+	t.Helper()
+	path := "/jobs?exclude_configs=true&limit=" + strconv.Itoa(limit)
+	if cursor != "" {
+		path += "&cursor=" + url.QueryEscape(cursor)
+	}
+	r := f.call(t, "GET", path, "")
+	if r.code != http.StatusOK {
+		t.Fatalf("GET %s: got %d %s, want 200", path, r.code, r.body)
+	}
+	var p struct {
+		Jobs       []listEntry `json:"jobs"`
+		NextCursor *string     `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("GET %s: %v %s", path, err, r.body)
+	}
+	next := ""
+	if p.NextCursor != nil {
+		next = *p.NextCursor
+	}
+	return p.Jobs, next
+}
+
+func ids(es []listEntry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.JobID
+	}
+	return out
+}
+
+// TestListCursors pages through GET /jobs while jobs are created between two page requests:
+// the default keyset cursor neither repeats nor skips, an offset cursor (OffsetCursors) is
+// the numeric offset of the next page and repeats the entries the new jobs pushed down, but
+// skips none.
+func TestListCursors(t *testing.T) {
+	for _, offsets := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offsets=%v", offsets), func(t *testing.T) {
+			f := newFixture(t, Options{OffsetCursors: offsets})
+			var old []string // newest first
+			for range 5 {
+				old = append([]string{f.sim.Create(JobSpec{Duration: time.Hour})}, old...)
+				f.clock.Advance(time.Millisecond)
+			}
+			p1, c1 := listPage(t, f, 2, "")
+			if got := ids(p1); !slices.Equal(got, old[:2]) {
+				t.Fatalf("page 1 = %v, want the two newest %v", got, old[:2])
+			}
+			if offsets && c1 != "2" {
+				t.Errorf("offset cursor after page 1 = %q, want \"2\"", c1)
+			}
+			// Two jobs arrive between the pages: the listing shifts by two.
+			newer := []string{f.sim.Create(JobSpec{Duration: time.Hour})}
+			f.clock.Advance(time.Millisecond)
+			newer = append(newer, f.sim.Create(JobSpec{Duration: time.Hour}))
+			p2, c2 := listPage(t, f, 2, c1)
+			p3, c3 := listPage(t, f, 2, c2)
+			var rest []listEntry
+			cur := c3
+			for cur != "" {
+				var p []listEntry
+				p, cur = listPage(t, f, 2, cur)
+				rest = append(rest, p...)
+			}
+			all := slices.Concat(ids(p1), ids(p2), ids(p3), ids(rest))
+			seen := map[string]int{}
+			for _, id := range all {
+				seen[id]++
+			}
+			for _, id := range old {
+				if seen[id] == 0 {
+					t.Errorf("job %s created before paging was skipped (pages %v)", id, all)
+				}
+			}
+			for _, id := range newer {
+				if seen[id] != 0 {
+					t.Errorf("job %s created after page 1 appears on a later page", id)
+				}
+			}
+			repeats := 0
+			for _, n := range seen {
+				repeats += n - 1
+			}
+			if !offsets {
+				if repeats != 0 || !slices.Equal(ids(p2), old[2:4]) {
+					t.Errorf("keyset cursor: page 2 = %v, %d repeats; want %v and none", ids(p2), repeats, old[2:4])
+				}
+				return
+			}
+			// Offset 2 of the shifted listing [n2 n1 o1 o2 o3 o4 o5] is o1, o2: page 1 again.
+			if !slices.Equal(ids(p2), old[:2]) || repeats != 2 {
+				t.Errorf("offset cursor: page 2 = %v with %d repeats; want page 1 again %v, 2 repeats", ids(p2), repeats, old[:2])
+			}
+			if c2 != "4" {
+				t.Errorf("offset cursor after page 2 = %q, want \"4\"", c2)
+			}
+		})
+	}
+	f := newFixture(t, Options{OffsetCursors: true})
+	for _, bad := range []string{"-1", "abc", "MTIzLjQ"} {
+		if r := f.call(t, "GET", "/jobs?cursor="+bad, ""); r.code != http.StatusUnprocessableEntity {
+			t.Errorf("offset cursor %q: got %d %s, want 422", bad, r.code, r.body)
+		}
+	}
+}
+
+// TestBackgroundTraffic checks the untracked jobs the simulator creates by itself: Poisson at
+// the rate, on the simulator clock, each created at its own arrival instant, listed by
+// GET /jobs, answering GET /job, marked in Stats; and stopped by SetBackground.
+func TestBackgroundTraffic(t *testing.T) {
+	var specCalls []string
+	f := newFixture(t, Options{
+		Background: Background{Rate: 5},
+		// The submitted jobs' model (Options.Spec) applies to background jobs too.
+		Spec: func(endpoint string, _ []byte) JobSpec {
+			specCalls = append(specCalls, endpoint)
+			return JobSpec{Duration: 3 * time.Second, Progress: ProgressNone}
+		},
+	})
+	tracked := f.sim.Create(JobSpec{Duration: time.Hour})
+	if st := f.sim.Stats(); st.BackgroundJobs != 0 {
+		t.Fatalf("at the start: %d background jobs, want 0", st.BackgroundJobs)
+	}
+	f.clock.Advance(20 * time.Second)
+	list, next := listPage(t, f, 500, "")
+	if next != "" {
+		t.Fatalf("next_cursor %q, want all jobs on one page", next)
+	}
+	st := f.sim.Stats()
+	// 100 expected; a Poisson count is within 100 +- 40 with overwhelming probability, and the
+	// seed is fixed anyway.
+	if st.BackgroundJobs < 60 || st.BackgroundJobs > 140 {
+		t.Fatalf("after 20 s at 5/s: %d background jobs, want about 100", st.BackgroundJobs)
+	}
+	if int64(len(list)) != st.BackgroundJobs+1 {
+		t.Errorf("GET /jobs lists %d jobs, want the %d background jobs and the tracked one", len(list), st.BackgroundJobs)
+	}
+	if int64(len(specCalls)) != st.BackgroundJobs || specCalls[0] != "/parse_async" {
+		t.Errorf("Options.Spec called %d times (first %v), want once per background job, for /parse_async", len(specCalls), specCalls[:min(1, len(specCalls))])
+	}
+	created := map[string]bool{}
+	completed := 0
+	for _, e := range list {
+		js := st.Jobs[e.JobID]
+		if js.Background == (e.JobID == tracked) {
+			t.Errorf("job %s: Background %v, want %v", e.JobID, js.Background, e.JobID != tracked)
+		}
+		if e.JobID == tracked {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, e.CreatedAt)
+		if err != nil || at.Before(t0) || at.After(t0.Add(20*time.Second)) {
+			t.Errorf("background job %s created_at %q, want within the 20 s", e.JobID, e.CreatedAt)
+		}
+		created[e.CreatedAt] = true
+		if e.Status == StatusCompleted {
+			completed++
+		}
+	}
+	// Each was created at its own arrival time, not all at the request that found them.
+	if len(created) < len(list)-5 {
+		t.Errorf("%d distinct created_at among %d background jobs, want one each", len(created), len(list)-1)
+	}
+	// Those older than 3 s have ended, the latest have not.
+	if completed == 0 || completed == len(list)-1 {
+		t.Errorf("%d of %d background jobs completed, want those older than 3 s only", completed, len(list)-1)
+	}
+	bgID := list[0].JobID
+	if bgID == tracked {
+		bgID = list[1].JobID
+	}
+	if r := f.call(t, "GET", "/job/"+bgID, ""); r.code != http.StatusOK {
+		t.Errorf("GET /job of background job: %d %s, want 200", r.code, r.body)
+	}
+
+	f.sim.SetBackground(Background{})
+	f.clock.Advance(20 * time.Second)
+	if got := f.sim.Stats().BackgroundJobs; got != st.BackgroundJobs {
+		t.Errorf("after SetBackground(zero): %d background jobs, want still %d", got, st.BackgroundJobs)
+	}
+	// A given Spec replaces Options.Spec.
+	f.sim.SetBackground(Background{Rate: 1, Spec: func() JobSpec { return JobSpec{Type: TypeExtract, Duration: time.Hour} }})
+	calls := len(specCalls)
+	f.clock.Advance(30 * time.Second)
+	st2 := f.sim.Stats()
+	extracts := 0
+	for _, js := range st2.Jobs {
+		if js.Background && js.Type == TypeExtract {
+			extracts++
+		}
+	}
+	if extracts == 0 || int64(extracts) != st2.BackgroundJobs-st.BackgroundJobs || len(specCalls) != calls {
+		t.Errorf("with Background.Spec: %d Extract jobs of %d new, Options.Spec called %d more times; want all new, 0", extracts, st2.BackgroundJobs-st.BackgroundJobs, len(specCalls)-calls)
+	}
+	if _, err := New(Options{Background: Background{Rate: -1}}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("negative background rate: got %v, want ErrInvalidOptions", err)
+	}
+}
+
+// TestListStaleness checks that with ListStaleness GET /jobs reports statuses as of that long
+// ago while GET /job stays current, for a natural end and for a cancellation.
+func TestListStaleness(t *testing.T) {
+	f := newFixture(t, Options{ListStaleness: 5 * time.Second})
+	done := f.sim.Create(JobSpec{Duration: 10 * time.Second})
+	cancelled := f.sim.Create(JobSpec{Duration: time.Hour})
+	f.clock.Set(t0.Add(8 * time.Second))
+	f.sim.Cancel(cancelled)
+	steps := []struct {
+		at                time.Duration
+		getDone, listDone string
+		getCanc, listCanc string
+	}{
+		{9 * time.Second, StatusPending, StatusPending, StatusFailed, StatusPending},
+		{12 * time.Second, StatusCompleted, StatusPending, StatusFailed, StatusPending},
+		{13500 * time.Millisecond, StatusCompleted, StatusPending, StatusFailed, StatusFailed},
+		{15 * time.Second, StatusCompleted, StatusCompleted, StatusFailed, StatusFailed},
+	}
+	for _, s := range steps {
+		if got := f.jobAt(t, done, s.at)["status"]; got != s.getDone {
+			t.Errorf("at %v: GET /job status %v, want %s (current)", s.at, got, s.getDone)
+		}
+		if got := f.jobAt(t, cancelled, s.at)["status"]; got != s.getCanc {
+			t.Errorf("at %v: GET /job of the cancelled job %v, want %s (current)", s.at, got, s.getCanc)
+		}
+		if got := listStatus(t, f, done); got != s.listDone {
+			t.Errorf("at %v: GET /jobs status %s, want %s (as of 5 s ago)", s.at, got, s.listDone)
+		}
+		if got := listStatus(t, f, cancelled); got != s.listCanc {
+			t.Errorf("at %v: GET /jobs status of the cancelled job %s, want %s (as of 5 s ago)", s.at, got, s.listCanc)
+		}
+	}
+	// A job created within the window is listed, as queued.
+	fresh := f.sim.Create(JobSpec{Duration: time.Second})
+	f.clock.Advance(2 * time.Second)
+	if got := listStatus(t, f, fresh); got != StatusIdle {
+		t.Errorf("job created 2 s ago: GET /jobs status %s, want %s (before its creation, 5 s ago)", got, StatusIdle)
+	}
+	if _, err := New(Options{ListStaleness: -time.Second}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("negative staleness: got %v, want ErrInvalidOptions", err)
 	}
 }

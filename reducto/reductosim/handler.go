@@ -107,6 +107,7 @@ func route(r *http.Request) (ep endpoint, arg string, code int) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, arg, code := route(r)
 	s.stats.requests[ep].Add(1)
+	s.catchUp(s.clock.Now())
 	if s.global != nil && !s.global.Allow() {
 		s.stats.limited1000.Add(1)
 		s.tooMany(w, body1000)
@@ -458,7 +459,8 @@ func parseBool(v string) (bool, bool) {
 	return false, false
 }
 
-// listJobs is GET /jobs: newest first, by pages of limit, with an opaque cursor.
+// listJobs is GET /jobs: newest first, by pages of limit, with an opaque keyset cursor or,
+// with OffsetCursors, a numeric offset.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := 100
@@ -487,13 +489,20 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		exclude = b
 	}
 	var after *cursor
+	offset := 0
 	if v := q.Get("cursor"); v != "" {
-		c, ok := parseCursor(v)
+		ok := false
+		if s.offsetCursors {
+			offset, ok = parseOffset(v)
+		} else {
+			var c cursor
+			c, ok = parseCursor(v)
+			after = &c
+		}
 		if !ok {
 			s.unprocessable(w, []fieldError{{Loc: []any{"query", "cursor"}, Msg: "Invalid cursor", Type: "value_error"}})
 			return
 		}
-		after = &c
 	}
 
 	page := make([]*job, 0, min(limit, 128))
@@ -503,9 +512,14 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	if after != nil {
 		i = sort.Search(len(s.order), func(k int) bool { return after.compare(s.order[k]) >= 0 })
 	}
+	skip := offset
 	for i--; i >= 0; i-- {
 		j := s.order[i]
 		if j.state().deleted {
+			continue
+		}
+		if skip > 0 {
+			skip--
 			continue
 		}
 		if len(page) == limit {
@@ -516,29 +530,44 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	s.orderMu.RUnlock()
 
-	now := s.clock.Now()
+	// Statuses as of ListStaleness ago; the membership of the listing is current.
+	at := s.clock.Now().Add(-s.listStaleness)
 	b := make([]byte, 0, 256*len(page)+64)
 	b = append(b, `{"jobs":[`...)
 	for k, j := range page {
 		if k > 0 {
 			b = append(b, ',')
 		}
-		b = s.appendSingleJob(b, j, now, exclude)
+		b = s.appendSingleJob(b, j, at, exclude)
 	}
 	b = append(b, `],"next_cursor":`...)
-	if more {
+	switch {
+	case !more:
+		b = append(b, "null"...)
+	case s.offsetCursors:
+		b = strconv.AppendQuote(b, strconv.Itoa(offset+len(page)))
+	default:
 		last := page[len(page)-1]
 		b = strconv.AppendQuote(b, cursor{nanos: last.created.UnixNano(), seq: last.seq}.String())
-	} else {
-		b = append(b, "null"...)
 	}
 	b = append(b, '}')
 	s.send(w, http.StatusOK, b)
 }
 
-// appendSingleJob writes a SingleJob of the GET /jobs listing.
-func (s *Server) appendSingleJob(b []byte, j *job, now time.Time, exclude bool) []byte {
-	v := s.view(j, j.state().cancelledAt, now)
+// parseOffset reads an offset cursor ([Options.OffsetCursors]): a non-negative integer.
+func parseOffset(v string) (int, bool) {
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
+}
+
+// appendSingleJob writes a SingleJob of the GET /jobs listing, with the job as it was at the
+// simulator time at (a cancellation after at is not seen yet).
+func (s *Server) appendSingleJob(b []byte, j *job, at time.Time, exclude bool) []byte {
+	cancelledAt := j.state().cancelledAt
+	if cancelledAt.After(at) {
+		cancelledAt = time.Time{}
+	}
+	v := s.view(j, cancelledAt, at)
 	b = append(b, `{"job_id":`...)
 	b = append(b, j.idJSON...)
 	b = append(b, `,"status":"`...)

@@ -159,6 +159,7 @@ type job struct {
 	resultID   string          // for URL results and edited documents, else ""
 	metadata   json.RawMessage // compact JSON, nil when none
 	hook       *hookTarget
+	background bool // created by the simulator itself ([Background]), tracked by nobody
 
 	idJSON        []byte // quoted
 	createdJSON   []byte // quoted RFC 3339
@@ -347,6 +348,12 @@ func synthesizeConfig(typ string, c createConfig) string {
 const createdLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 func (s *Server) newJob(spec JobSpec, rawConfig string, metadata json.RawMessage, hook *hookTarget) *job {
+	return s.newJobAt(s.clock.Now(), spec, rawConfig, metadata, hook, false)
+}
+
+// newJobAt makes a job created at the simulator time at (now, or for background traffic the
+// arrival instant, which may lie a little in the past).
+func (s *Server) newJobAt(at time.Time, spec JobSpec, rawConfig string, metadata json.RawMessage, hook *hookTarget, background bool) *job {
 	spec = spec.withDefaults()
 	// Drawn only when the fault is on, so that the seeded sequence of ids is otherwise the
 	// same as without it.
@@ -355,7 +362,7 @@ func (s *Server) newJob(spec JobSpec, rawConfig string, metadata json.RawMessage
 	}
 	// Without a monotonic reading, created orders and compares on the wall clock only, like
 	// the created_at (and the listing cursor) derived from it.
-	now := s.clock.Now().Round(0)
+	now := at.Round(0)
 	j := &job{
 		id:         s.newID(),
 		seq:        s.seq.Add(1),
@@ -364,6 +371,7 @@ func (s *Server) newJob(spec JobSpec, rawConfig string, metadata json.RawMessage
 		naturalEnd: now.Add(spec.Queue + spec.Duration),
 		metadata:   metadata,
 		hook:       hook,
+		background: background,
 	}
 	j.idJSON = quote(j.id)
 	j.createdJSON = quote(now.UTC().Format(createdLayout))
@@ -487,6 +495,9 @@ type JobStats struct {
 	OddTypes int64
 	// Cancelled and Deleted tell whether the job was cancelled or deleted.
 	Cancelled, Deleted bool
+	// Background tells that the simulator created the job itself, as untracked account
+	// traffic ([Background]).
+	Background bool
 }
 
 // JobSnapshot is everything known about one job at one instant.
@@ -511,16 +522,17 @@ func (s *Server) jobStats(j *job, now time.Time) (JobStats, jobView) {
 	st := j.state()
 	v := s.view(j, st.cancelledAt, now)
 	js := JobStats{
-		Type:      j.spec.Type,
-		Status:    v.status,
-		Outcome:   j.spec.Outcome,
-		Created:   j.created,
-		Gets:      j.gets.Load(),
-		Cancels:   j.cancels.Load(),
-		Flaps:     j.flaps.Load(),
-		OddTypes:  j.odd.Load(),
-		Cancelled: v.cancelled,
-		Deleted:   st.deleted,
+		Type:       j.spec.Type,
+		Status:     v.status,
+		Outcome:    j.spec.Outcome,
+		Created:    j.created,
+		Gets:       j.gets.Load(),
+		Cancels:    j.cancels.Load(),
+		Flaps:      j.flaps.Load(),
+		OddTypes:   j.odd.Load(),
+		Cancelled:  v.cancelled,
+		Deleted:    st.deleted,
+		Background: j.background,
 	}
 	if v.terminal {
 		js.Terminal = v.end

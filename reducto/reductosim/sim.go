@@ -14,18 +14,22 @@
 //	                                         default); 404, or 409/404 then 410 once deleted
 //	DELETE /job/{id}                         202 for a terminal job, 400 otherwise
 //	POST /cancel/{id}                        200 null (also for a terminal job); 404 unknown
-//	GET  /jobs?limit=&cursor=&exclude_configs=   newest first, opaque cursor
+//	GET  /jobs?limit=&cursor=&exclude_configs=   newest first, opaque keyset cursor (or
+//	                                         offsets, [Options.OffsetCursors]); statuses
+//	                                         optionally stale ([Options.ListStaleness])
 //	POST /upload                             multipart file, or a presigned URL to PUT to
 //	GET  /version                            a JSON string
 //	GET  /results/{result_id}                URL results (no auth, like a presigned S3 URL)
 //
 // Job timelines run on a [Clock] (real, scaled or fake); how each job behaves is a [JobSpec],
-// chosen per submission by [Options.Spec] or given directly to [Server.Create]. Webhooks
+// chosen per submission by [Options.Spec] or given directly to [Server.Create]. Jobs nobody
+// tracks (other traffic on the account) arrive at a rate set by [Background]. Webhooks
 // (direct and Svix-signed), rate limits (429 [CODE 2000] and [CODE 1000]) and faults
 // ([Faults]) are simulated too; [Server.Stats] tells what happened.
 //
 // Where the reference marks a behaviour as unconfirmed (401 and 404 bodies, cancel semantics,
-// Retry-After, statuses outside the GET /job enum), the simulator picks one documented shape and
+// Retry-After, statuses outside the GET /job enum, the GET /jobs cursor and freshness), the
+// simulator picks one documented shape and
 // makes the alternatives selectable through [Options].
 package reductosim
 
@@ -130,6 +134,25 @@ type Options struct {
 	PublicURL string
 	// Logger receives debug logs (webhook failures and the like). Nil discards.
 	Logger *slog.Logger
+
+	// OffsetCursors makes GET /jobs hand out next_cursor as the numeric offset of the next
+	// page in the newest-first listing ("500", "1000"...), instead of the default opaque
+	// keyset cursor (the position of the page's last job). Reducto documents the cursor as an
+	// opaque string only (reference section 5: UNCONFIRMED); the default assumes a keyset,
+	// which neither repeats nor skips jobs between pages. With offsets, every job created
+	// between two page requests shifts the listing by one, so the next page repeats entries
+	// of the last one (none is skipped by that); a job deleted between two requests shifts it
+	// the other way, so one entry is skipped.
+	OffsetCursors bool
+	// ListStaleness makes GET /jobs report each job's status (and the fields that depend on
+	// it: num_pages, duration) as it was that long ago on the simulator clock, as a list
+	// served from a lagging replica or cache would; GET /job stays current. A job created
+	// within the window is listed as queued. 0 means current, like GET /job (the reference
+	// says nothing about the list's freshness: UNCONFIRMED).
+	ListStaleness time.Duration
+	// Background is untracked account traffic, created by the simulator from New on; see
+	// [Background] and [Server.SetBackground].
+	Background Background
 }
 
 // Server is the simulator: an [http.Handler] serving Reducto's paths plus a control API for
@@ -146,6 +169,10 @@ type Server struct {
 	retryAfter  []string // Retry-After header value, nil when off
 	publicURL   string
 	deleteFor   time.Duration
+
+	offsetCursors bool
+	listStaleness time.Duration
+	bg            background
 
 	faults atomic.Pointer[Faults]
 
@@ -201,6 +228,15 @@ func New(opts Options) (*Server, error) {
 		hookWait:    opts.WebhookRetryWait,
 		hookRetries: opts.WebhookRetries,
 		stop:        make(chan struct{}),
+
+		offsetCursors: opts.OffsetCursors,
+		listStaleness: opts.ListStaleness,
+	}
+	if opts.ListStaleness < 0 {
+		return nil, fmt.Errorf("%w: negative list staleness", ErrInvalidOptions)
+	}
+	if r := opts.Background.Rate; !(r >= 0) || math.IsInf(r, 0) {
+		return nil, fmt.Errorf("%w: background rate must be a finite number >= 0", ErrInvalidOptions)
 	}
 	if opts.JobRateLimit < 0 || opts.GlobalRateLimit < 0 || opts.RateBurst < 0 {
 		return nil, fmt.Errorf("%w: negative rate limit or burst", ErrInvalidOptions)
@@ -237,6 +273,8 @@ func New(opts Options) (*Server, error) {
 		seed1, seed2 = rand.Uint64(), rand.Uint64()
 	}
 	s.rng = rand.New(rand.NewPCG(seed1, seed2))
+	s.bg.init(seed1, seed2)
+	s.SetBackground(opts.Background)
 
 	n := opts.WebhookConcurrency
 	if n <= 0 {

@@ -105,6 +105,9 @@ type Stats struct {
 	// abandoned after all retries (or because the server closed, or Svix is not configured),
 	// WebhookAttempts every POST made.
 	WebhooksDelivered, WebhooksFailed, WebhookAttempts int64
+	// BackgroundJobs counts the jobs the simulator created as untracked account traffic
+	// ([Background]); they are in Jobs too, with [JobStats.Background] set.
+	BackgroundJobs int64
 	// Jobs holds per-job figures by job id.
 	Jobs map[string]JobStats
 }
@@ -112,7 +115,9 @@ type Stats struct {
 // Stats returns a snapshot of the counters and of every job. It walks all jobs once, so it is
 // meant for the end of a run rather than a hot loop.
 func (s *Server) Stats() Stats {
+	s.catchUp(s.clock.Now())
 	st := Stats{
+		BackgroundJobs:    s.bg.n.Load(),
 		Requests:          make(map[string]int64),
 		Statuses:          make(map[int]int64),
 		RateLimited2000:   s.stats.limited2000.Load(),
