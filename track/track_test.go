@@ -280,3 +280,36 @@ func TestEnsureFull(t *testing.T) {
 		}
 	}
 }
+
+// TestLowerLimitDropsNothing: restarting with MaxJobs below the number of outstanding jobs
+// keeps every one of them (discard new: only new tracks are refused).
+func TestLowerLimitDropsNothing(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	if _, err := track.Setup(ctx, js, track.Options{Prefix: prefix}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := js.Publish(ctx, subject.Track(prefix, "j"+string(rune('a'+i))), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := track.Setup(ctx, js, track.Options{Prefix: prefix, MaxJobs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxMsgs != 5 || info.State.Msgs != 10 {
+		t.Errorf("after lowering MaxJobs to 5: MaxMsgs %d, %d jobs; want 5 and all 10", info.Config.MaxMsgs, info.State.Msgs)
+	}
+	if _, err := q.Ensure(ctx, "new", track.Request{}); !errors.Is(err, track.ErrFull) {
+		t.Errorf("Ensure over the limit: %v, want ErrFull", err)
+	}
+}
