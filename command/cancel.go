@@ -91,7 +91,7 @@ func (s *Service) cancelJob(ctx context.Context, id string) result {
 	tctx, cancel := s.trackContext(ctx)
 	defer cancel()
 	if _, err := s.track(tctx, id, track.Request{}); err != nil {
-		return result{code: 503, desc: "cancel requested but tracking failed", err: err}
+		return trackFailure("cancel requested but tracking failed", "", err)
 	}
 	return success(id, CancelReply{JobID: id, Cancel: "requested"})
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // Reducto's failures become reply codes here. Which 4xx answers mean what depends on the call
@@ -77,6 +78,17 @@ func reductoFailure(err error) result {
 		// A TLS misconfiguration, say: permanent, and not the caller's fault.
 		return result{code: 502, desc: "reducto call failed: " + cause(err), err: err}
 	}
+}
+
+// trackFailure is the 503 for a job Reducto accepted a command for but the bridge could not
+// track: desc, and why when the track stream is full (BRIDGE_TRACK_MAX_JOBS or
+// BRIDGE_TRACK_MAX_BYTES reached), so the caller knows that retrying soon will not help
+// until jobs end or the limit is raised.
+func trackFailure(desc, jobID string, err error) result {
+	if errors.Is(err, track.ErrFull) {
+		desc += ": " + track.ErrFull.Error() + " (too many outstanding jobs)"
+	}
+	return result{code: 503, desc: desc, jobID: jobID, err: err}
 }
 
 // apiMessage is ": <Reducto's message>", or empty.

@@ -50,7 +50,7 @@ func (s *Service) submit(ctx context.Context, data []byte) result {
 	md := webhook.StripToken(req.Metadata)
 	if _, err := s.track(tctx, id, track.Request{Metadata: md, Webhook: ours}); err != nil {
 		// The job exists at Reducto: the caller must get its id to track it another way.
-		return result{code: 503, desc: fmt.Sprintf("submitted job %s but tracking failed", id), jobID: id, err: err}
+		return trackFailure(fmt.Sprintf("submitted job %s but tracking failed", id), id, err)
 	}
 	return success(id, SubmitReply{JobID: id})
 }

@@ -164,6 +164,21 @@ type Config struct {
 	// 100ms and EventsMaxAge. Default 1h.
 	DuplicateWindow time.Duration `envconfig:"BRIDGE_DUPLICATE_WINDOW" default:"1h" desc:"dedup window of REDUCTO_EVENTS (100ms to BRIDGE_EVENTS_MAX_AGE)"`
 
+	// EventsMaxBytes caps the size of REDUCTO_EVENTS in bytes (its MaxBytes); 0 means no cap
+	// but EventsMaxAge. A full events stream refuses events and pauses polling (nothing is
+	// lost), so size it to the disk. A smaller cap set by hand survives a restart. Default 0.
+	EventsMaxBytes int64 `envconfig:"BRIDGE_EVENTS_MAX_BYTES" default:"0" desc:"largest size of REDUCTO_EVENTS in bytes; 0 = bounded by BRIDGE_EVENTS_MAX_AGE only (a full stream pauses polling)"`
+
+	// TrackMaxJobs caps the outstanding jobs, the messages of REDUCTO_TRACK (its MaxMsgs); 0
+	// means unlimited. A full track stream refuses new tracks (the producer gets an error)
+	// and never drops an outstanding job. A smaller cap set by hand survives a restart.
+	// Default 1000000.
+	TrackMaxJobs int64 `envconfig:"BRIDGE_TRACK_MAX_JOBS" default:"1000000" desc:"most outstanding jobs (REDUCTO_TRACK messages); 0 = unlimited; beyond it tracks are refused"`
+
+	// TrackMaxBytes caps the size of REDUCTO_TRACK in bytes (its MaxBytes); 0 means unlimited.
+	// Default 1073741824 (1 GiB).
+	TrackMaxBytes int64 `envconfig:"BRIDGE_TRACK_MAX_BYTES" default:"1073741824" desc:"largest size of REDUCTO_TRACK in bytes; 0 = unlimited; beyond it tracks are refused"`
+
 	// AckWait is the AckWait of the track consumer: how long a replica may hold a job before
 	// JetStream redelivers it to another. It must exceed HTTPTimeout. Default 1m.
 	AckWait time.Duration `envconfig:"BRIDGE_ACK_WAIT" default:"1m" desc:"AckWait of the track consumer (> BRIDGE_HTTP_TIMEOUT)"`

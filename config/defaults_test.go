@@ -40,6 +40,9 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_EVENTS_MAX_AGE / publisher.DefaultMaxAge", c.EventsMaxAge, publisher.DefaultMaxAge},
 		{"BRIDGE_DUPLICATE_WINDOW / publisher.DefaultDuplicates", c.DuplicateWindow, publisher.DefaultDuplicates},
 		{"BRIDGE_ACK_WAIT / track.DefaultAckWait", c.AckWait, track.DefaultAckWait},
+		{"BRIDGE_TRACK_MAX_JOBS / track.DefaultMaxJobs", c.TrackMaxJobs, int64(track.DefaultMaxJobs)},
+		{"BRIDGE_TRACK_MAX_BYTES / track.DefaultMaxBytes", c.TrackMaxBytes, int64(track.DefaultMaxBytes)},
+		{"BRIDGE_EVENTS_MAX_BYTES / publisher.DefaultMaxBytes", c.EventsMaxBytes, int64(publisher.DefaultMaxBytes)},
 		{"BRIDGE_REDUCTO_MAX_BODY / reducto.DefaultMaxBody", c.ReductoMaxBody, reducto.DefaultMaxBody},
 	}
 	for _, tt := range tests {

@@ -64,6 +64,8 @@ var contractDefaults = Config{
 	StreamReplicas:      1,
 	EventsMaxAge:        720 * time.Hour,
 	DuplicateWindow:     time.Hour,
+	TrackMaxJobs:        1_000_000,
+	TrackMaxBytes:       1 << 30,
 	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
 	ReductoMaxBody:      256 << 20,

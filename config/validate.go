@@ -171,6 +171,18 @@ func (c *Config) check() []error {
 	case maxAgeOK && c.DuplicateWindow > c.EventsMaxAge:
 		bad("BRIDGE_DUPLICATE_WINDOW", "%s exceeds BRIDGE_EVENTS_MAX_AGE (%s)", c.DuplicateWindow, c.EventsMaxAge)
 	}
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{
+		{"BRIDGE_EVENTS_MAX_BYTES", c.EventsMaxBytes},
+		{"BRIDGE_TRACK_MAX_JOBS", c.TrackMaxJobs},
+		{"BRIDGE_TRACK_MAX_BYTES", c.TrackMaxBytes},
+	} {
+		if v.n < 0 {
+			bad(v.name, "must be 0 (unlimited) or more, got %d", v.n)
+		}
+	}
 	positive("BRIDGE_WEBHOOK_POLL_INTERVAL", c.WebhookPollInterval)
 	if positive("BRIDGE_ACK_WAIT", c.AckWait) && httpOK && c.AckWait <= c.HTTPTimeout {
 		bad("BRIDGE_ACK_WAIT", "%s must exceed BRIDGE_HTTP_TIMEOUT (%s), or a slow poll gets redelivered to another replica", c.AckWait, c.HTTPTimeout)

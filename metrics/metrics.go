@@ -96,7 +96,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhooks_total",
-			Help: "Reducto webhooks received, by result (accepted, unauthorized, malformed, failed).",
+			Help: "Reducto webhooks received, by result (accepted, replayed, unauthorized, malformed, failed).",
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,

@@ -16,12 +16,15 @@ import (
 )
 
 // Defaults applied by [Setup] to zero [Options] fields. config.Defaults() agrees with them
-// (BRIDGE_EVENT_SOURCE, BRIDGE_STREAM_REPLICAS, BRIDGE_EVENTS_MAX_AGE, BRIDGE_DUPLICATE_WINDOW).
+// (BRIDGE_EVENT_SOURCE, BRIDGE_STREAM_REPLICAS, BRIDGE_EVENTS_MAX_AGE, BRIDGE_DUPLICATE_WINDOW,
+// BRIDGE_EVENTS_MAX_BYTES).
 const (
 	DefaultSource     = "reducto-bridge"
 	DefaultReplicas   = 1
 	DefaultMaxAge     = 720 * time.Hour
 	DefaultDuplicates = time.Hour
+	// DefaultMaxBytes is no byte limit of the bridge's: the events are bounded by MaxAge.
+	DefaultMaxBytes = 0
 )
 
 // resultsGrace makes claim-checked results outlive their events: a result is stored before
@@ -51,8 +54,10 @@ type Options struct {
 	// Duplicates is the stream's Nats-Msg-Id window, at least 100ms and at most MaxAge;
 	// default 1h (capped at MaxAge). At-most-one does not depend on it (see Publish).
 	Duplicates time.Duration
-	// MaxBytes caps the events stream's size; 0 leaves the limit as it is (unlimited on a new
-	// stream, what an operator set with `nats stream edit` on an existing one). The stream discards new
+	// MaxBytes caps the events stream's size (BRIDGE_EVENTS_MAX_BYTES); 0 sets no limit of the
+	// bridge's (unlimited on a new stream, what an operator set with `nats stream edit` on an
+	// existing one). A limit an operator tightened below MaxBytes survives (internal/streams:
+	// the tighter wins). The stream discards new
 	// messages when full, so Publish then fails with ErrStreamFull instead of the server
 	// silently dropping old events (which would let a re-tracked job be reported twice).
 	MaxBytes int64
@@ -118,8 +123,9 @@ func (o Options) withDefaults() (Options, error) {
 // bridge itself never deletes an event, so at-most-one-event-per-job holds against the
 // bridge's own retries, crashes and replicas; an operator who deletes a job's event and
 // re-tracks the job gets a new event, deliberately. If an operator has turned either flag on,
-// Setup keeps it on; so it does with every limit it leaves unset (internal/streams): a
-// MaxBytes or MaxMsgs set with `nats stream edit` survives a restart.
+// Setup keeps it on; so it does with every limit it leaves unset, and with a limit tightened
+// below the bridge's (internal/streams): a MaxBytes or MaxMsgs set with `nats stream edit`
+// survives a restart.
 func Setup(ctx context.Context, js JetStream, o Options) (*Publisher, error) {
 	o, err := o.withDefaults()
 	if err != nil {

@@ -22,11 +22,19 @@ import (
 const ConsumerName = "reducto-bridge"
 
 // Defaults of zero [Options] fields (config.Defaults() agrees: BRIDGE_STREAM_REPLICAS,
-// BRIDGE_ACK_WAIT).
+// BRIDGE_ACK_WAIT, BRIDGE_TRACK_MAX_JOBS, BRIDGE_TRACK_MAX_BYTES).
 const (
 	DefaultReplicas = 1
 	DefaultAckWait  = time.Minute
+	// DefaultMaxJobs is the stream's MaxMsgs: at most this many outstanding jobs.
+	DefaultMaxJobs = 1_000_000
+	// DefaultMaxBytes is the stream's MaxBytes, 1 GiB.
+	DefaultMaxBytes = 1 << 30
 )
+
+// ErrFull: the track stream refused a track because it holds MaxJobs jobs or MaxBytes bytes
+// (or the account or server is out of storage). Nothing outstanding was dropped.
+var ErrFull = errors.New("track stream " + subject.TrackStream + " is full")
 
 // dedupWindow is the track stream's Nats-Msg-Id window. Tracking does not rely on it: the
 // stream keeps one message per job subject.
@@ -43,6 +51,11 @@ type Options struct {
 	// must exceed one poll: a wait for the rate budget, the HTTP timeout and the publish.
 	// Default 1m.
 	AckWait time.Duration
+	// MaxJobs caps the outstanding jobs (the stream's MaxMsgs); default DefaultMaxJobs,
+	// negative for unlimited. A full stream refuses new tracks (discard new).
+	MaxJobs int64
+	// MaxBytes caps the stream's size; default DefaultMaxBytes, negative for unlimited.
+	MaxBytes int64
 }
 
 // JetStream is the part of jetstream.JetStream the queue uses.
@@ -70,8 +83,9 @@ type Queue struct {
 //
 // The stream keeps one message per job subject: tracking a job that is still outstanding
 // replaces its message (so there is never a second poll loop), and its discard policy is
-// "new", so a full stream refuses new tracks rather than silently dropping outstanding ones.
-// Limits an operator set by hand (MaxMsgs, MaxBytes...) survive: see internal/streams.
+// "new", so a full stream (MaxJobs messages or MaxBytes bytes) refuses new tracks rather than
+// silently dropping outstanding ones. A limit an operator tightened by hand (MaxMsgs,
+// MaxBytes...) survives: the tighter of it and the option wins (internal/streams).
 //
 // The consumer has no BackOff: delays come from NakWithDelay (combining both distorts the
 // delay). MaxAckPending is unlimited because every parked job (NAK'd with a delay) counts
@@ -90,6 +104,12 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 	if o.AckWait <= 0 {
 		o.AckWait = DefaultAckWait
 	}
+	if o.MaxJobs == 0 {
+		o.MaxJobs = DefaultMaxJobs
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
 	stream, err := streams.Ensure(ctx, js, jetstream.StreamConfig{
 		Name:              subject.TrackStream,
 		Description:       "reducto-bridge: outstanding Reducto jobs, one message per job (work queue)",
@@ -99,6 +119,8 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 		Replicas:          o.Replicas,
 		Discard:           jetstream.DiscardNew,
 		MaxMsgsPerSubject: 1,
+		MaxMsgs:           max(o.MaxJobs, -1),
+		MaxBytes:          max(o.MaxBytes, -1),
 		Duplicates:        dedupWindow,
 	})
 	if err != nil {
@@ -166,7 +188,7 @@ func (q *Queue) JobID(subj string) (string, error) {
 // Ensure tracks a job unless it already has a track message: it publishes req to
 // P.track.<id> on the condition that the subject holds no message. It reports whether it
 // published. The cancel and submit commands and webhooks use it; an existing track (and its
-// metadata) is never replaced.
+// metadata) is never replaced. A full stream makes it fail with [ErrFull].
 func (q *Queue) Ensure(ctx context.Context, id string, req Request) (bool, error) {
 	if err := subject.ValidJobID(id); err != nil {
 		return false, err
@@ -180,6 +202,9 @@ func (q *Queue) Ensure(ctx context.Context, id string, req Request) (bool, error
 	// replicated stream) another track of the job is being stored right now.
 	if jserr.WrongLastSequence(err) || jserr.SubjectInFlight(err) {
 		return false, nil
+	}
+	if jserr.StreamFull(err) {
+		return false, fmt.Errorf("track job %s: %w: %w", id, ErrFull, err)
 	}
 	if err != nil {
 		return false, fmt.Errorf("track job %s: %w", id, err)

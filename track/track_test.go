@@ -194,3 +194,122 @@ func TestRecreate(t *testing.T) {
 		t.Errorf("recreated consumer delivered %v (%v), want the job tracked before the deletion", got, batch.Error())
 	}
 }
+
+// TestSetupLimits: the stream's MaxMsgs and MaxBytes come from the options (defaults 1000000
+// and 1 GiB, negative for unlimited); a MaxMsgs tightened by hand survives a restart with the
+// defaults, and an option smaller than the hand value replaces it.
+func TestSetupLimits(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	config := func() jetstream.StreamConfig {
+		t.Helper()
+		st, err := js.Stream(ctx, subject.TrackStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config
+	}
+	setup := func(o track.Options) {
+		t.Helper()
+		if _, err := track.Setup(ctx, js, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setup(track.Options{})
+	if c := config(); c.MaxMsgs != track.DefaultMaxJobs || c.MaxBytes != track.DefaultMaxBytes || c.Discard != jetstream.DiscardNew {
+		t.Errorf("defaults: MaxMsgs %d MaxBytes %d Discard %v, want %d, %d, new", c.MaxMsgs, c.MaxBytes, c.Discard, track.DefaultMaxJobs, track.DefaultMaxBytes)
+	}
+	edited := config()
+	edited.MaxMsgs = 500 // nats stream edit REDUCTO_TRACK --max-msgs 500
+	if _, err := js.UpdateStream(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	setup(track.Options{})
+	if c := config(); c.MaxMsgs != 500 {
+		t.Errorf("hand-tightened MaxMsgs after a restart with the defaults: %d, want 500", c.MaxMsgs)
+	}
+	setup(track.Options{MaxJobs: 100, MaxBytes: 1 << 20})
+	if c := config(); c.MaxMsgs != 100 || c.MaxBytes != 1<<20 {
+		t.Errorf("with MaxJobs 100, MaxBytes 1 MiB (hand MaxMsgs 500): MaxMsgs %d MaxBytes %d", c.MaxMsgs, c.MaxBytes)
+	}
+	setup(track.Options{MaxJobs: -1, MaxBytes: -1})
+	if c := config(); c.MaxMsgs != 100 || c.MaxBytes != 1<<20 {
+		t.Errorf("unlimited options keep the stream's limits: MaxMsgs %d MaxBytes %d, want 100, 1 MiB", c.MaxMsgs, c.MaxBytes)
+	}
+}
+
+// TestEnsureFull: with MaxJobs 5, a sixth job is refused (ErrFull for Ensure, a PubAck error
+// for a producer's publish), the five outstanding jobs stay, and re-tracking one of them
+// (which replaces its message) still works.
+func TestEnsureFull(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	q, err := track.Setup(ctx, js, track.Options{Prefix: prefix, MaxJobs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx, subject.Track(prefix, "j"+string(rune('0'+i))), []byte(`{}`)); err != nil {
+			t.Fatalf("track %d of 5: %v", i+1, err)
+		}
+	}
+	if _, err := js.Publish(ctx, subject.Track(prefix, "j5"), []byte(`{}`)); err == nil {
+		t.Error("a producer's sixth track was accepted")
+	}
+	ok, err := q.Ensure(ctx, "j6", track.Request{})
+	if ok || !errors.Is(err, track.ErrFull) {
+		t.Errorf("Ensure on a full stream = %v, %v, want ErrFull", ok, err)
+	}
+	if ok, err := q.Ensure(ctx, "j0", track.Request{}); ok || err != nil {
+		t.Errorf("Ensure of a tracked job on a full stream = %v, %v, want false, nil", ok, err)
+	}
+	st, err := js.Stream(ctx, subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 5 {
+		t.Errorf("outstanding jobs: %d, want 5", info.State.Msgs)
+	}
+	for i := range 5 {
+		if m, err := q.Last(ctx, "j"+string(rune('0'+i))); err != nil || m == nil {
+			t.Errorf("job j%d: %v, %v; want its track message", i, m, err)
+		}
+	}
+}
+
+// TestLowerLimitDropsNothing: restarting with MaxJobs below the number of outstanding jobs
+// keeps every one of them (discard new: only new tracks are refused).
+func TestLowerLimitDropsNothing(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	if _, err := track.Setup(ctx, js, track.Options{Prefix: prefix}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := js.Publish(ctx, subject.Track(prefix, "j"+string(rune('a'+i))), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := track.Setup(ctx, js, track.Options{Prefix: prefix, MaxJobs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxMsgs != 5 || info.State.Msgs != 10 {
+		t.Errorf("after lowering MaxJobs to 5: MaxMsgs %d, %d jobs; want 5 and all 10", info.Config.MaxMsgs, info.State.Msgs)
+	}
+	if _, err := q.Ensure(ctx, "new", track.Request{}); !errors.Is(err, track.ErrFull) {
+		t.Errorf("Ensure over the limit: %v, want ErrFull", err)
+	}
+}

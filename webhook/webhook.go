@@ -5,7 +5,8 @@
 //
 // Two modes, as Reducto offers them:
 //   - Svix: signed with the endpoint's whsec_ secret (svix-id, svix-timestamp, svix-signature,
-//     or the white-labelled webhook-* names); stale timestamps and bad signatures get 401.
+//     or the white-labelled webhook-* names); stale timestamps and bad signatures get 401, and
+//     a replay of an accepted delivery (same svix-id) gets 200 without being acted on.
 //   - direct: unsigned, so a shared token is required, in the URL query (?token=) or in the
 //     job's metadata ("webhook_token"); without a configured token direct webhooks are refused.
 package webhook
@@ -80,7 +81,8 @@ type Handler struct {
 	tolerance time.Duration
 	readTO    time.Duration
 	log       *slog.Logger
-	logs      rejectLog // rate limit of the rejection warnings
+	logs      rejectLog  // rate limit of the rejection warnings
+	seen      deliveries // svix-ids accepted within the tolerance window, to ignore replays
 	m         *metrics.Metrics
 	now       func() time.Time
 }
@@ -120,6 +122,10 @@ type Payload struct {
 // ServeHTTP authenticates, parses and acts on one webhook: 200 once the job is reported or
 // tracked, 401 for a bad signature or token, 400 for a malformed body, 503 when the job could
 // not be looked at nor tracked (the sender retries).
+//
+// A signed webhook whose svix-id was accepted before, within the tolerance window, is a
+// replay: it is answered 200 without acting on it, and counted and logged (rate-limited) as
+// result "replayed". The ids are remembered per process, at most [MaxRememberedDeliveries].
 //
 // What can be refused from the request line and headers alone is refused before a byte of
 // the body is read, with "Connection: close" so the server does not read it either: another
@@ -171,10 +177,19 @@ func (w *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	// Signed or not, the token is never echoed: a caller may set it in the metadata of a job
 	// whose webhook goes out signed.
+	if signed && !w.seen.claim(sh.id, w.now(), w.expiry(sh)) {
+		// Accepted before (or being handled now): acting again would only cost a GET /job.
+		// 2xx, so that a sender that lost our first answer stops resending.
+		w.reject(rw, r, p.JobID, http.StatusOK, "replayed", "replayed delivery, already accepted", nil)
+		return
+	}
 	metadata := StripToken(p.Metadata)
 	ctx, cancel := context.WithTimeout(r.Context(), hintTimeout)
 	defer cancel()
 	if err := w.hint.Hint(ctx, p.JobID, metadata); err != nil {
+		if signed {
+			w.seen.forget(sh.id) // the sender's retry, with the same svix-id, must be acted on
+		}
 		w.m.Webhook("failed")
 		w.log.Warn("webhook not acted on; sender should retry", "job_id", p.JobID, "error", err)
 		http.Error(rw, "job could not be looked at; retry", http.StatusServiceUnavailable)
@@ -381,6 +396,14 @@ func (w *Handler) checkTimestamp(h headers) error {
 		return fmt.Errorf("timestamp %s away from now", d.Round(time.Second))
 	}
 	return nil
+}
+
+// expiry is when a signed request with these (checked) headers stops passing the timestamp
+// check (a second after timestamp + tolerance: the check is inclusive and whole seconds), so
+// its svix-id need not be remembered longer.
+func (w *Handler) expiry(h headers) time.Time {
+	ts, _ := strconv.ParseInt(h.timestamp, 10, 64)
+	return time.Unix(ts, 0).Add(w.tolerance + time.Second)
 }
 
 // metadataToken reads the shared token from a metadata object, if there is one.

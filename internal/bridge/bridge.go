@@ -292,6 +292,15 @@ func (b *Bridge) natsDescription() string {
 
 // setupStreams creates or updates the streams, the object store and the consumer. NATS may
 // not be reachable yet (the connection retries in the background), so set-up is retried
+// unlimitedIfZero maps a BRIDGE_TRACK_* limit, where 0 means unlimited, to track.Options,
+// where 0 means the default and a negative value unlimited.
+func unlimitedIfZero(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // until ctx ends.
 func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 	po := publisher.Options{
@@ -300,6 +309,7 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 		Replicas:   b.cfg.StreamReplicas,
 		MaxAge:     b.cfg.EventsMaxAge,
 		Duplicates: b.cfg.DuplicateWindow,
+		MaxBytes:   b.cfg.EventsMaxBytes,
 		Logger:     b.log.With("component", "publisher"),
 		Redact:     b.redact,
 	}
@@ -313,6 +323,7 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 		}
 		queue, err = track.Setup(actx, b.js, track.Options{
 			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
+			MaxJobs: unlimitedIfZero(b.cfg.TrackMaxJobs), MaxBytes: unlimitedIfZero(b.cfg.TrackMaxBytes),
 		})
 		return err
 	}

@@ -52,3 +52,14 @@ func WrongLastSequence(err error) bool {
 func SubjectInFlight(err error) bool {
 	return Code(err) == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
+
+// StreamFull reports a publish refused because a storage limit is reached: the stream's
+// MaxMsgs or MaxBytes on a discard-new stream ("maximum messages/bytes exceeded"), or the
+// account's or the server's storage.
+func StreamFull(err error) bool {
+	switch Code(err) {
+	case StreamStoreFailed, InsufficientResources, AccountResourcesExceeded, StorageResourcesExceeded:
+		return true
+	}
+	return false
+}
