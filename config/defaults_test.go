@@ -3,6 +3,7 @@ package config_test
 import (
 	"testing"
 
+	"github.com/reducto-bridge/reducto-bridge/budget"
 	"github.com/reducto-bridge/reducto-bridge/command"
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/poller"
@@ -40,6 +41,8 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_EVENTS_MAX_AGE / publisher.DefaultMaxAge", c.EventsMaxAge, publisher.DefaultMaxAge},
 		{"BRIDGE_DUPLICATE_WINDOW / publisher.DefaultDuplicates", c.DuplicateWindow, publisher.DefaultDuplicates},
 		{"BRIDGE_ACK_WAIT / track.DefaultAckWait", c.AckWait, track.DefaultAckWait},
+		{"BRIDGE_RATE_LIMIT / budget.DefaultGetJobRate", c.RateLimit, budget.DefaultGetJobRate},
+		{"BRIDGE_RATE_LIMIT_ALL / budget.DefaultAllRate", c.RateLimitAll, budget.DefaultAllRate},
 		{"BRIDGE_REDUCTO_MAX_BODY / reducto.DefaultMaxBody", c.ReductoMaxBody, reducto.DefaultMaxBody},
 	}
 	for _, tt := range tests {
