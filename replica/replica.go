@@ -156,7 +156,7 @@ func (t *Tracker) Live() int {
 }
 
 // Stop stops announcing, says goodbye (so the others grow their share at once) and
-// unsubscribes. Call it while the connection is still open.
+// unsubscribes. Call it before the connection is drained or closed.
 func (t *Tracker) Stop() {
 	select {
 	case <-t.stop:
@@ -166,8 +166,9 @@ func (t *Tracker) Stop() {
 	close(t.stop)
 	<-t.done
 	t.sub.Unsubscribe()
+	// No Flush: with NATS out of reach it would wait for a PONG; draining the connection
+	// (or its next flush) sends the goodbye.
 	t.announce(true)
-	t.nc.Flush()
 }
 
 func (t *Tracker) run() {
