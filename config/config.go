@@ -102,9 +102,15 @@ type Config struct {
 	// Default 12h, the lifetime of a Reducto job id.
 	JobTTL time.Duration `envconfig:"BRIDGE_JOB_TTL" default:"12h" desc:"give up on a job (event expired) after this age"`
 
-	// RateLimit is the number of Reducto requests per second this replica may send; fractions
-	// are allowed. Default 100 (Reducto allows 200/s on GET /job per API key).
-	RateLimit float64 `envconfig:"BRIDGE_RATE_LIMIT" default:"100" desc:"Reducto requests per second this replica may send"`
+	// RateLimit is the number of GET /job requests per second of the API key, shared by all
+	// the replicas that use the key (each takes its share of the live ones); fractions are
+	// allowed. Default 100 (Reducto allows 200/s on GET /job per API key).
+	RateLimit float64 `envconfig:"BRIDGE_RATE_LIMIT" default:"100" desc:"GET /job requests per second of the API key, shared by its live replicas"`
+
+	// RateLimitAll is the number of Reducto requests per second of the API key on all
+	// endpoints together (GET /job, GET /jobs, cancel, submit), shared like RateLimit.
+	// Default 500 (Reducto allows 1,000/s on all endpoints per API key).
+	RateLimitAll float64 `envconfig:"BRIDGE_RATE_LIMIT_ALL" default:"500" desc:"Reducto requests per second of the API key on all endpoints, shared by its live replicas"`
 
 	// Concurrency is the maximum number of Reducto requests in flight. Default 32.
 	Concurrency int `envconfig:"BRIDGE_CONCURRENCY" default:"32" desc:"Reducto requests in flight at most"`

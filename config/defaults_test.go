@@ -3,6 +3,7 @@ package config_test
 import (
 	"testing"
 
+	"github.com/reducto-bridge/reducto-bridge/budget"
 	"github.com/reducto-bridge/reducto-bridge/command"
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/poller"
@@ -43,6 +44,8 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_TRACK_MAX_JOBS / track.DefaultMaxJobs", c.TrackMaxJobs, int64(track.DefaultMaxJobs)},
 		{"BRIDGE_TRACK_MAX_BYTES / track.DefaultMaxBytes", c.TrackMaxBytes, int64(track.DefaultMaxBytes)},
 		{"BRIDGE_EVENTS_MAX_BYTES / publisher.DefaultMaxBytes", c.EventsMaxBytes, int64(publisher.DefaultMaxBytes)},
+		{"BRIDGE_RATE_LIMIT / budget.DefaultGetJobRate", c.RateLimit, budget.DefaultGetJobRate},
+		{"BRIDGE_RATE_LIMIT_ALL / budget.DefaultAllRate", c.RateLimitAll, budget.DefaultAllRate},
 		{"BRIDGE_REDUCTO_MAX_BODY / reducto.DefaultMaxBody", c.ReductoMaxBody, reducto.DefaultMaxBody},
 	}
 	for _, tt := range tests {

@@ -53,6 +53,7 @@ var contractDefaults = Config{
 	PollJitter:          0.2,
 	JobTTL:              12 * time.Hour,
 	RateLimit:           100,
+	RateLimitAll:        500,
 	Concurrency:         32,
 	HTTPAddr:            ":8080",
 	EventSource:         "reducto-bridge",

@@ -30,6 +30,7 @@ var contractVars = map[string]string{
 	"BRIDGE_POLL_JITTER":           "0.2",
 	"BRIDGE_JOB_TTL":               "12h",
 	"BRIDGE_RATE_LIMIT":            "100",
+	"BRIDGE_RATE_LIMIT_ALL":        "500",
 	"BRIDGE_CONCURRENCY":           "32",
 	"BRIDGE_HTTP_ADDR":             ":8080",
 	"BRIDGE_WEBHOOK_ADDR":          "-",

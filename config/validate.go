@@ -114,6 +114,9 @@ func (c *Config) check() []error {
 	if !(c.RateLimit > 0) || math.IsInf(c.RateLimit, 0) {
 		bad("BRIDGE_RATE_LIMIT", "must be a finite number > 0 (requests per second), got %v", c.RateLimit)
 	}
+	if !(c.RateLimitAll > 0) || math.IsInf(c.RateLimitAll, 0) {
+		bad("BRIDGE_RATE_LIMIT_ALL", "must be a finite number > 0 (requests per second), got %v", c.RateLimitAll)
+	}
 	if c.Concurrency < 1 {
 		bad("BRIDGE_CONCURRENCY", "must be at least 1, got %d", c.Concurrency)
 	}

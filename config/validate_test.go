@@ -111,6 +111,8 @@ func TestValidate(t *testing.T) {
 		{"rate negative", func(c *Config) { c.RateLimit = -1 }, "BRIDGE_RATE_LIMIT"},
 		{"rate zero", func(c *Config) { c.RateLimit = 0 }, "BRIDGE_RATE_LIMIT"},
 		{"rate NaN", func(c *Config) { c.RateLimit = math.NaN() }, "BRIDGE_RATE_LIMIT"},
+		{"rate all zero", func(c *Config) { c.RateLimitAll = 0 }, "BRIDGE_RATE_LIMIT_ALL"},
+		{"rate all infinite", func(c *Config) { c.RateLimitAll = math.Inf(1) }, "BRIDGE_RATE_LIMIT_ALL"},
 		{"rate fraction", func(c *Config) { c.RateLimit = 0.5 }, ""},
 		{"concurrency zero", func(c *Config) { c.Concurrency = 0 }, "BRIDGE_CONCURRENCY"},
 		{"http addr no port", func(c *Config) { c.HTTPAddr = "localhost" }, "BRIDGE_HTTP_ADDR"},

@@ -33,6 +33,7 @@ func TestCrashKill(t *testing.T) {
 	// A budget that lets a burst finish as fast as the machine can, so that many jobs are
 	// between their poll and their ack at the kill.
 	env["BRIDGE_RATE_LIMIT"] = "1000"
+	env["BRIDGE_RATE_LIMIT_ALL"] = "2000"
 	b := newBridge(t, "bridge", env)
 	b.startReady()
 	runs := run{runs: 1}

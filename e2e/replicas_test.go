@@ -39,8 +39,10 @@ func testReplicas(t *testing.T, replicas int) {
 	var bs []*bridgeProc
 	for i := range replicas {
 		env := bridgeEnv(ns.url(), r.replicaURL(i+1))
-		// Enough budget that a survivor is not the bottleneck (see the take-over bound).
-		env["BRIDGE_RATE_LIMIT"] = "500"
+		// Enough budget that a survivor is not the bottleneck (see the take-over bound); the
+		// replicas share it.
+		env["BRIDGE_RATE_LIMIT"] = strconv.Itoa(500 * replicas)
+		env["BRIDGE_RATE_LIMIT_ALL"] = strconv.Itoa(1000 * replicas)
 		b := newBridge(t, "replica"+strconv.Itoa(i+1), env)
 		// One at a time: replicas setting up the streams and the consumer at the same moment
 		// trip a data race inside nats-server 2.15.2 (fileStore.UpdateConfig against

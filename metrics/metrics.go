@@ -35,7 +35,8 @@ type Metrics struct {
 	reductoLatency  *prometheus.HistogramVec
 	rateWaits       prometheus.Counter
 	rateWaitSeconds prometheus.Counter
-	rateLimit       prometheus.Gauge
+	rateLimit       *prometheus.GaugeVec
+	replicas        prometheus.Gauge
 	paused          prometheus.Gauge
 	authFailing     prometheus.Gauge
 	commands        *prometheus.CounterVec
@@ -74,9 +75,13 @@ func New() *Metrics {
 			Namespace: namespace, Name: "rate_limit_wait_seconds_total",
 			Help: "Time spent waiting for the client-side rate budget.",
 		}),
-		rateLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "rate_limit_per_second",
-			Help: "Current client-side rate budget (requests/s); lower than configured after Reducto 429s.",
+			Help: "This replica's current client-side rate budget (requests/s), by limit (get_job, all): its share of the key's, lower after Reducto 429s.",
+		}, []string{"limit"}),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "replicas",
+			Help: "Live replicas sharing the API key's rate budget, this one included.",
 		}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "polling_paused",
@@ -100,7 +105,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
-		m.rateWaitSeconds, m.rateLimit, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
+		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -142,10 +147,17 @@ func (m *Metrics) RateWait(d time.Duration) {
 	m.rateWaitSeconds.Add(d.Seconds())
 }
 
-// RateLimit reports the current rate budget.
-func (m *Metrics) RateLimit(perSecond float64) {
+// RateLimit reports the current rate budget of one limit (budget.LimitGetJob or LimitAll).
+func (m *Metrics) RateLimit(limit string, perSecond float64) {
 	if m != nil {
-		m.rateLimit.Set(perSecond)
+		m.rateLimit.WithLabelValues(limit).Set(perSecond)
+	}
+}
+
+// Replicas reports the live replicas sharing the key's budget.
+func (m *Metrics) Replicas(n int) {
+	if m != nil {
+		m.replicas.Set(float64(n))
 	}
 }
 

@@ -40,17 +40,26 @@ const (
 	DefaultMaxBody int64 = 256 << 20
 )
 
-// Limiter is a request budget: every request waits on it before it is sent. A
-// *rate.Limiter from golang.org/x/time/rate satisfies it; share one per process so that all
-// callers spend one budget.
+// Operations, the op of [Limiter.Wait], [Observer] and [APIError.Op]; a submission's op is
+// "submit " followed by its [Endpoint].
+const (
+	OpGetJob    = "get job"    // GET /job/{id}: under the GET /job limit and the all-endpoints one
+	OpCancelJob = "cancel job" // POST /cancel/{id}
+	OpListJobs  = "list jobs"  // GET /jobs
+)
+
+// Limiter is a request budget: every request waits on it before it is sent, naming its
+// operation (op, e.g. [OpGetJob]), so that a budget can keep Reducto's GET /job limit apart
+// from its all-endpoints limit. Share one per process so that all callers spend one budget.
 type Limiter interface {
-	Wait(ctx context.Context) error
+	Wait(ctx context.Context, op string) error
 }
 
 // Throttler is implemented by a [Limiter] that adapts to Reducto's rate limiting: the client
-// calls Throttled after every 429, with the Retry-After it carried (0 if none).
+// calls Throttled after every 429 with its error, which names the operation, the limit that
+// was hit ([APIError.RateLimitCode]) and the Retry-After (0 if none).
 type Throttler interface {
-	Throttled(retryAfter time.Duration)
+	Throttled(e *APIError)
 }
 
 // Observer is told the outcome of every HTTP exchange: op, the status code (0 when no response
@@ -166,7 +175,7 @@ func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
 	if id == "" {
 		return nil, fmt.Errorf("get job: %w: empty job id", errInvalidArgument)
 	}
-	body, err := c.do(ctx, "get job", http.MethodGet, "/job/"+url.PathEscape(id), nil, nil)
+	body, err := c.do(ctx, OpGetJob, http.MethodGet, "/job/"+url.PathEscape(id), nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +199,7 @@ func (c *Client) CancelJob(ctx context.Context, id string) error {
 		return fmt.Errorf("cancel job: %w: empty job id", errInvalidArgument)
 	}
 	return c.retry(ctx, IsTransient, func() error {
-		_, err := c.do(ctx, "cancel job", http.MethodPost, "/cancel/"+url.PathEscape(id), nil, nil)
+		_, err := c.do(ctx, OpCancelJob, http.MethodPost, "/cancel/"+url.PathEscape(id), nil, nil)
 		return err
 	})
 }
@@ -218,7 +227,7 @@ func (c *Client) ListJobs(ctx context.Context, o ListOptions) (*JobList, error) 
 	if o.ExcludeConfigs {
 		q.Set("exclude_configs", "true")
 	}
-	body, err := c.do(ctx, "list jobs", http.MethodGet, "/jobs", q, nil)
+	body, err := c.do(ctx, OpListJobs, http.MethodGet, "/jobs", q, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +297,7 @@ func (c *Client) Submit(ctx context.Context, e Endpoint, body json.RawMessage) (
 // do sends one request and returns the body of a 2xx answer, or the classified error.
 func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, body []byte) ([]byte, error) {
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+		if err := c.limiter.Wait(ctx, op); err != nil {
 			return nil, fmt.Errorf("%s: wait for rate budget: %w", op, err)
 		}
 	}
@@ -339,7 +348,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 		apiErr := c.apiError(op, resp.StatusCode, resp.Header, data)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			if t, ok := c.limiter.(Throttler); ok {
-				t.Throttled(apiErr.RetryAfter)
+				t.Throttled(apiErr)
 			}
 		}
 		return nil, apiErr

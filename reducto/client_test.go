@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -563,12 +564,24 @@ type countingLimiter struct {
 	waits     atomic.Int32
 	throttled atomic.Int32
 	lastRA    atomic.Int64
+	mu        sync.Mutex
+	ops       []string // every Wait's op, then "429 <op> <code>" for every Throttled
 }
 
-func (l *countingLimiter) Wait(ctx context.Context) error { l.waits.Add(1); return ctx.Err() }
-func (l *countingLimiter) Throttled(ra time.Duration) {
+func (l *countingLimiter) Wait(ctx context.Context, op string) error {
+	l.waits.Add(1)
+	l.mu.Lock()
+	l.ops = append(l.ops, op)
+	l.mu.Unlock()
+	return ctx.Err()
+}
+
+func (l *countingLimiter) Throttled(e *APIError) {
 	l.throttled.Add(1)
-	l.lastRA.Store(int64(ra))
+	l.lastRA.Store(int64(e.RetryAfter))
+	l.mu.Lock()
+	l.ops = append(l.ops, fmt.Sprintf("429 %s %d", e.Op, e.RateLimitCode))
+	l.mu.Unlock()
 }
 
 func TestLimiterAndObserver(t *testing.T) {
@@ -596,6 +609,12 @@ func TestLimiterAndObserver(t *testing.T) {
 	if strings.Join(observed, ",") != "get job 200,get job 429" {
 		t.Errorf("observed = %v", observed)
 	}
+	c.CancelJob(t.Context(), "d")
+	lim.mu.Lock()
+	if got := strings.Join(lim.ops, ","); got != "get job,get job,429 get job 2000,cancel job" {
+		t.Errorf("limiter saw %q, want each request's op and the 429's code", got)
+	}
+	lim.mu.Unlock()
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()

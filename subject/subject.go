@@ -4,6 +4,8 @@
 package subject
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -113,3 +115,11 @@ func Cancel(prefix string) string { return prefix + ".cancel" }
 
 // Submit is the submit command's subject: P.submit.
 func Submit(prefix string) string { return prefix + ".submit" }
+
+// Replicas is the subject on which the replicas of one API key announce themselves,
+// P.bridge.replicas.<key id>: the key id is the first 16 hex digits of the SHA-256 of the key,
+// so replicas of one key find each other and the key itself is never on the wire.
+func Replicas(prefix, apiKey string) string {
+	sum := sha256.Sum256([]byte(apiKey))
+	return prefix + ".bridge.replicas." + hex.EncodeToString(sum[:8])
+}

@@ -56,24 +56,25 @@ const (
 // benchConfig is one 'bridge bench' run. Durations and rates are in simulator time unless
 // said otherwise; Speed compresses them into real time.
 type benchConfig struct {
-	Jobs       int           `json:"jobs"`
-	Arrival    float64       `json:"arrival_per_s"` // jobs per simulator second (Poisson)
-	Median     time.Duration `json:"-"`
-	Sigma      float64       `json:"sigma"`
-	Progress   string        `json:"progress"`       // linear or none
-	RateLimit  float64       `json:"rate_limit"`     // simulator's GET /job limit [CODE 2000], per simulator second
-	GlobalRate float64       `json:"global_rate"`    // simulator's all-endpoint limit [CODE 1000], per simulator second
-	BridgeRate float64       `json:"bridge_rate"`    // BRIDGE_RATE_LIMIT, per simulator second
-	Speed      float64       `json:"speed"`          // k: the simulator clock runs k times faster than real time
-	Background float64       `json:"background"`     // untracked jobs on the account per tracked job
-	Modes      []string      `json:"modes"`          // contenders, in run order
-	Out        string        `json:"out"`            // output directory
-	Seed       int64         `json:"seed"`           // workload seed
-	Scenario   string        `json:"scenario"`       // "", outstanding or parked
-	Timeout    time.Duration `json:"-"`              // real-time bound of one contender; 0 = derived from the workload
-	MedianS    float64       `json:"median_s"`       // Median, for the JSON
-	TimeoutS   float64       `json:"timeout_s"`      // Timeout, for the JSON
-	Args       []string      `json:"args,omitempty"` // the command line, for the report
+	Jobs          int           `json:"jobs"`
+	Arrival       float64       `json:"arrival_per_s"` // jobs per simulator second (Poisson)
+	Median        time.Duration `json:"-"`
+	Sigma         float64       `json:"sigma"`
+	Progress      string        `json:"progress"`        // linear or none
+	RateLimit     float64       `json:"rate_limit"`      // simulator's GET /job limit [CODE 2000], per simulator second
+	GlobalRate    float64       `json:"global_rate"`     // simulator's all-endpoint limit [CODE 1000], per simulator second
+	BridgeRate    float64       `json:"bridge_rate"`     // BRIDGE_RATE_LIMIT, per simulator second
+	BridgeRateAll float64       `json:"bridge_rate_all"` // BRIDGE_RATE_LIMIT_ALL, per simulator second
+	Speed         float64       `json:"speed"`           // k: the simulator clock runs k times faster than real time
+	Background    float64       `json:"background"`      // untracked jobs on the account per tracked job
+	Modes         []string      `json:"modes"`           // contenders, in run order
+	Out           string        `json:"out"`             // output directory
+	Seed          int64         `json:"seed"`            // workload seed
+	Scenario      string        `json:"scenario"`        // "", outstanding or parked
+	Timeout       time.Duration `json:"-"`               // real-time bound of one contender; 0 = derived from the workload
+	MedianS       float64       `json:"median_s"`        // Median, for the JSON
+	TimeoutS      float64       `json:"timeout_s"`       // Timeout, for the JSON
+	Args          []string      `json:"args,omitempty"`  // the command line, for the report
 
 	// bridgeCmd is the argv that starts a bridge child process; nil means this executable
 	// with "run". Tests point it at the test binary's helper.
@@ -105,7 +106,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.StringVar(&cfg.Progress, "progress", "linear", "progress model: linear or none")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 200, "simulator GET /job limit, requests per simulator second (429 [CODE 2000] above)")
 	fs.Float64Var(&cfg.GlobalRate, "global-rate-limit", 1000, "simulator limit on all endpoints, requests per simulator second (429 [CODE 1000] above; 0 = off)")
-	fs.Float64Var(&cfg.BridgeRate, "bridge-rate", 100, "BRIDGE_RATE_LIMIT, requests per simulator second")
+	fs.Float64Var(&cfg.BridgeRate, "bridge-rate", 100, "BRIDGE_RATE_LIMIT, GET /job requests per simulator second")
+	fs.Float64Var(&cfg.BridgeRateAll, "bridge-rate-all", 500, "BRIDGE_RATE_LIMIT_ALL, requests to all endpoints per simulator second")
 	fs.Float64Var(&cfg.Speed, "speed", maxSpeed, "clock compression k: the simulator runs k times faster than real time (at most 2)")
 	fs.Float64Var(&cfg.Background, "background", 0, "untracked jobs on the account per tracked job (created by the simulator at that multiple of -arrival, listed by GET /jobs, tracked by nobody)")
 	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
@@ -160,6 +162,7 @@ func (c *benchConfig) validate() error {
 	positive("arrival", c.Arrival)
 	positive("rate-limit", c.RateLimit)
 	positive("bridge-rate", c.BridgeRate)
+	positive("bridge-rate-all", c.BridgeRateAll)
 	positive("speed", c.Speed)
 	if c.Speed > maxSpeed {
 		bad("-speed must be at most %d, got %v: JetStream's redelivery timer has a fixed resolution in real time, so a clock compressed more than %dx inflates the bridge's lag beyond what a real deployment sees", maxSpeed, c.Speed, maxSpeed)

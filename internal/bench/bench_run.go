@@ -129,6 +129,7 @@ func (r *rig) bridgeEnv(addr string) map[string]string {
 		"BRIDGE_WEBHOOK_POLL_INTERVAL": c.real(5 * time.Minute).String(),
 		"BRIDGE_RETRY_AFTER_MAX":       c.real(time.Minute).String(),
 		"BRIDGE_RATE_LIMIT":            strconv.FormatFloat(c.BridgeRate*c.Speed, 'g', -1, 64),
+		"BRIDGE_RATE_LIMIT_ALL":        strconv.FormatFloat(c.BridgeRateAll*c.Speed, 'g', -1, 64),
 		"BRIDGE_LOG_LEVEL":             "warn",
 		"BRIDGE_PPROF":                 "true",
 	}

@@ -27,6 +27,8 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
+	"github.com/reducto-bridge/reducto-bridge/replica"
+	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
@@ -49,6 +51,9 @@ type Bridge struct {
 	pub    *publisher.Publisher
 	cmds   *command.Service
 	poller *poller.Poller // set before started; /readyz asks it whether Reducto takes the key
+	// replicas announces this replica and counts the key's live ones, which share its budget.
+	replicas        *replica.Tracker
+	replicaInterval time.Duration // tests only: the announcement period instead of replica.DefaultInterval
 
 	// health follows the NATS connection for /readyz; set (before the connection is made)
 	// while start runs, so /readyz can say why NATS is not there yet.
@@ -141,7 +146,16 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		return nil, err
 	}
 
-	bud := budget.New(cfg.RateLimit, budget.WithWaitObserver(b.m.RateWait), budget.WithRateObserver(b.m.RateLimit))
+	bud := budget.New(cfg.RateLimit, cfg.RateLimitAll, budget.WithWaitObserver(b.m.RateWait), budget.WithRateObserver(b.m.RateLimit))
+	b.replicas, err = replica.Start(b.nc, replica.Options{
+		Subject:  subject.Replicas(cfg.SubjectPrefix, cfg.APIKey.Reveal()),
+		Interval: b.replicaInterval,
+		OnChange: func(n int) { bud.SetReplicas(n); b.m.Replicas(n) },
+		Logger:   log.With("component", "replica"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replica announcements: %w", err)
+	}
 	b.hc = &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: cfg.Concurrency,
@@ -217,7 +231,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	}
 	b.started.Store(true)
 	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", config.RedactURL(cfg.BaseURL),
-		"nats", b.natsDescription(), "http", b.httpAddr.String(), "webhooks", b.webhookDescription(), "rate_limit", cfg.RateLimit, "concurrency", cfg.Concurrency)
+		"nats", b.natsDescription(), "http", b.httpAddr.String(), "webhooks", b.webhookDescription(), "rate_limit", cfg.RateLimit, "rate_limit_all", cfg.RateLimitAll, "concurrency", cfg.Concurrency)
 	return b, nil
 }
 
@@ -433,6 +447,11 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	if b.hc != nil {
 		b.hc.CloseIdleConnections()
+	}
+	if b.replicas != nil {
+		// After the poller and the commands: no more requests from this replica, so the
+		// others may take its share at once.
+		b.replicas.Stop()
 	}
 	if b.nc != nil {
 		if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

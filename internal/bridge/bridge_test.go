@@ -367,7 +367,9 @@ func TestHTTPEndpoints(t *testing.T) {
 		`reducto_bridge_events_total{kind="completed",result="published"} 1`,
 		`reducto_bridge_reducto_requests_total{code="200",op="get job"} 1`,
 		`reducto_bridge_jobs_outstanding`,
-		`reducto_bridge_rate_limit_per_second 100`,
+		`reducto_bridge_rate_limit_per_second{limit="get_job"} 100`,
+		`reducto_bridge_rate_limit_per_second{limit="all"} 500`,
+		`reducto_bridge_replicas 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

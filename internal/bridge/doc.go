@@ -19,7 +19,8 @@
 //  4. the streams: REDUCTO_EVENTS and the REDUCTO_RESULTS object store (publisher), then
 //     REDUCTO_TRACK and its durable consumer (poller), created or updated, retried with
 //     backoff until ctx ends: NATS may not be reachable yet;
-//  5. the Reducto client with the rate budget (BRIDGE_RATE_LIMIT), and the poller, which
+//  5. the rate budget (BRIDGE_RATE_LIMIT, BRIDGE_RATE_LIMIT_ALL), shared with the key's other
+//     replicas through the replica announcements; the Reducto client; and the poller, which
 //     starts consuming track messages;
 //  6. the webhook handler, so /webhooks/reducto reaches the poller;
 //  7. the command micro service (P.cancel, P.submit), and the jobs_outstanding gauge.
@@ -31,7 +32,8 @@
 //
 // [Bridge.Shutdown] drains in reverse: /readyz turns 503 ("draining"); the poller stops taking
 // messages and waits for in-flight polls and publishes; the command service stops; Reducto's
-// idle connections close; the NATS connection drains (its pending publishes and acks are
+// idle connections close; the replica says goodbye (the others take its share at once); the
+// NATS connection drains (its pending publishes and acks are
 // flushed) and closes; the embedded server stops; last the HTTP server, so /healthz answers
 // until the end. Everything is bounded by Shutdown's context.
 //

@@ -222,6 +222,7 @@ func TestCancelFlood(t *testing.T) {
 	h := newHarness(t, natstest.Options{}, reductosim.Options{JobRateLimit: budget * 1.2, GlobalRateLimit: budget * 1.2, RateBurst: 300})
 	cfg := h.config()
 	cfg.RateLimit = budget
+	cfg.RateLimitAll = budget     // each cancel is one GET /job, which takes from both limits
 	cfg.LogLevel = slog.LevelWarn // 10,000 info lines per command would only slow the test down
 	h.start(cfg)
 
