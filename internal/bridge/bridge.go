@@ -47,6 +47,8 @@ type Bridge struct {
 	pub    *publisher.Publisher
 	cmds   *command.Service
 	poller *poller.Poller // set before started; /readyz asks it whether Reducto takes the key
+	// origins is the first-track-time bucket (BRIDGE_RETRACK_KEEPS_SCHEDULE); nil without it.
+	origins *track.Origins
 
 	// health follows the NATS connection for /readyz; set (before the connection is made)
 	// while start runs, so /readyz can say why NATS is not there yet.
@@ -156,7 +158,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		return nil, fmt.Errorf("reducto client: %w", err)
 	}
 
-	b.poller, err = poller.New(queue, b.client, b.pub, poller.Options{
+	po := poller.Options{
 		InitialInterval:     cfg.PollInitialInterval,
 		MaxInterval:         cfg.PollMaxInterval,
 		Multiplier:          cfg.PollMultiplier,
@@ -168,7 +170,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,
 		AfterPublish:        crashAfterPublish(log),
-	})
+	}
+	if b.origins != nil {
+		po.Origins = b.origins // never a nil *track.Origins in the interface
+	}
+	b.poller, err = poller.New(queue, b.client, b.pub, po)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +208,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Timeout:      cfg.HTTPTimeout,
 		Logger:       log.With("component", "command"),
 		Metrics:      b.m,
+
+		CancelTrackedOnly: cfg.CancelTrackedOnly,
+		Tracked: func(ctx context.Context, id string) (bool, error) {
+			m, err := queue.Last(ctx, id)
+			return m != nil, err
+		},
+		RefuseWebhooks: !cfg.SubmitWebhooks,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("command service: %w", err)
@@ -307,6 +320,11 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 		queue, err = track.Setup(actx, b.js, track.Options{
 			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
 		})
+		if err == nil && b.cfg.RetrackKeepsSchedule {
+			b.origins, err = track.SetupOrigins(actx, b.js, track.OriginsOptions{
+				JobTTL: b.cfg.JobTTL, Replicas: b.cfg.StreamReplicas,
+			})
+		}
 		return err
 	}
 	notify := func(err error, wait time.Duration) {
