@@ -1,9 +1,11 @@
 package poller_test
 
 import (
+	"context"
 	"errors"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,7 +75,8 @@ func TestRetrackKeepsSchedule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.opts.Origins = origins
+		counted := &countingOrigins{Origins: origins}
+		r.opts.Origins = counted
 		r.start(t, r.client, r.pub)
 		r.track(t, r.id, `{"metadata":{"n":0}}`)
 		first := r.storedAt(t)
@@ -86,7 +89,8 @@ func TestRetrackKeepsSchedule(t *testing.T) {
 			select {
 			case m := <-r.events:
 				got := r.gets()
-				t.Logf("expired %v after the first track; GET /job = %d over %d re-tracks", m.ev.ObservedAt.Sub(first), got, retracks)
+				t.Logf("expired %v after the first track; GET /job = %d over %d re-tracks; KV: %d claims, %d reads at polls",
+					m.ev.ObservedAt.Sub(first), got, retracks, counted.claims.Load(), counted.firsts.Load())
 				if m.subject != "reducto.job.expired."+r.id {
 					t.Fatalf("event %s, want expired", m.subject)
 				}
@@ -152,4 +156,20 @@ func TestRetrackKeepsSchedule(t *testing.T) {
 			t.Errorf("tracked_at %v, want the last track's %v (the TTL restarts)", m.ev.TrackedAt, last)
 		}
 	})
+}
+
+// countingOrigins counts the calls the poller makes on the bucket.
+type countingOrigins struct {
+	*track.Origins
+	claims, firsts atomic.Int64
+}
+
+func (c *countingOrigins) Claim(ctx context.Context, id string, at time.Time) (time.Time, error) {
+	c.claims.Add(1)
+	return c.Origins.Claim(ctx, id, at)
+}
+
+func (c *countingOrigins) First(ctx context.Context, id string, at time.Time) (time.Time, error) {
+	c.firsts.Add(1)
+	return c.Origins.First(ctx, id, at)
 }
