@@ -59,17 +59,24 @@ func decodeCancel(data []byte) (string, result, bool) {
 }
 
 func (s *Service) cancelJob(ctx context.Context, id string) result {
+	var lookupErr error
 	if s.events != nil {
 		ev, err := s.events.Lookup(ctx, id)
 		if err != nil {
 			// The event stream is only a shortcut; Reducto still knows the job's state.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "event lookup failed", slog.String("job_id", id), slog.String("error", err.Error()))
+			lookupErr = err
 		} else if ev != nil {
 			desc := "job already " + string(ev.Kind)
 			if ev.Status != "" {
 				desc += " (status " + ev.Status + ")"
 			}
 			return fail(409, desc)
+		}
+	}
+	if s.cancelTrackedOnly {
+		if res, ok := s.checkTracked(ctx, id, lookupErr); !ok {
+			return res
 		}
 	}
 
@@ -94,6 +101,22 @@ func (s *Service) cancelJob(ctx context.Context, id string) result {
 		return trackFailure("cancel requested but tracking failed", "", err)
 	}
 	return success(id, CancelReply{JobID: id, Cancel: "requested"})
+}
+
+// checkTracked enforces BRIDGE_CANCEL_TRACKED_ONLY: a job this bridge has no event for (the
+// caller checked) must have a track message. It fails closed: when the track queue, or the
+// events stream (lookupErr), cannot be read, the cancel is refused with a 503, not sent.
+func (s *Service) checkTracked(ctx context.Context, id string, lookupErr error) (result, bool) {
+	tracked, err := s.tracked(ctx, id)
+	switch {
+	case err != nil:
+		return result{code: 503, desc: "cannot check that this bridge tracks the job, retry", err: err}, false
+	case tracked:
+		return result{}, true
+	case lookupErr != nil:
+		return result{code: 503, desc: "cannot check that this bridge tracks the job, retry", err: lookupErr}, false
+	}
+	return fail(403, "forbidden: this bridge does not track the job (BRIDGE_CANCEL_TRACKED_ONLY)"), false
 }
 
 // trackContext is the budget for tracking a job Reducto has just accepted a command for: a

@@ -101,6 +101,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics counts replies by command and code; nil records nothing.
 	Metrics *metrics.Metrics
+	// CancelTrackedOnly is BRIDGE_CANCEL_TRACKED_ONLY: P.cancel refuses (403) a job that has
+	// neither a track message (see Tracked) nor an event, and sends nothing to Reducto.
+	CancelTrackedOnly bool
+	// Tracked reports whether the job has a track message; required with CancelTrackedOnly.
+	// (*track.Queue).Last, nil meaning none, is the usual implementation.
+	Tracked func(ctx context.Context, id string) (bool, error)
+	// RefuseWebhooks is BRIDGE_SUBMIT_WEBHOOKS=false: P.submit refuses (403) a body that sets
+	// its own webhook (body.async.webhook or body.webhook), and sends nothing to Reducto. The
+	// bridge's own webhook (PublicURL) is still added.
+	RefuseWebhooks bool
 }
 
 // Service is the running micro service. Construct it with [Start]; end it with [Service.Stop].
@@ -115,6 +125,10 @@ type Service struct {
 	metrics *metrics.Metrics
 	webhook *webhookConfig // nil: submit adds no webhook
 	redact  *redact.Redactor
+
+	cancelTrackedOnly bool
+	tracked           func(ctx context.Context, id string) (bool, error)
+	refuseWebhooks    bool
 
 	sem chan struct{} // one slot per command being handled
 	// base is every command's parent context; Shutdown cancels it when its own context ends,
@@ -158,6 +172,9 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.CancelTrackedOnly && o.Tracked == nil {
+		return nil, errors.New("start command service: CancelTrackedOnly needs Tracked")
+	}
 	wh, err := newWebhookConfig(o.PublicURL, o.WebhookToken, o.WebhookSvix)
 	if err != nil {
 		return nil, fmt.Errorf("start command service: %w", err)
@@ -173,6 +190,10 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		webhook: wh,
 		redact:  redact.New(append([]string{o.WebhookToken}, o.Secrets...)...),
 		sem:     make(chan struct{}, o.Concurrency),
+
+		cancelTrackedOnly: o.CancelTrackedOnly,
+		tracked:           o.Tracked,
+		refuseWebhooks:    o.RefuseWebhooks,
 		stats: map[string]*endpointStats{
 			EndpointCancel: {},
 			EndpointSubmit: {},

@@ -99,6 +99,11 @@ func decodeSubmit(data []byte) (SubmitRequest, result, bool) {
 // own webhook, so Reducto will announce the job's end to this bridge.
 func (s *Service) reductoBody(req SubmitRequest) (_ json.RawMessage, ours bool, _ result, _ bool) {
 	fields, _ := object(req.Body) // checked by decodeSubmit
+	if s.refuseWebhooks {
+		if field := callerWebhook(fields); field != "" {
+			return nil, false, fail(403, "forbidden: "+field+" is set; this bridge does not accept a caller's webhook (BRIDGE_SUBMIT_WEBHOOKS=false)"), false
+		}
+	}
 	key := "async"
 	if req.Endpoint == reducto.EndpointEdit {
 		key = "webhook"
@@ -148,4 +153,18 @@ func (s *Service) reductoBody(req SubmitRequest) (_ json.RawMessage, ours bool, 
 		return nil, false, result{code: 500, desc: "internal error", err: err}, false
 	}
 	return raw, ours, result{}, true
+}
+
+// callerWebhook names the webhook field the caller set in a Reducto body, or is empty: v3's
+// async.webhook and the legacy top-level webhook (edit's, and that of the older v2 bodies
+// Reducto may still accept), whatever the endpoint, so that no shape slips through. A null
+// one is no webhook.
+func callerWebhook(fields map[string]json.RawMessage) string {
+	if !isNull(fields["webhook"]) {
+		return "body.webhook"
+	}
+	if async, ok := object(fields["async"]); ok && !isNull(async["webhook"]) {
+		return "body.async.webhook"
+	}
+	return ""
 }

@@ -207,6 +207,23 @@ type Config struct {
 	// refused without being read (a GET /job that keeps answering too much is polled until
 	// the job expires). Default 268435456 (256 MiB).
 	ReductoMaxBody int64 `envconfig:"BRIDGE_REDUCTO_MAX_BODY" default:"268435456" desc:"largest Reducto answer read, in bytes (a larger one is refused unread)"`
+
+	// The optional restrictions of docs/security.md ("Capabilities and the optional
+	// restrictions"). All default to today's behaviour, right for one team per NATS account.
+
+	// CancelTrackedOnly makes P.cancel refuse (403) a job that has neither a track message nor
+	// an event: a client can then cancel only jobs this bridge follows. Default false.
+	CancelTrackedOnly bool `envconfig:"BRIDGE_CANCEL_TRACKED_ONLY" default:"false" desc:"reducto.cancel refuses jobs this bridge neither tracks nor has an event for"`
+
+	// SubmitWebhooks allows a P.submit body to set its own webhook (async.webhook, or the
+	// legacy webhook); false refuses such a body (403). The bridge's own webhook is added
+	// either way. Default true.
+	SubmitWebhooks bool `envconfig:"BRIDGE_SUBMIT_WEBHOOKS" default:"true" desc:"reducto.submit accepts a caller-set webhook; false refuses one"`
+
+	// RetrackKeepsSchedule makes a new track message for an outstanding job update only its
+	// metadata: the job keeps the TTL origin of its first track and its place in the backoff
+	// schedule (kept in the KV bucket REDUCTO_TRACKED). Default false: a re-track restarts.
+	RetrackKeepsSchedule bool `envconfig:"BRIDGE_RETRACK_KEEPS_SCHEDULE" default:"false" desc:"re-tracking an outstanding job keeps its TTL and poll schedule (KV bucket REDUCTO_TRACKED)"`
 }
 
 // NATSURLs returns the NATS server URLs of NATSURL, split at commas and trimmed, without empty

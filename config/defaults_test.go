@@ -47,6 +47,9 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_RATE_LIMIT / budget.DefaultGetJobRate", c.RateLimit, budget.DefaultGetJobRate},
 		{"BRIDGE_RATE_LIMIT_ALL / budget.DefaultAllRate", c.RateLimitAll, budget.DefaultAllRate},
 		{"BRIDGE_REDUCTO_MAX_BODY / reducto.DefaultMaxBody", c.ReductoMaxBody, reducto.DefaultMaxBody},
+		{"BRIDGE_CANCEL_TRACKED_ONLY / zero command.Options", c.CancelTrackedOnly, command.Options{}.CancelTrackedOnly},
+		{"BRIDGE_SUBMIT_WEBHOOKS / zero command.Options", !c.SubmitWebhooks, command.Options{}.RefuseWebhooks},
+		{"BRIDGE_RETRACK_KEEPS_SCHEDULE / zero poller.Options", c.RetrackKeepsSchedule, poller.Options{}.Origins != nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

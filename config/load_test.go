@@ -70,6 +70,7 @@ var contractDefaults = Config{
 	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
 	ReductoMaxBody:      256 << 20,
+	SubmitWebhooks:      true,
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -130,6 +131,9 @@ func TestLoadValues(t *testing.T) {
 		"BRIDGE_ACK_WAIT":               "2m",
 		"BRIDGE_ALLOW_INSECURE_REDUCTO": "true",
 		"BRIDGE_REDUCTO_MAX_BODY":       "1048576",
+		"BRIDGE_CANCEL_TRACKED_ONLY":    "true",
+		"BRIDGE_SUBMIT_WEBHOOKS":        "false",
+		"BRIDGE_RETRACK_KEEPS_SCHEDULE": "true",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -157,6 +161,9 @@ func TestLoadValues(t *testing.T) {
 	want.AckWait = 2 * time.Minute
 	want.AllowInsecureReducto = true
 	want.ReductoMaxBody = 1 << 20
+	want.CancelTrackedOnly = true
+	want.SubmitWebhooks = false
+	want.RetrackKeepsSchedule = true
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load() = %+v,\nwant %+v", *c, want)
 	}

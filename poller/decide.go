@@ -18,7 +18,7 @@ import (
 type delivery struct {
 	id        string
 	metadata  json.RawMessage // echoed in the event
-	trackedAt time.Time       // when the track message was stored
+	trackedAt time.Time       // when the track message was stored, or the first track was (see step)
 	attempt   uint64          // the track message's delivery count: 1 was admission
 	polls     int             // GET /job calls made for this job, this one included
 	webhook   bool            // Reducto will announce the job's end by webhook: poll sparsely
@@ -29,6 +29,10 @@ type delivery struct {
 	// draw is a uniform random number in [0, 1) for the schedule's jitter (a fact, so that
 	// decide stays a function of its arguments).
 	draw float64
+	// step is how far along the schedule the job was when this track message replaced an
+	// earlier one, with BRIDGE_RETRACK_KEEPS_SCHEDULE (then trackedAt is the first track's
+	// time): the message's delivery n is the job's schedule step n + step. 0 otherwise.
+	step uint64
 }
 
 // answer is the outcome of one GET /job: a job, or an error.
@@ -122,7 +126,7 @@ type verdict struct {
 //     which the client never follows, the poll cut short by shutdown): poll again, never an
 //     event but expired at the TTL (not even that when cut short by shutdown).
 func decide(d delivery, a answer, now time.Time, pol policy) verdict {
-	next := pol.sched.interval(d.attempt, d.draw)
+	next := pol.sched.interval(d.attempt+d.step, d.draw)
 	expired := now.Sub(d.trackedAt) >= pol.ttl
 	if a.err == nil && a.job == nil {
 		a.err = errNoAnswer

@@ -120,6 +120,17 @@ func TestDecide(t *testing.T) {
 		{row: "pending", name: "unknown status", a: answer{job: job("Thinking")}, want: want{action: pollAgain, after: next4, predict: true}},
 		{row: "pending", name: "webhook job: the safety-net interval", d: delivery{webhook: true}, a: answer{job: job("Pending")},
 			want: want{action: pollAgain, after: 5 * time.Minute}},
+		// A re-track with BRIDGE_RETRACK_KEEPS_SCHEDULE: the delivery carries the step the job
+		// had reached (and the first track's time as trackedAt); the schedule goes on from it.
+		{row: "pending", name: "re-tracked at step 3: the schedule goes on", d: delivery{step: 3}, a: answer{job: job("Pending")},
+			want: want{action: pollAgain, after: 22781250 * time.Microsecond, predict: true}}, // interval 7
+		{row: "pending", name: "re-tracked, past the first track's TTL: expired", d: delivery{step: 3}, a: answer{job: job("Pending")}, now: late,
+			want: want{action: report, kind: event.Expired},
+			checkEv: func(t *testing.T, ev *event.Event) {
+				if !ev.TrackedAt.Equal(tracked) {
+					t.Errorf("tracked_at %v, want the first track's %v", ev.TrackedAt, tracked)
+				}
+			}},
 		{row: "pending", name: "404 then Pending is never a failure", a: answer{job: job("Pending")}, evidence: true,
 			want: want{action: pollAgain, after: next4, predict: true}},
 		{row: "pending", name: "past the TTL: expired with the last state", a: answer{job: &reducto.Job{Status: "Pending", Progress: &pct}}, now: late,
@@ -138,6 +149,7 @@ func TestDecide(t *testing.T) {
 		// expired at the TTL, which carries the last error.
 		{row: "transient", name: "connection refused", a: answer{err: refused}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "timeout", a: answer{err: timeout}, want: want{action: pollAgain, after: next4}},
+		{row: "transient", name: "re-tracked at step 10: backoff at the cap", d: delivery{step: 10}, a: answer{err: apiErr(503)}, want: want{action: pollAgain, after: 30 * time.Second}},
 		{row: "transient", name: "408", a: answer{err: apiErr(408)}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "429 [CODE 2000]", a: answer{err: &reducto.APIError{StatusCode: 429, RateLimitCode: 2000}}, want: want{action: pollAgain, after: next4}},
 		{row: "transient", name: "429 [CODE 1000]", a: answer{err: &reducto.APIError{StatusCode: 429, RateLimitCode: 1000}}, want: want{action: pollAgain, after: next4}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/reducto-bridge/reducto-bridge/track"
@@ -42,7 +43,61 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		p.admit(ctx, msg, t)
 		return
 	}
+	if p.o.Origins != nil {
+		p.keepOrigin(ctx, t, p.o.Origins.First)
+		msg = forgetOnAck{Msg: msg, forget: func(ctx context.Context) { p.forgetOrigin(ctx, t) }}
+	}
 	p.poll(ctx, msg, t)
+}
+
+// Origins keeps the first track time of each outstanding job (BRIDGE_RETRACK_KEEPS_SCHEDULE);
+// *track.Origins satisfies it. Claim and First return the recorded first track time,
+// recording at when there is none; Claim is the cheaper one for a job likely new (admission),
+// First for one likely recorded (a poll).
+type Origins interface {
+	Claim(ctx context.Context, id string, at time.Time) (time.Time, error)
+	First(ctx context.Context, id string, at time.Time) (time.Time, error)
+	Forget(ctx context.Context, id string) error
+}
+
+// keepOrigin makes a re-tracked job keep its TTL and schedule: the delivery's TTL origin
+// becomes the job's first track time, and its schedule step how many polls the schedule had
+// made by the time this track message was stored. Both depend only on the first track time
+// and the message's own timestamp, so every delivery of the message gets the same ones.
+// When the bucket cannot be read the job is handled as today, as if tracked by this message.
+func (p *Poller) keepOrigin(ctx context.Context, t *trackedJob, lookup func(context.Context, string, time.Time) (time.Time, error)) {
+	stored := t.trackedAt
+	first, err := lookup(ctx, t.id, stored)
+	if err != nil {
+		t.log.Warn("cannot read the job's first track time; its schedule restarts", "error", err)
+		return
+	}
+	if first.After(stored) {
+		first = stored // a clock skew between servers: never a TTL beyond the message's own
+	}
+	t.trackedAt = first
+	t.step = p.pol.sched.steps(stored.Sub(first))
+}
+
+// forgetOrigin removes a reported job's first track time, best effort: the bucket's TTL
+// removes what is left.
+func (p *Poller) forgetOrigin(ctx context.Context, t *trackedJob) {
+	if err := p.o.Origins.Forget(ctx, t.id); err != nil {
+		t.log.Debug("cannot forget the job's first track time", "error", err)
+	}
+}
+
+// forgetOnAck is a track message whose ack (the job is reported) also forgets the job's first
+// track time.
+type forgetOnAck struct {
+	jetstream.Msg
+	forget func(context.Context)
+}
+
+func (m forgetOnAck) DoubleAck(ctx context.Context) error {
+	err := m.Msg.DoubleAck(ctx)
+	m.forget(ctx)
+	return err
 }
 
 // readBody reads the track body into t. A body that is not JSON, or too large, still tracks
@@ -77,14 +132,24 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		t.log.Debug("job already reported", "kind", ev.Kind)
 		p.m.Track("already_reported")
 		p.ack(ctx, msg, t)
+		if p.o.Origins != nil {
+			p.forgetOrigin(ctx, t) // a leftover, if any
+		}
 		return
 	}
 	p.m.Track("new")
-	first := p.pol.sched.interval(1, rand.Float64())
-	if t.webhook {
-		first = max(first, p.o.WebhookPollInterval)
+	if p.o.Origins != nil {
+		p.keepOrigin(ctx, t, p.o.Origins.Claim)
 	}
-	p.nak(msg, first-p.now().Sub(t.trackedAt))
+	// The next poll of the schedule, counted from the (first) tracking: poll 1 for a new job.
+	due := p.pol.sched.elapsed(t.step) + p.pol.sched.interval(t.step+1, rand.Float64())
+	if wi := p.o.WebhookPollInterval; t.webhook && t.step == 0 {
+		due = max(due, wi)
+	} else if t.webhook {
+		// A re-track: the safety-net polls come every WebhookPollInterval from the first one.
+		due = max(due, wi*(p.now().Sub(t.trackedAt)/wi+1))
+	}
+	p.nak(msg, due-p.now().Sub(t.trackedAt))
 }
 
 func truncate(s string, n int) string {

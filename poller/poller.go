@@ -90,6 +90,10 @@ type Options struct {
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
 	AfterPublish func(jobID string)
+	// Origins, when set (BRIDGE_RETRACK_KEEPS_SCHEDULE), keeps each job's first track time:
+	// a new track message for an outstanding job then keeps the job's TTL origin and its
+	// place in the schedule, and only its metadata changes. Nil: a re-track restarts both.
+	Origins Origins
 }
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].

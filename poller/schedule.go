@@ -35,3 +35,39 @@ func (s schedule) interval(n uint64, draw float64) time.Duration {
 	}
 	return time.Duration(math.Round(base))
 }
+
+// elapsed is when, after tracking, the schedule's n-th poll falls without jitter: the sum of
+// its first n intervals (0 for n = 0).
+func (s schedule) elapsed(n uint64) time.Duration {
+	var sum time.Duration
+	for i := uint64(1); i <= n; i++ {
+		iv := s.interval(i, 0.5)
+		if iv >= s.max || s.multiplier <= 1 {
+			// Every further interval is this one: the rest in closed form.
+			return sum + time.Duration(n-i+1)*iv
+		}
+		sum += iv
+	}
+	return sum
+}
+
+// steps is how many of the schedule's polls fall within age of tracking, without jitter: the
+// largest n with elapsed(n) <= age. A job re-tracked at that age has reached step n.
+func (s schedule) steps(age time.Duration) uint64 {
+	var n uint64
+	var sum time.Duration
+	for {
+		iv := s.interval(n+1, 0.5)
+		if iv <= 0 {
+			return n
+		}
+		if iv >= s.max || s.multiplier <= 1 {
+			return n + uint64(max(age-sum, 0)/iv)
+		}
+		if sum+iv > age {
+			return n
+		}
+		sum += iv
+		n++
+	}
+}

@@ -54,6 +54,8 @@ type Bridge struct {
 	// replicas announces this replica and counts the key's live ones, which share its budget.
 	replicas        *replica.Tracker
 	replicaInterval time.Duration // tests only: the announcement period instead of replica.DefaultInterval
+	// origins is the first-track-time bucket (BRIDGE_RETRACK_KEEPS_SCHEDULE); nil without it.
+	origins *track.Origins
 
 	// health follows the NATS connection for /readyz; set (before the connection is made)
 	// while start runs, so /readyz can say why NATS is not there yet.
@@ -176,7 +178,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		return nil, fmt.Errorf("reducto client: %w", err)
 	}
 
-	b.poller, err = poller.New(queue, b.client, b.pub, poller.Options{
+	po := poller.Options{
 		InitialInterval:     cfg.PollInitialInterval,
 		MaxInterval:         cfg.PollMaxInterval,
 		Multiplier:          cfg.PollMultiplier,
@@ -188,7 +190,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,
 		AfterPublish:        crashAfterPublish(log),
-	})
+	}
+	if b.origins != nil {
+		po.Origins = b.origins // never a nil *track.Origins in the interface
+	}
+	b.poller, err = poller.New(queue, b.client, b.pub, po)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +228,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Timeout:      cfg.HTTPTimeout,
 		Logger:       log.With("component", "command"),
 		Metrics:      b.m,
+
+		CancelTrackedOnly: cfg.CancelTrackedOnly,
+		Tracked: func(ctx context.Context, id string) (bool, error) {
+			m, err := queue.Last(ctx, id)
+			return m != nil, err
+		},
+		RefuseWebhooks: !cfg.SubmitWebhooks,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("command service: %w", err)
@@ -339,6 +352,11 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
 			MaxJobs: unlimitedIfZero(b.cfg.TrackMaxJobs), MaxBytes: unlimitedIfZero(b.cfg.TrackMaxBytes),
 		})
+		if err == nil && b.cfg.RetrackKeepsSchedule {
+			b.origins, err = track.SetupOrigins(actx, b.js, track.OriginsOptions{
+				JobTTL: b.cfg.JobTTL, Replicas: b.cfg.StreamReplicas,
+			})
+		}
 		return err
 	}
 	notify := func(err error, wait time.Duration) {

@@ -144,6 +144,9 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 
 	cfg := h.config()
 	cfg.NATSUser, cfg.NATSPassword = "bridge", config.Secret(pw["bridge"])
+	// Every optional restriction on, so that the bucket REDUCTO_TRACKED is used too: the
+	// permissions of the default configuration are a subset.
+	cfg.CancelTrackedOnly, cfg.SubmitWebhooks, cfg.RetrackKeepsSchedule = true, false, true
 	b := h.start(cfg)
 	if err := b.Ready(t.Context()); err != nil {
 		t.Fatalf("bridge not ready under the documented permissions: %v", err)
@@ -163,6 +166,9 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 		t.Fatalf("submit reply %s: %v", resp.Data, err)
 	}
 	cancelled := sim.Create(reductosim.JobSpec{Outcome: reductosim.OutcomeNever})
+	h.cancel(t, fmt.Sprintf(`{"job_id":%q}`, cancelled), "403") // BRIDGE_CANCEL_TRACKED_ONLY: not tracked yet
+	h.track(cancelled, "")
+	h.track(tracked, `{"metadata":{"team":"a"}}`) // a re-track, with REDUCTO_TRACKED
 	h.cancel(t, fmt.Sprintf(`{"job_id":%q}`, cancelled), "")
 
 	// Forgeries are refused by the server before they reach the bridge.
