@@ -71,9 +71,12 @@ type Options struct {
 	Multiplier      float64       // backoff growth [DefaultMultiplier]
 	// Jitter is the randomization factor of each interval, in [0, 1); 0 means none, so a
 	// zero Jitter is not defaulted (see DefaultJitter).
-	Jitter      float64
-	JobTTL      time.Duration // age after which an unfinished job is reported expired [DefaultJobTTL]
-	Concurrency int           // jobs handled at once [DefaultConcurrency]
+	Jitter float64
+	JobTTL time.Duration // age after which an unfinished job is reported expired [DefaultJobTTL]
+	// Concurrency is the number of worker slots: Reducto requests in flight at most. Jobs
+	// waiting to confirm a permanent answer give their slot back; up to 8 per slot wait at
+	// once [DefaultConcurrency].
+	Concurrency int
 	// DrainTimeout bounds how long in-flight polls may run after Run's context ends
 	// [DefaultDrainTimeout].
 	DrainTimeout time.Duration
