@@ -78,7 +78,11 @@ func (p *Poller) logPollAgain(t *trackedJob, v verdict, after time.Duration) {
 
 // hold keeps a delivery for d, telling JetStream the job is in progress before, during (at a
 // third of AckWait, so that a wait longer than AckWait does not hand the job to another
-// replica) and after the wait; it reports false when ctx ends first.
+// replica) and after the wait; it reports false when ctx ends first. Waiting sends no request,
+// so the delivery's worker slot goes back for the wait as soon as one of the bounded waiting
+// places is free, and is taken again (before any fetch waiting for slots) when d is over: a
+// backlog of confirmations does not stop other jobs from being polled. Without a free
+// waiting place the job waits holding its slot, as it did before.
 func (p *Poller) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
 	p.inProgress(msg)
 	every := time.Second
@@ -89,13 +93,40 @@ func (p *Poller) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) b
 	defer timer.Stop()
 	tick := time.NewTicker(max(every, time.Millisecond))
 	defer tick.Stop()
+	w := workerOf(ctx)
+	var place, slot chan<- struct{} // the channel being waited on, nil when none
+	if w != nil && w.held {
+		place = w.waits
+	}
+	waiting := false // holds a waiting place, not a slot
+	leave := func() {
+		if waiting {
+			<-w.waits
+			p.confirming.Add(-1)
+			waiting = false
+		}
+	}
+	defer leave()
+	due := timer.C
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-tick.C:
 			p.inProgress(msg)
-		case <-timer.C:
+		case place <- struct{}{}:
+			place, waiting = nil, true
+			p.confirming.Add(1)
+			w.release()
+		case <-due:
+			due = nil
+			if !waiting {
+				p.inProgress(msg)
+				return true
+			}
+			slot = w.slots
+		case slot <- struct{}{}:
+			w.held = true
 			p.inProgress(msg)
 			return true
 		}

@@ -158,3 +158,51 @@ func TestHintReportsThroughTheSharedStep(t *testing.T) {
 	}
 	natstest.WaitFor(t, func() bool { return trackCount(t, e, "h3") == 1 })
 }
+
+// TestConfirmationWaitsDoNotHoldWorkers: a job waiting to confirm a permanent answer sends
+// no request, so it gives its worker slot back: with 2 slots, 10 unknown ids all wait at
+// once (their first GETs all come before any confirming one) instead of 2 at a time in 5
+// rounds, and no more than the waiting places (8 per slot) plus the slots ever wait. The
+// count is read from the order of the GETs, not from their times.
+func TestConfirmationWaitsDoNotHoldWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		concurrency, jobs, wantMin, wantMax int
+	}{
+		{concurrency: 2, jobs: 10, wantMin: 5, wantMax: 10},    // all 10 but for a stall of about a second
+		{concurrency: 1, jobs: 12, wantMin: 2, wantMax: 8 + 1}, // 8 places, and 1 job waiting with its slot
+	} {
+		t.Run(fmt.Sprint("concurrency", tc.concurrency), func(t *testing.T) {
+			e := newEnv(t, 30*time.Second)
+			e.opts.InitialInterval = time.Second // the confirmation wait
+			e.opts.MaxInterval = time.Second
+			e.opts.Concurrency = tc.concurrency
+			e.jobs.Default = notFound
+			e.start(t, e.jobs, e.pub)
+			for i := range tc.jobs {
+				e.track(t, fmt.Sprint("junk", i), "")
+			}
+			for range tc.jobs {
+				if m := e.next(t); m.ev.Kind != event.Failed || m.ev.Error == nil || m.ev.Error.Name != "NOT_FOUND" {
+					t.Fatalf("%s: %s %+v, want failed NOT_FOUND", m.ev.JobID, m.ev.Kind, m.ev.Error)
+				}
+			}
+			seen := map[string]int{}
+			waiting, most := 0, 0
+			for _, c := range e.jobs.Gets() {
+				switch seen[c.ID]++; seen[c.ID] {
+				case 1:
+					waiting++
+					most = max(most, waiting)
+				case 2:
+					waiting--
+				default:
+					t.Errorf("%s: more than 2 GETs", c.ID)
+				}
+			}
+			if most < tc.wantMin || most > tc.wantMax {
+				t.Errorf("at most %d jobs waited for their confirmation at once, want %d to %d (concurrency %d)",
+					most, tc.wantMin, tc.wantMax, tc.concurrency)
+			}
+		})
+	}
+}

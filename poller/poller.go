@@ -71,9 +71,12 @@ type Options struct {
 	Multiplier      float64       // backoff growth [DefaultMultiplier]
 	// Jitter is the randomization factor of each interval, in [0, 1); 0 means none, so a
 	// zero Jitter is not defaulted (see DefaultJitter).
-	Jitter      float64
-	JobTTL      time.Duration // age after which an unfinished job is reported expired [DefaultJobTTL]
-	Concurrency int           // jobs handled at once [DefaultConcurrency]
+	Jitter float64
+	JobTTL time.Duration // age after which an unfinished job is reported expired [DefaultJobTTL]
+	// Concurrency is the number of worker slots: Reducto requests in flight at most. Jobs
+	// waiting to confirm a permanent answer give their slot back; up to 8 per slot wait at
+	// once [DefaultConcurrency].
+	Concurrency int
 	// DrainTimeout bounds how long in-flight polls may run after Run's context ends
 	// [DefaultDrainTimeout].
 	DrainTimeout time.Duration
@@ -112,6 +115,10 @@ type Poller struct {
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
 	// accepts it. Only for operators: no decision reads it.
 	authFailingSince atomic.Int64
+	// confirming counts the jobs in a confirmation wait without a worker slot (see
+	// [Poller.hold]); while there are any, fetches are kept short so that a job whose wait
+	// is over gets a slot back soon.
+	confirming atomic.Int64
 	// fetch is the health of fetching, for operators: see [Poller.FetchFailing].
 	fetch struct {
 		mu    sync.Mutex
@@ -197,6 +204,7 @@ func (p *Poller) Run(ctx context.Context) {
 	defer stopDrain()
 
 	slots := make(chan struct{}, p.o.Concurrency)
+	waits := make(chan struct{}, confirmWaitsPerWorker*p.o.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
@@ -208,7 +216,7 @@ func (p *Poller) Run(ctx context.Context) {
 		backoff.WithMaxElapsedTime(0),
 	)
 	for ctx.Err() == nil {
-		err := p.consume(ctx, work, slots, &wg)
+		err := p.consume(ctx, work, slots, waits, &wg)
 		if err == nil || ctx.Err() != nil {
 			break
 		}
@@ -326,11 +334,24 @@ func (p *Poller) FetchFailing() (since time.Time, err error, failing bool) {
 // how long shutdown may wait for the pull in progress.
 const fetchWait = time.Second
 
+// confirmFetchWait bounds a pull request while jobs wait for a confirmation without a worker
+// slot: a job whose wait is over needs a slot back, and a pull holds every free slot until
+// it ends.
+const confirmFetchWait = 100 * time.Millisecond
+
+// confirmWaitsPerWorker bounds the jobs in a confirmation wait, per worker slot
+// (Concurrency): at the default 32 slots, 256 jobs wait at once, so confirmations go at up
+// to 128 jobs (256 GETs) per second with the default 2 s wait, above the default budget
+// (100/s). A waiting job costs a goroutine and its message (a few KB), and one InProgress
+// per third of AckWait.
+const confirmWaitsPerWorker = 8
+
 // consume fetches jobs until ctx ends (nil) or fetching fails (its error). It asks JetStream
 // for exactly as many jobs as there are free workers, so nothing waits in a client buffer: a
 // buffered message overflowed after a NATS reconnect (a slow-consumer drop) and then came back
-// only after AckWait.
-func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+// only after AckWait. A worker slot bounds the Reducto requests in flight; a job waiting to
+// confirm a permanent answer gives its slot back for the wait and takes one of waits instead.
+func (p *Poller) consume(ctx, work context.Context, slots, waits chan struct{}, wg *sync.WaitGroup) error {
 	for {
 		// While events cannot be published, polling would only spend Reducto's budget on
 		// results that cannot be stored: wait until the gate reopens.
@@ -341,7 +362,11 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 		if !ok {
 			return nil
 		}
-		batch, err := p.queue.Consumer().Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		wait := fetchWait
+		if p.confirming.Load() > 0 {
+			wait = confirmFetchWait
+		}
+		batch, err := p.queue.Consumer().Fetch(n, jetstream.FetchMaxWait(wait))
 		if err != nil {
 			release(slots, n)
 			return &fetchError{err: err, gone: consumerGone(err)}
@@ -357,9 +382,10 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 				p.nak(msg, 0)
 				continue
 			}
+			w := &worker{slots: slots, waits: waits, held: true}
 			wg.Go(func() {
-				defer func() { <-slots }()
-				p.handle(work, msg)
+				defer w.release()
+				p.handle(withWorker(work, w), msg)
 			})
 		}
 		release(slots, n-got)
@@ -377,6 +403,36 @@ func (p *Poller) consume(ctx, work context.Context, slots chan struct{}, wg *syn
 			return &fetchError{err: err, early: true}
 		}
 	}
+}
+
+// worker is one delivery's claim on the worker slots: held while it may send a Reducto
+// request, given back during a confirmation wait (see [Poller.hold]). Only the delivery's
+// goroutine touches it.
+type worker struct {
+	slots, waits chan struct{}
+	held         bool // holds one of slots
+}
+
+// release gives the worker slot back, if it is held.
+func (w *worker) release() {
+	if w.held {
+		<-w.slots
+		w.held = false
+	}
+}
+
+type workerKey struct{}
+
+// withWorker carries a delivery's worker claim to [Poller.hold].
+func withWorker(ctx context.Context, w *worker) context.Context {
+	return context.WithValue(ctx, workerKey{}, w)
+}
+
+// workerOf is the delivery's worker claim, nil when there is none (then a confirmation wait
+// keeps whatever it holds).
+func workerOf(ctx context.Context) *worker {
+	w, _ := ctx.Value(workerKey{}).(*worker)
+	return w
 }
 
 // reserve waits for at least one free worker slot and takes every other free one; it reports

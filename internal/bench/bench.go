@@ -4,7 +4,8 @@
 // bridge with list sweeps), optionally with untracked jobs on the account, and reports
 // requests per job, lag, 429s, memory and exactly-one-event per job in a table, results.md,
 // results.json and an SVG plot. The scenarios "outstanding" (many jobs at once against the GET /job limit)
-// and "parked" (many jobs that never finish: the bridge's memory) run on their own.
+// and "parked" (many jobs that never finish: the bridge's memory) run on their own, as does
+// "flood" (many unknown ids, then a few real jobs: how long the real ones wait).
 //
 // The NATS server and the simulator run in this process; each bridge runs as a child process
 // ('bridge run', through internal/bridgeproc), so its memory is its own.
@@ -45,6 +46,7 @@ const maxSpeed = 2
 const (
 	scenarioOutstanding = "outstanding" // many jobs tracked at once against the simulator's GET /job limit
 	scenarioParked      = "parked"      // many jobs that never finish, held by the bridge: its memory
+	scenarioFlood       = "flood"       // many unknown ids, then a few real jobs: fairness under a backlog
 )
 
 // Scenario defaults.
@@ -99,7 +101,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &benchConfig{Args: append([]string{"bridge", "bench"}, args...)}
-	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked)")
+	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood)")
 	fs.Float64Var(&cfg.Arrival, "arrival", 10, "jobs arriving per simulator second (Poisson)")
 	fs.DurationVar(&cfg.Median, "median", 20*time.Second, "median job duration (lognormal, simulator time)")
 	fs.Float64Var(&cfg.Sigma, "sigma", 0.8, "lognormal sigma of job durations")
@@ -113,7 +115,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.Out, "out", "./bench-out", "directory for results.md, results.json, the plot and the bridge logs")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
-	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, bridge-poll only: outstanding or parked")
+	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, bridge-poll only: outstanding, parked or flood")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return nil, err
@@ -138,6 +140,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	case scenarioParked:
 		if !jobsSet {
 			cfg.Jobs = parkedJobs
+		}
+		cfg.Modes = []string{modePoll}
+	case scenarioFlood:
+		if !jobsSet {
+			cfg.Jobs = floodJobs
 		}
 		cfg.Modes = []string{modePoll}
 	}
@@ -198,9 +205,9 @@ func (c *benchConfig) validate() error {
 		seen[m] = true
 	}
 	switch c.Scenario {
-	case "", scenarioOutstanding, scenarioParked:
+	case "", scenarioOutstanding, scenarioParked, scenarioFlood:
 	default:
-		bad("-scenario must be %s or %s, got %q", scenarioOutstanding, scenarioParked, c.Scenario)
+		bad("-scenario must be %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, c.Scenario)
 	}
 	if c.Timeout < 0 {
 		bad("-timeout must not be negative, got %s", c.Timeout)
@@ -227,8 +234,11 @@ func bench(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: output directory: %w", err)
 	}
 	cfg.Out = out
-	if cfg.Scenario == scenarioParked {
+	switch cfg.Scenario {
+	case scenarioParked:
 		return benchParked(ctx, cfg, stdout, stderr)
+	case scenarioFlood:
+		return benchFlood(ctx, cfg, stdout, stderr)
 	}
 	wl := drawWorkload(cfg)
 	if cfg.Timeout == 0 {

@@ -370,6 +370,12 @@ func TestBenchFlags(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "flood scenario", args: []string{"-scenario", "flood"}, check: func(c *benchConfig) string {
+			if c.Jobs != floodJobs || len(c.Modes) != 1 || c.Modes[0] != modePoll {
+				return fmt.Sprintf("got %d jobs, modes %v", c.Jobs, c.Modes)
+			}
+			return ""
+		}},
 		{name: "parked scenario keeps an explicit -jobs", args: []string{"-scenario", "parked", "-jobs", "10"}, check: func(c *benchConfig) string {
 			if c.Jobs != 10 {
 				return fmt.Sprintf("got %d jobs", c.Jobs)
@@ -407,4 +413,88 @@ func TestBenchFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBenchFlood runs the flood scenario on a tiny flood: every unknown id is reported failed
+// after exactly two GETs (the answer and its confirmation), every real job is reported
+// completed once, after it ended, and results.json says so.
+func TestBenchFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a bridge process")
+	}
+	baseline := goleak.IgnoreCurrent()
+	out := t.TempDir()
+	const junk = 40
+	cfg, err := parseBenchFlags([]string{"-scenario", "flood", "-jobs", fmt.Sprint(junk), "-speed", "10", "-out", out}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.bridgeCmd = []string{os.Args[0], "-test.run=^TestBenchHelperBridge$"}
+	cfg.bridgeEnv = []string{benchHelperEnv + "=1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := bench(ctx, cfg, &stdout, &stderr); err != nil {
+		data, _ := os.ReadFile(filepath.Join(out, "flood-bridge.log"))
+		t.Fatalf("bench: %v\nstderr:\n%s\nbridge log:\n%s", err, stderr.String(), data)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Scenario     string  `json:"scenario"`
+		JunkJobs     int     `json:"junk_jobs"`
+		JunkReported int     `json:"junk_reported"`
+		JunkFailed   int     `json:"junk_failed"`
+		JunkDoneS    float64 `json:"junk_done_s"`
+		JunkGets     int64   `json:"junk_get_job_requests"`
+		BoundS       float64 `json:"bound_s"`
+		TimedOut     bool    `json:"timed_out"`
+		PeakRSS      int64   `json:"peak_rss_bytes"`
+		Real         []struct {
+			ID     string   `json:"id"`
+			Kind   string   `json:"kind"`
+			Events int      `json:"events"`
+			DelayS *float64 `json:"delay_s"`
+			LagS   *float64 `json:"lag_s"`
+			Gets   int64    `json:"get_job_n"`
+		} `json:"real_jobs"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("results.json: %v\n%s", err, data)
+	}
+	if res.Scenario != "flood" || res.TimedOut || res.JunkJobs != junk || res.JunkReported != junk || res.JunkFailed != junk {
+		t.Errorf("scenario %q, timed out %v, junk %d, reported %d, failed %d; want flood, false, %d each",
+			res.Scenario, res.TimedOut, res.JunkJobs, res.JunkReported, res.JunkFailed, junk)
+	}
+	if res.JunkGets != 2*junk {
+		t.Errorf("%d GETs on the junk, want %d (two per id)", res.JunkGets, 2*junk)
+	}
+	if !(res.JunkDoneS > 0) || res.BoundS != 2*junk/cfg.BridgeRate {
+		t.Errorf("junk done after %v s, bound %v s", res.JunkDoneS, res.BoundS)
+	}
+	if len(res.Real) != floodRealJobs {
+		t.Fatalf("%d real jobs, want %d", len(res.Real), floodRealJobs)
+	}
+	for _, j := range res.Real {
+		switch {
+		case j.Kind != "completed" || j.Events != 1:
+			t.Errorf("real job %s: %d events, first %q; want one completed", j.ID, j.Events, j.Kind)
+		case j.DelayS == nil || *j.DelayS < floodRealDuration.Seconds() || j.LagS == nil || *j.LagS < 0:
+			t.Errorf("real job %s: delay %v, lag %v; want at least its %s, and a lag >= 0", j.ID, j.DelayS, j.LagS, floodRealDuration)
+		case j.Gets < 1:
+			t.Errorf("real job %s: %d GETs", j.ID, j.Gets)
+		}
+	}
+	if !strings.Contains(stdout.String(), "## bridge bench (flood)") {
+		t.Errorf("no flood table on stdout:\n%s", stdout.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "results.md")); err != nil {
+		t.Error(err)
+	}
+	if res.PeakRSS <= 0 {
+		t.Errorf("peak RSS %d", res.PeakRSS)
+	}
+	goleak.VerifyNone(t, baseline)
 }
