@@ -468,6 +468,51 @@ func eventJobID(subj string) (string, bool) {
 	return id, ok && id != ""
 }
 
+// storedEvents counts the events REDUCTO_EVENTS holds per job. A core subscriber can see an
+// event before the stream has stored it, so it reads the stream again (for up to
+// storedWait) until every job the detector saw has its event there: the count is then final
+// for every detected job.
+func (r *rig) storedEvents(ctx context.Context, u *tally) (map[string]uint64, error) {
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	s, err := r.js.Stream(sctx, subject.EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("events stream: %w", err)
+	}
+	deadline := time.Now().Add(storedWait)
+	for {
+		info, err := s.Info(sctx, jetstream.WithSubjectFilter(subject.EventsAll(benchPrefix)))
+		if err != nil {
+			return nil, fmt.Errorf("events stream info: %w", err)
+		}
+		stored := map[string]uint64{}
+		for subj, c := range info.State.Subjects {
+			if id, ok := eventJobID(subj); ok {
+				stored[id] += c
+			}
+		}
+		missing := false
+		for _, id := range u.ids {
+			if at, _ := u.det.seen(id); !at.IsZero() && stored[id] == 0 {
+				missing = true
+				break
+			}
+		}
+		if !missing || time.Now().After(deadline) {
+			return stored, nil
+		}
+		select {
+		case <-sctx.Done():
+			return stored, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// storedWait bounds how long [rig.storedEvents] waits for the stream to catch up with the
+// events core subscribers saw.
+const storedWait = 10 * time.Second
+
 // measure fills res from the simulator's statistics, the detections and (for the bridge) the
 // events stream.
 func (r *rig) measure(ctx context.Context, res *contenderResult, u *tally, mode string) error {
@@ -479,20 +524,9 @@ func (r *rig) measure(ctx context.Context, res *contenderResult, u *tally, mode 
 
 	stored := map[string]uint64{}
 	if r.js != nil {
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		s, err := r.js.Stream(sctx, subject.EventsStream)
-		if err != nil {
-			return fmt.Errorf("events stream: %w", err)
-		}
-		info, err := s.Info(sctx, jetstream.WithSubjectFilter(subject.EventsAll(benchPrefix)))
-		if err != nil {
-			return fmt.Errorf("events stream info: %w", err)
-		}
-		for subj, c := range info.State.Subjects {
-			if id, ok := eventJobID(subj); ok {
-				stored[id] += c
-			}
+		var err error
+		if stored, err = r.storedEvents(ctx, u); err != nil {
+			return err
 		}
 	}
 
