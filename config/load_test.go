@@ -66,6 +66,10 @@ var contractDefaults = Config{
 	DuplicateWindow:     time.Hour,
 	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
+	ListSweep:           true,
+	ListInterval:        time.Second,
+	ListMaxRate:         20,
+	ListSafetyInterval:  time.Minute,
 	ReductoMaxBody:      256 << 20,
 }
 

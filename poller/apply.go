@@ -210,7 +210,7 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 	} else {
 		msg := "job finished"
 		if t.attempt == 0 {
-			msg = "job finished (webhook)"
+			msg = "job finished (" + t.via + ")"
 		}
 		t.log.Info(msg, "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls)
 	}

@@ -14,6 +14,7 @@ import (
 type trackedJob struct {
 	delivery
 	log *slog.Logger
+	via string // a hint's source (webhook, list); empty for a delivery
 }
 
 // handle processes one delivery of a track message. Delivery 1 admits the job (has it been
@@ -38,6 +39,9 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		log:      p.log.With("job_id", id, "attempt", md.NumDelivered),
 	}
 	p.readBody(t, msg.Data())
+	if p.o.Coverage != nil {
+		t.swept = p.o.Coverage.Covers(id, t.trackedAt)
+	}
 	if t.attempt <= 1 {
 		p.admit(ctx, msg, t)
 		return
@@ -83,6 +87,9 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	first := p.pol.sched.interval(1, rand.Float64())
 	if t.webhook {
 		first = max(first, p.o.WebhookPollInterval)
+	}
+	if t.swept {
+		first = max(first, p.o.SweptPollInterval)
 	}
 	p.nak(msg, first-p.now().Sub(t.trackedAt))
 }

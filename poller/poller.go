@@ -59,6 +59,7 @@ const (
 	DefaultConcurrency         = 32
 	DefaultDrainTimeout        = 30 * time.Second
 	DefaultWebhookPollInterval = 5 * time.Minute
+	DefaultSweptPollInterval   = time.Minute
 	// DefaultJitter is the jitter to use without a reason to choose another. New does not
 	// apply it to a zero Jitter: 0 is a valid value (no jitter).
 	DefaultJitter = 0.2
@@ -87,9 +88,23 @@ type Options struct {
 	// (track body {"webhook": true}); polls are only a safety net for them
 	// [DefaultWebhookPollInterval].
 	WebhookPollInterval time.Duration
+	// Coverage, when set, says which jobs a list sweep covers (package sweep): their polls
+	// are only a safety net, spaced by SweptPollInterval. It is asked at every delivery; nil
+	// means no job is covered.
+	Coverage Coverage
+	// SweptPollInterval is the poll interval of jobs the list sweep covers
+	// (BRIDGE_LIST_SAFETY_INTERVAL) [DefaultSweptPollInterval].
+	SweptPollInterval time.Duration
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
 	AfterPublish func(jobID string)
+}
+
+// Coverage says whether a list sweep will find a tracked job's end; *sweep.Sweeper satisfies
+// it. Covers is called once per delivery of a track message (which also tells the sweep's
+// self-check about the job), so it must be cheap and safe for concurrent use.
+type Coverage interface {
+	Covers(id string, trackedAt time.Time) bool
 }
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
@@ -148,6 +163,9 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 	if o.WebhookPollInterval <= 0 {
 		o.WebhookPollInterval = DefaultWebhookPollInterval
 	}
+	if o.SweptPollInterval <= 0 {
+		o.SweptPollInterval = DefaultSweptPollInterval
+	}
 	if o.MaxMetadata <= 0 {
 		o.MaxMetadata = track.DefaultMaxMetadata
 	}
@@ -167,6 +185,7 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 			confirmAfter:    o.InitialInterval,
 			ttl:             o.JobTTL,
 			webhookInterval: o.WebhookPollInterval,
+			sweptInterval:   o.SweptPollInterval,
 			authRetry:       o.MaxInterval,
 		},
 		log: o.Logger,
