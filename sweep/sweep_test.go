@@ -33,7 +33,7 @@ func TestWorthPaging(t *testing.T) {
 		{"floor reached", func(d *depth) { d.remaining = 0 }, false},
 		{"no span known", func(d *depth) { d.span = 0 }, false},
 		// A sparser sweep makes each page cheaper per second.
-		{"slow sweeps: cheaper pages", func(d *depth) { d.outstanding, d.interval = 60, 30 * time.Second }, true},
+		{"slow sweeps: cheaper pages", func(d *depth) { d.outstanding, d.interval = 60, 30*time.Second }, true},
 		// When the safety net polls as often as the backoff, coverage saves nothing.
 		{"safety net as frequent as polls", func(d *depth) { d.safetyEvery = d.pollEvery }, false},
 	}
