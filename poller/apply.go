@@ -218,6 +218,9 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 		p.eta.finished(t.id, v.job, ev.ObservedAt.Sub(t.trackedAt))
 	}
 	p.eta.forget(t.id)
+	if p.o.Coverage != nil {
+		p.o.Coverage.Done(t.id)
+	}
 	settle(ctx)
 	return nil
 }

@@ -148,7 +148,8 @@ func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 				after = max(after, pol.webhookInterval)
 			}
 			if d.swept {
-				after = max(after, pol.sweptInterval)
+				// Stretched, but never past the TTL: the expired event is the schedule's.
+				after = min(max(after, pol.sweptInterval), max(next, pol.ttl-now.Sub(d.trackedAt)))
 			}
 			return verdict{action: pollAgain, after: after, class: classPending, job: j}
 		}

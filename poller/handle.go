@@ -46,6 +46,14 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		p.admit(ctx, msg, t)
 		return
 	}
+	if !p.claim(id) {
+		// A hint (webhook, list) is fetching this job right now and reports it if it is
+		// finished; two reports at once could both reach core NATS subscribers. Look again
+		// soon: the redelivery finds the event, or polls.
+		p.nak(msg, p.o.InitialInterval)
+		return
+	}
+	defer p.unclaim(id)
 	p.poll(ctx, msg, t)
 }
 
@@ -89,10 +97,22 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		first = max(first, p.o.WebhookPollInterval)
 	}
 	if t.swept {
-		first = max(first, p.o.SweptPollInterval)
+		// Never past the TTL: the expired event is the schedule's.
+		first = max(first, min(p.o.SweptPollInterval, p.o.JobTTL))
 	}
 	p.nak(msg, first-p.now().Sub(t.trackedAt))
 }
+
+// claim marks a job as being polled or hinted in this process; it reports false when it
+// already is. A poll and a hint of one job never run at once here, so that one process never
+// publishes a job's event twice concurrently (the stream keeps one, but core NATS subscribers
+// would see both).
+func (p *Poller) claim(id string) bool {
+	_, busy := p.busy.LoadOrStore(id, struct{}{})
+	return !busy
+}
+
+func (p *Poller) unclaim(id string) { p.busy.Delete(id) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -54,6 +54,12 @@ func (p *Poller) HintTracked(ctx context.Context, id string) (reported bool, err
 // hint is Hint and HintTracked; onlyTracked leaves a job without a track message alone.
 func (p *Poller) hint(ctx context.Context, id string, metadata json.RawMessage, via string, onlyTracked bool) (bool, error) {
 	log := p.log.With("job_id", id, "via", via)
+	if !p.claim(id) {
+		// A poll (or another hint) of the job is in flight here: it reports the job.
+		log.Debug("hint for a job being polled now; left to that poll")
+		return false, nil
+	}
+	defer p.unclaim(id)
 	var tr *jetstream.RawStreamMsg
 	if onlyTracked {
 		// The track message first: most listed jobs are not tracked, and for those the

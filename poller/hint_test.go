@@ -253,6 +253,8 @@ type coverOnly map[string]bool
 
 func (c coverOnly) Covers(id string, _ time.Time) bool { return c[id] }
 
+func (c coverOnly) Done(string) {}
+
 // TestCoveredJobsPolledAsSafetyNet: a job the list sweep covers is first polled (and then
 // polled again) only after SweptPollInterval; an uncovered one keeps its backoff.
 func TestCoveredJobsPolledAsSafetyNet(t *testing.T) {

@@ -103,8 +103,10 @@ type Options struct {
 // Coverage says whether a list sweep will find a tracked job's end; *sweep.Sweeper satisfies
 // it. Covers is called once per delivery of a track message (which also tells the sweep's
 // self-check about the job), so it must be cheap and safe for concurrent use.
+// Done is called once a job's event is stored (by a poll or a hint), so the sweep forgets it.
 type Coverage interface {
 	Covers(id string, trackedAt time.Time) bool
+	Done(id string)
 }
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
@@ -118,6 +120,7 @@ type Poller struct {
 	m      *metrics.Metrics
 	now    func() time.Time
 
+	busy sync.Map   // job ids polled or hinted now: see [Poller.claim]
 	gate gate       // closed while the events stream refuses publishes
 	eta  *estimator // predicts when jobs finish
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it

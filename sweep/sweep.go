@@ -174,6 +174,13 @@ func (s *Sweeper) Covers(id string, trackedAt time.Time) bool {
 	return s.cov.covers(trackedAt)
 }
 
+// Done forgets a reported job: the self-check no longer expects the list to show it.
+func (s *Sweeper) Done(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.known, id)
+}
+
 func (c Coverage) covers(trackedAt time.Time) bool {
 	return c.Healthy && (c.All || !trackedAt.Before(c.Horizon))
 }
