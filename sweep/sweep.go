@@ -111,9 +111,13 @@ type Sweeper struct {
 	uncovered map[string]struct{} // misses: left to per-job polling
 	acted     map[string]time.Time
 	ensured   map[string]struct{} // Track done (BRIDGE_TRACK_ALL)
-	failures  int                 // failed sweeps in a row
-	clean     int                 // clean sweeps in a row
-	needClean int                 // clean sweeps needed to (re)gain health
+	// promised holds, per second in which Covers said yes, the oldest tracked time it said
+	// yes for: a job told covered has its next poll up to SafetyInterval away, so the sweep
+	// keeps paging down to it for that long, whatever the cost model says.
+	promised  map[time.Time]time.Time
+	failures  int // failed sweeps in a row
+	clean     int // clean sweeps in a row
+	needClean int // clean sweeps needed to (re)gain health
 }
 
 // New returns a sweeper; it does nothing until [Sweeper.Run].
@@ -146,6 +150,7 @@ func New(list Lister, hints Hinter, outstanding Outstanding, o Options) (*Sweepe
 		uncovered: map[string]struct{}{},
 		acted:     map[string]time.Time{},
 		ensured:   map[string]struct{}{},
+		promised:  map[time.Time]time.Time{},
 		needClean: 1,
 	}, nil
 }
@@ -168,10 +173,33 @@ func (s *Sweeper) Covers(id string, trackedAt time.Time) bool {
 	if _, ok := s.known[id]; !ok && len(s.known) < maxKnown {
 		s.known[id] = &knownJob{trackedAt: trackedAt}
 	}
-	if !s.o.Now().Before(s.covUntil) {
+	now := s.o.Now()
+	if !now.Before(s.covUntil) || !s.cov.covers(trackedAt) {
 		return false
 	}
-	return s.cov.covers(trackedAt)
+	sec := now.Truncate(time.Second)
+	if old, ok := s.promised[sec]; !ok || trackedAt.Before(old) {
+		s.promised[sec] = trackedAt
+	}
+	return true
+}
+
+// promiseFloor is the oldest tracked time of a job told covered within the last
+// SafetyInterval (zero when none), pruning older promises.
+func (s *Sweeper) promiseFloor(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var floor time.Time
+	for sec, at := range s.promised {
+		if now.Sub(sec) > s.o.SafetyInterval+time.Second {
+			delete(s.promised, sec)
+			continue
+		}
+		if floor.IsZero() || at.Before(floor) {
+			floor = at
+		}
+	}
+	return floor
 }
 
 // Done forgets a reported job: the self-check no longer expects the list to show it.
@@ -253,6 +281,10 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		return
 	}
 	floor := oldest.Add(-TrackSlack)
+	promise := s.promiseFloor(start)
+	if !promise.IsZero() {
+		promise = promise.Add(-TrackSlack)
+	}
 	seen := map[string]struct{}{}
 	var top, bottom time.Time
 	pages, dups, end := 0, 0, false
@@ -303,7 +335,9 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		if n == 0 || bottom.IsZero() || bottom.Before(floor) {
 			break
 		}
-		if !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages)) {
+		// Jobs told covered are paged down to (their polls are far away); below them, only
+		// as deep as pays.
+		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages)) {
 			break
 		}
 		cursor = l.NextCursor

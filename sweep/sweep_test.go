@@ -174,6 +174,28 @@ func TestPagingStopsAtTheOldestTrackedJob(t *testing.T) {
 			}
 		})
 	}
+	// A job told covered has its poll up to SafetyInterval away: the sweep keeps paging down
+	// to it though the cost model alone would stop (few outstanding jobs).
+	t.Run("a job told covered is paged down to", func(t *testing.T) {
+		l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+		n := uint64(10000)
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}},
+			func(context.Context) (uint64, time.Time, error) { return n, now.Add(-120 * time.Second), nil },
+			Options{MaxRate: 1000, Now: func() time.Time { return now }})
+		for i := range 30 {
+			s.Covers(fmt.Sprintf("old%d", i), now.Add(-120*time.Second))
+		}
+		s.sweep(t.Context()) // 4 pages: horizon 199.9 s + 30 s ago
+		if !s.Covers("old-covered", now.Add(-110*time.Second)) {
+			t.Fatal("a job tracked 110 s ago is not covered after the deep sweep")
+		}
+		n, l.pages = 10, 0
+		s.sweep(t.Context())
+		// Down to 110 s + 30 s ago: job 1400 is on page 3.
+		if l.pages != 3 {
+			t.Errorf("pages read = %d (cursors %q), want 3: down to the covered job", l.pages, l.cursors)
+		}
+	})
 	t.Run("nothing outstanding: no page", func(t *testing.T) {
 		l := &fakeList{jobs: account(10, now, time.Second, "Completed")}
 		s, _ := New(l, &fakeHints{hinted: map[string]int{}}, fixed(0, time.Time{}), Options{})
