@@ -328,3 +328,32 @@ func gauge(t *testing.T, m *metrics.Metrics, name string) float64 {
 	}
 	return 0
 }
+
+// TestTrackAll: with Track set (BRIDGE_TRACK_ALL) every listed job is tracked once, even with
+// nothing tracked yet, and terminal ones are hinted.
+func TestTrackAll(t *testing.T) {
+	now := time.Now()
+	jobs := account(3, now, time.Second, "Completed")
+	jobs[1].Status = "Pending"
+	l := &fakeList{jobs: jobs}
+	h := &fakeHints{hinted: map[string]int{}}
+	var mu sync.Mutex
+	tracked := map[string]int{}
+	s, _ := New(l, h, fixed(0, time.Time{}), Options{MaxRate: 1000, Now: func() time.Time { return now },
+		Track: func(_ context.Context, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			tracked[id]++
+			return nil
+		}})
+	s.sweep(t.Context())
+	s.sweep(t.Context())
+	for _, j := range jobs {
+		if tracked[j.ID] != 1 {
+			t.Errorf("%s tracked %d times, want 1", j.ID, tracked[j.ID])
+		}
+	}
+	if h.count("j0") != 1 || h.count("j2") != 1 || h.count("j1") != 0 {
+		t.Errorf("hints %v, want j0 and j2 once", h.hinted)
+	}
+}
