@@ -194,6 +194,27 @@ type Config struct {
 	// a safety net for a lost webhook. Default 5m.
 	WebhookPollInterval time.Duration `envconfig:"BRIDGE_WEBHOOK_POLL_INTERVAL" default:"5m" desc:"safety-net poll interval of jobs that will be announced by webhook"`
 
+	// ListSweep turns on list sweeps: while jobs are tracked, one replica per API key pages
+	// GET /jobs and fetches at once every tracked job the list shows finished (package
+	// sweep). Default true.
+	ListSweep bool `envconfig:"BRIDGE_LIST_SWEEP" default:"true" desc:"page GET /jobs to find finished tracked jobs (one replica per API key)"`
+
+	// ListInterval is the time between two list sweeps. Default 1s.
+	ListInterval time.Duration `envconfig:"BRIDGE_LIST_INTERVAL" default:"1s" desc:"time between two list sweeps"`
+
+	// ListMaxRate is the most GET /jobs pages per second the sweep sends: the list's share of
+	// Reducto's all-endpoints limit (1,000/s per key). Pages also wait on BRIDGE_RATE_LIMIT.
+	// Default 20.
+	ListMaxRate float64 `envconfig:"BRIDGE_LIST_MAX_RATE" default:"20" desc:"GET /jobs pages per second at most"`
+
+	// ListSafetyInterval is the per-job poll interval of jobs the list sweep covers, a safety
+	// net for a list that misses a job. Default 60s.
+	ListSafetyInterval time.Duration `envconfig:"BRIDGE_LIST_SAFETY_INTERVAL" default:"60s" desc:"safety-net poll interval of jobs the list sweep covers"`
+
+	// TrackAll tracks every job the account's list shows, so that every Reducto job of the
+	// account gets an event with no producer change. Needs ListSweep. Default false.
+	TrackAll bool `envconfig:"BRIDGE_TRACK_ALL" default:"false" desc:"track every job GET /jobs shows (needs BRIDGE_LIST_SWEEP)"`
+
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the HTTP address, for
 	// diagnosing memory and CPU use. Default false.
 	Pprof bool `envconfig:"BRIDGE_PPROF" default:"false" desc:"serve /debug/pprof/ on the HTTP address"`

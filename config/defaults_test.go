@@ -10,6 +10,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/sweep"
 	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
@@ -35,6 +36,10 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_CONCURRENCY / poller.DefaultConcurrency", c.Concurrency, poller.DefaultConcurrency},
 		{"BRIDGE_DRAIN_TIMEOUT / poller.DefaultDrainTimeout", c.DrainTimeout, poller.DefaultDrainTimeout},
 		{"BRIDGE_WEBHOOK_POLL_INTERVAL / poller.DefaultWebhookPollInterval", c.WebhookPollInterval, poller.DefaultWebhookPollInterval},
+		{"BRIDGE_LIST_INTERVAL / sweep.DefaultInterval", c.ListInterval, sweep.DefaultInterval},
+		{"BRIDGE_LIST_MAX_RATE / sweep.DefaultMaxRate", c.ListMaxRate, sweep.DefaultMaxRate},
+		{"BRIDGE_LIST_SAFETY_INTERVAL / sweep.DefaultSafetyInterval", c.ListSafetyInterval, sweep.DefaultSafetyInterval},
+		{"BRIDGE_LIST_SAFETY_INTERVAL / poller.DefaultSweptPollInterval", c.ListSafetyInterval, poller.DefaultSweptPollInterval},
 		{"BRIDGE_EVENT_SOURCE / publisher.DefaultSource", c.EventSource, publisher.DefaultSource},
 		{"BRIDGE_STREAM_REPLICAS / publisher.DefaultReplicas", c.StreamReplicas, publisher.DefaultReplicas},
 		{"BRIDGE_STREAM_REPLICAS / track.DefaultReplicas", c.StreamReplicas, track.DefaultReplicas},

@@ -69,6 +69,10 @@ var contractDefaults = Config{
 	TrackMaxBytes:       1 << 30,
 	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
+	ListSweep:           true,
+	ListInterval:        time.Second,
+	ListMaxRate:         20,
+	ListSafetyInterval:  time.Minute,
 	ReductoMaxBody:      256 << 20,
 	SubmitWebhooks:      true,
 }

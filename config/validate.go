@@ -187,6 +187,14 @@ func (c *Config) check() []error {
 		}
 	}
 	positive("BRIDGE_WEBHOOK_POLL_INTERVAL", c.WebhookPollInterval)
+	positive("BRIDGE_LIST_INTERVAL", c.ListInterval)
+	positive("BRIDGE_LIST_SAFETY_INTERVAL", c.ListSafetyInterval)
+	if !(c.ListMaxRate > 0) || math.IsInf(c.ListMaxRate, 0) {
+		bad("BRIDGE_LIST_MAX_RATE", "must be a finite number > 0 (pages per second), got %v", c.ListMaxRate)
+	}
+	if c.TrackAll && !c.ListSweep {
+		bad("BRIDGE_TRACK_ALL", "needs BRIDGE_LIST_SWEEP=true: only the list sweep finds the account's jobs")
+	}
 	if positive("BRIDGE_ACK_WAIT", c.AckWait) && httpOK && c.AckWait <= c.HTTPTimeout {
 		bad("BRIDGE_ACK_WAIT", "%s must exceed BRIDGE_HTTP_TIMEOUT (%s), or a slow poll gets redelivered to another replica", c.AckWait, c.HTTPTimeout)
 	}

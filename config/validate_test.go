@@ -154,6 +154,10 @@ func TestValidate(t *testing.T) {
 		{"ack wait equals http timeout", func(c *Config) { c.AckWait = c.HTTPTimeout }, "BRIDGE_ACK_WAIT"},
 		{"ack wait zero", func(c *Config) { c.AckWait = 0 }, "BRIDGE_ACK_WAIT"},
 		{"webhook poll interval zero", func(c *Config) { c.WebhookPollInterval = 0 }, "BRIDGE_WEBHOOK_POLL_INTERVAL"},
+		{"list interval zero", func(c *Config) { c.ListInterval = 0 }, "BRIDGE_LIST_INTERVAL"},
+		{"list safety interval negative", func(c *Config) { c.ListSafetyInterval = -time.Second }, "BRIDGE_LIST_SAFETY_INTERVAL"},
+		{"list max rate zero", func(c *Config) { c.ListMaxRate = 0 }, "BRIDGE_LIST_MAX_RATE"},
+		{"track all without the sweep", func(c *Config) { c.TrackAll, c.ListSweep = true, false }, "BRIDGE_TRACK_ALL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

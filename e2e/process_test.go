@@ -50,6 +50,9 @@ func bridgeEnv(natsURL, reductoURL string) map[string]string {
 		"BRIDGE_DRAIN_TIMEOUT":         "5s",
 		"BRIDGE_LOG_FORMAT":            "json",
 		"BRIDGE_LOG_LEVEL":             "info",
+		// The suite's scenarios are about per-job polling (their timings assume it); the
+		// list sweep (on by default) has its own tests in package sweep.
+		"BRIDGE_LIST_SWEEP": "false",
 	}
 }
 

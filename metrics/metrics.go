@@ -42,6 +42,12 @@ type Metrics struct {
 	commands        *prometheus.CounterVec
 	tracks          *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
+	listPages       *prometheus.CounterVec
+	listTerminal    prometheus.Counter
+	sweepDepth      prometheus.Gauge
+	sweepHealthy    prometheus.Gauge
+	sweepMisses     prometheus.Counter
+	leaseHeld       prometheus.Gauge
 }
 
 // New creates the collectors and registers them, with Go and process collectors, on a fresh
@@ -103,9 +109,34 @@ func New() *Metrics {
 			Namespace: namespace, Name: "webhooks_total",
 			Help: "Reducto webhooks received, by result (accepted, replayed, unauthorized, malformed, failed).",
 		}, []string{"result"}),
+		listPages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "list_pages_total",
+			Help: "GET /jobs pages read by the list sweep, by result (ok, error).",
+		}, []string{"result"}),
+		listTerminal: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "list_sweep_reported_total",
+			Help: "Tracked jobs the list sweep found terminal and reported (one GET /job each).",
+		}),
+		sweepDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "list_sweep_depth_pages",
+			Help: "Pages of GET /jobs the latest list sweep read.",
+		}),
+		sweepHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "list_sweep_healthy",
+			Help: "1 while the list sweep covers tracked jobs (their per-job polls stretched), 0 while coverage is withdrawn.",
+		}),
+		sweepMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "list_sweep_misses_total",
+			Help: "Tracked jobs the list should have shown but did not over several sweeps (the self-check).",
+		}),
+		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "list_sweep_lease_held",
+			Help: "1 while this replica holds the API key's sweeper lease (it pages GET /jobs), else 0.",
+		}),
 	}
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
 		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
+		m.listPages, m.listTerminal, m.sweepDepth, m.sweepHealthy, m.sweepMisses, m.leaseHeld,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -202,6 +233,53 @@ func (m *Metrics) Track(result string) {
 func (m *Metrics) Webhook(result string) {
 	if m != nil {
 		m.webhooks.WithLabelValues(result).Inc()
+	}
+}
+
+// ListPage counts one GET /jobs page of the list sweep.
+func (m *Metrics) ListPage(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	m.listPages.WithLabelValues(result).Inc()
+}
+
+// ListReported counts one tracked job the list sweep found terminal and reported.
+func (m *Metrics) ListReported() {
+	if m != nil {
+		m.listTerminal.Inc()
+	}
+}
+
+// SweepDepth reports the pages the latest sweep read.
+func (m *Metrics) SweepDepth(pages int) {
+	if m != nil {
+		m.sweepDepth.Set(float64(pages))
+	}
+}
+
+// SweepHealthy reports whether the list sweep covers tracked jobs.
+func (m *Metrics) SweepHealthy(healthy bool) {
+	if m != nil {
+		setBool(m.sweepHealthy, healthy)
+	}
+}
+
+// SweepMiss counts one tracked job the list failed to show.
+func (m *Metrics) SweepMiss() {
+	if m != nil {
+		m.sweepMisses.Inc()
+	}
+}
+
+// LeaseHeld reports whether this replica holds the sweeper lease.
+func (m *Metrics) LeaseHeld(held bool) {
+	if m != nil {
+		setBool(m.leaseHeld, held)
 	}
 }
 

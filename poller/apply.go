@@ -241,7 +241,7 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 	} else {
 		msg := "job finished"
 		if t.attempt == 0 {
-			msg = "job finished (webhook)"
+			msg = "job finished (" + t.via + ")"
 		}
 		t.log.Info(msg, "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls)
 	}
@@ -249,6 +249,9 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 		p.eta.finished(t.id, v.job, ev.ObservedAt.Sub(t.trackedAt))
 	}
 	p.eta.forget(t.id)
+	if p.o.Coverage != nil {
+		p.o.Coverage.Done(t.id)
+	}
 	settle(ctx)
 	return nil
 }

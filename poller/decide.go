@@ -22,6 +22,7 @@ type delivery struct {
 	attempt   uint64          // the track message's delivery count: 1 was admission
 	polls     int             // GET /job calls made for this job, this one included
 	webhook   bool            // Reducto will announce the job's end by webhook: poll sparsely
+	swept     bool            // a healthy list sweep covers the job: poll sparsely
 	// evidence is a permanent answer (404, 409, 410, another 4xx) given earlier in this same
 	// delivery: the answer being decided confirms it or not. Confirmation never spans two
 	// deliveries, so it cannot depend on which replica, or which process, saw the first one.
@@ -51,6 +52,9 @@ type policy struct {
 	ttl time.Duration
 	// webhookInterval spaces the safety-net polls of jobs announced by webhook.
 	webhookInterval time.Duration
+	// sweptInterval spaces the safety-net polls of jobs a list sweep covers
+	// (BRIDGE_LIST_SAFETY_INTERVAL).
+	sweptInterval time.Duration
 	// authRetry spaces the polls of jobs while Reducto rejects the API key.
 	authRetry time.Duration
 }
@@ -113,7 +117,8 @@ type verdict struct {
 //
 //   - 200 with a terminal status: report its kind with Reducto's values verbatim.
 //   - 200 with any other status, known or not: poll again (backoff, or the job's predicted
-//     end, or the webhook safety-net interval); expired once the job is older than the TTL.
+//     end, or the webhook or list-sweep safety-net interval); expired once the job is older
+//     than the TTL.
 //   - network error, timeout, 408, 429 of any kind, any 5xx (500 included), a 200 that is not
 //     a job: poll again with backoff, Retry-After honoured. Never a terminal event, except
 //     expired at the TTL, which then carries the last error.
@@ -139,9 +144,18 @@ func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 		if expired {
 			return verdict{action: report, class: classPending, job: j, event: expiredEvent(d, j, nil, now)}
 		}
-		if d.webhook {
-			// The webhook is the signal; polls are only the safety net for a lost one.
-			return verdict{action: pollAgain, after: max(next, pol.webhookInterval), class: classPending, job: j}
+		if d.webhook || d.swept {
+			// The webhook, or the list sweep, is the signal; polls are only the safety net
+			// for a lost webhook or a list that misses the job.
+			after := next
+			if d.webhook {
+				after = max(after, pol.webhookInterval)
+			}
+			if d.swept {
+				// Stretched, but never past the TTL: the expired event is the schedule's.
+				after = min(max(after, pol.sweptInterval), max(next, pol.ttl-now.Sub(d.trackedAt)))
+			}
+			return verdict{action: pollAgain, after: after, class: classPending, job: j}
 		}
 		return verdict{action: pollAgain, after: next, predict: true, class: classPending, job: j}
 	}

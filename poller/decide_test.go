@@ -24,6 +24,7 @@ var (
 		confirmAfter:    2 * time.Second,
 		ttl:             12 * time.Hour,
 		webhookInterval: 5 * time.Minute,
+		sweptInterval:   time.Minute,
 		authRetry:       30 * time.Second,
 	}
 	tracked = time.Date(2026, 11, 29, 14, 0, 0, 0, time.UTC)
@@ -131,6 +132,20 @@ func TestDecide(t *testing.T) {
 					t.Errorf("tracked_at %v, want the first track's %v", ev.TrackedAt, tracked)
 				}
 			}},
+		{row: "pending", name: "swept job: the list safety-net interval", d: delivery{swept: true}, a: answer{job: job("Pending")},
+			want: want{action: pollAgain, after: time.Minute}},
+		{row: "pending", name: "swept webhook job: the longer safety net", d: delivery{swept: true, webhook: true}, a: answer{job: job("InProgress")},
+			want: want{action: pollAgain, after: 5 * time.Minute}},
+		{row: "pending", name: "swept job near the TTL: polled at the TTL, not after", d: delivery{swept: true}, a: answer{job: job("Pending")},
+			now: tracked.Add(12*time.Hour - 20*time.Second), want: want{action: pollAgain, after: 20 * time.Second}},
+		{row: "pending", name: "swept job just before the TTL: not sooner than the schedule", d: delivery{swept: true}, a: answer{job: job("Pending")},
+			now: tracked.Add(12*time.Hour - time.Second), want: want{action: pollAgain, after: next4}},
+		{row: "pending", name: "swept job past the TTL: expired", d: delivery{swept: true}, a: answer{job: job("Pending")}, now: late,
+			want: want{action: report, kind: event.Expired}},
+		{row: "terminal", name: "swept job: terminal is reported", d: delivery{swept: true}, a: answer{job: job("Completed")},
+			want: want{action: report, kind: event.Completed}},
+		{row: "transient", name: "swept job, 500: backoff, not the safety net", d: delivery{swept: true}, a: answer{err: apiErr(500)},
+			want: want{action: pollAgain, after: next4}},
 		{row: "pending", name: "404 then Pending is never a failure", a: answer{job: job("Pending")}, evidence: true,
 			want: want{action: pollAgain, after: next4, predict: true}},
 		{row: "pending", name: "past the TTL: expired with the last state", a: answer{job: &reducto.Job{Status: "Pending", Progress: &pct}}, now: late,

@@ -15,6 +15,7 @@ import (
 type trackedJob struct {
 	delivery
 	log *slog.Logger
+	via string // a hint's source (webhook, list); empty for a delivery
 }
 
 // handle processes one delivery of a track message. Delivery 1 admits the job (has it been
@@ -39,10 +40,21 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		log:      p.log.With("job_id", id, "attempt", md.NumDelivered),
 	}
 	p.readBody(t, msg.Data())
+	if p.o.Coverage != nil {
+		t.swept = p.o.Coverage.Covers(id, t.trackedAt)
+	}
 	if t.attempt <= 1 {
 		p.admit(ctx, msg, t)
 		return
 	}
+	if !p.claim(id) {
+		// A hint (webhook, list) is fetching this job right now and reports it if it is
+		// finished; two reports at once could both reach core NATS subscribers. Look again
+		// soon: the redelivery finds the event, or polls.
+		p.nak(msg, p.o.InitialInterval)
+		return
+	}
+	defer p.unclaim(id)
 	if p.o.Origins != nil {
 		p.keepOrigin(ctx, t, p.o.Origins.First)
 		msg = forgetOnAck{Msg: msg, forget: func(ctx context.Context) { p.forgetOrigin(ctx, t) }}
@@ -149,8 +161,23 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		// A re-track: the safety-net polls come every WebhookPollInterval from the first one.
 		due = max(due, wi*(p.now().Sub(t.trackedAt)/wi+1))
 	}
+	if t.swept {
+		// Never past the TTL: the expired event is the schedule's.
+		due = max(due, min(p.o.SweptPollInterval, p.o.JobTTL))
+	}
 	p.nak(msg, due-p.now().Sub(t.trackedAt))
 }
+
+// claim marks a job as being polled or hinted in this process; it reports false when it
+// already is. A poll and a hint of one job never run at once here, so that one process never
+// publishes a job's event twice concurrently (the stream keeps one, but core NATS subscribers
+// would see both).
+func (p *Poller) claim(id string) bool {
+	_, busy := p.busy.LoadOrStore(id, struct{}{})
+	return !busy
+}
+
+func (p *Poller) unclaim(id string) { p.busy.Delete(id) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -32,23 +32,63 @@ func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) 
 	if err := subject.ValidJobID(id); err != nil {
 		return err
 	}
-	metadata = webhook.StripToken(metadata)
-	log := p.log.With("job_id", id, "via", "webhook")
+	_, err := p.hint(ctx, id, webhook.StripToken(metadata), "webhook", false)
+	return err
+}
+
+// HintTracked is [Poller.Hint] for a job the list sweep (package sweep) saw terminal: the same
+// one GET /job, decision, event and deletion of the parked track message, but only for a job
+// that has a track message. A job without one costs no request and is never tracked: the
+// account's list holds jobs nobody asked the bridge about. The list is only a hint: the event
+// comes from the GET, so a job the GET finds unfinished stays on its schedule.
+//
+// It reports whether the job has an event now (reported here, or before); an error means the
+// track message or the event could not be read or stored, and the job stays on its schedule.
+func (p *Poller) HintTracked(ctx context.Context, id string) (reported bool, err error) {
+	if err := subject.ValidJobID(id); err != nil {
+		return false, err
+	}
+	return p.hint(ctx, id, nil, "list", true)
+}
+
+// hint is Hint and HintTracked; onlyTracked leaves a job without a track message alone.
+func (p *Poller) hint(ctx context.Context, id string, metadata json.RawMessage, via string, onlyTracked bool) (bool, error) {
+	log := p.log.With("job_id", id, "via", via)
+	if !p.claim(id) {
+		// A poll (or another hint) of the job is in flight here: it reports the job.
+		log.Debug("hint for a job being polled now; left to that poll")
+		return false, nil
+	}
+	defer p.unclaim(id)
+	var tr *jetstream.RawStreamMsg
+	if onlyTracked {
+		// The track message first: most listed jobs are not tracked, and for those the
+		// sweep must cost nothing more.
+		var err error
+		if tr, err = p.queue.Last(ctx, id); err != nil || tr == nil {
+			return false, err
+		}
+	}
 	if ev, err := p.events.Lookup(ctx, id); err == nil && ev != nil {
-		log.Debug("webhook for a job already reported", "kind", ev.Kind)
+		log.Debug("hint for a job already reported", "kind", ev.Kind)
 		// A track message left behind (a crash between the event and its removal) would
 		// cost one more GET at its next delivery.
-		if tr, err := p.queue.Last(ctx, id); err == nil && tr != nil {
+		if tr == nil {
+			tr, _ = p.queue.Last(ctx, id)
+		}
+		if tr != nil {
 			p.dropTrack(ctx, log, tr.Sequence)
 		}
-		return nil
+		return true, nil
 	}
-	tr, err := p.queue.Last(ctx, id)
-	if err != nil {
-		log.Warn("read track message failed", "error", err)
+	if !onlyTracked {
+		var err error
+		if tr, err = p.queue.Last(ctx, id); err != nil {
+			log.Warn("read track message failed", "error", err)
+		}
 	}
 	// attempt 0: not a delivery of the track message; the schedule is not consulted.
-	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: true, polls: 1}, log: log}
+	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: !onlyTracked, polls: 1}, log: log, via: via}
 	if tr != nil {
 		// The track message's metadata, or none: never the webhook's.
 		t.trackedAt = tr.Time
@@ -57,13 +97,16 @@ func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) 
 	if p.gate.remaining(p.now()) > 0 {
 		// Events cannot be stored now: a GET would be wasted. The schedule reports the job
 		// once publishing works again.
-		log.Debug("webhook while polls are paused; left to the schedule")
-		return p.keepTracked(ctx, tr, id, metadata, errPaused)
+		log.Debug("hint while polls are paused; left to the schedule")
+		return false, p.keepTracked(ctx, tr, id, metadata, errPaused)
 	}
 	a := p.get(ctx, id)
 	v := decide(t.delivery, a, p.now(), p.pol)
 	if v.action != report {
-		return p.keepTracked(ctx, tr, id, metadata, a.err)
+		if onlyTracked && a.err == nil {
+			log.Debug("listed terminal, but GET /job says otherwise; left to the schedule", "status", a.job.Status)
+		}
+		return false, p.keepTracked(ctx, tr, id, metadata, a.err)
 	}
 	settle := func(ctx context.Context) {
 		if tr != nil {
@@ -71,9 +114,9 @@ func (p *Poller) Hint(ctx context.Context, id string, metadata json.RawMessage) 
 		}
 	}
 	if err := p.report(ctx, t, v, settle); err != nil {
-		return p.keepTracked(ctx, tr, id, metadata, err)
+		return false, p.keepTracked(ctx, tr, id, metadata, err)
 	}
-	return nil
+	return true, nil
 }
 
 // errPaused: the back-pressure gate is closed.

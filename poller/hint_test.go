@@ -172,3 +172,104 @@ func TestWebhookJobsArePolledSparsely(t *testing.T) {
 		t.Errorf("requests for the hooked job = %d, want 1", got)
 	}
 }
+
+// TestHintTracked is the list sweep's hint: only a job with a track message costs a GET; a
+// job the GET finds unfinished stays tracked with no event (the list's status may be stale).
+func TestHintTracked(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.opts.InitialInterval = time.Hour
+	e.opts.MaxInterval = time.Hour
+	p, err := poller.New(e.queue, e.jobs, e.pub, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start(t, e.jobs, e.pub)
+	ctx := t.Context()
+
+	t.Run("untracked job: no GET, no track, no event", func(t *testing.T) {
+		e.jobs.Script("l1", reductotest.Status("Completed"))
+		reported, err := p.HintTracked(ctx, "l1")
+		if err != nil || reported {
+			t.Fatalf("HintTracked = %v, %v; want false, nil", reported, err)
+		}
+		if got := e.jobs.Polls("l1"); got != 0 {
+			t.Errorf("GETs = %d, want 0", got)
+		}
+		if trackCount(t, e, "l1") != 0 || e.storedEvents(t, "l1") != 0 {
+			t.Error("an untracked job was tracked or reported")
+		}
+	})
+	t.Run("tracked finished job: one GET, event, track message removed", func(t *testing.T) {
+		e.jobs.Script("l2", reductotest.Status("Completed"))
+		e.track(t, "l2", `{"metadata":{"k":2}}`)
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "l2") == 1 })
+		reported, err := p.HintTracked(ctx, "l2")
+		if err != nil || !reported {
+			t.Fatalf("HintTracked = %v, %v; want true, nil", reported, err)
+		}
+		m := e.next(t)
+		if m.ev.JobID != "l2" || m.ev.Kind != event.Completed || string(m.ev.Metadata) != `{"k":2}` {
+			t.Errorf("event %s %s %s", m.ev.JobID, m.ev.Kind, m.ev.Metadata)
+		}
+		if got := e.jobs.Polls("l2"); got != 1 {
+			t.Errorf("GETs = %d, want 1", got)
+		}
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "l2") == 0 })
+		// Listed again: already reported, no GET.
+		if reported, err := p.HintTracked(ctx, "l2"); err != nil || reported {
+			// The track message is gone: nothing to do, nothing to report.
+			t.Errorf("second HintTracked = %v, %v", reported, err)
+		}
+		if got := e.jobs.Polls("l2"); got != 1 {
+			t.Errorf("GETs after a second hint = %d, want 1", got)
+		}
+	})
+	t.Run("tracked, list stale: GET says running, no event, still tracked", func(t *testing.T) {
+		e.jobs.Script("l3", reductotest.Status("Pending"))
+		e.track(t, "l3", `{}`)
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "l3") == 1 })
+		reported, err := p.HintTracked(ctx, "l3")
+		if err != nil || reported {
+			t.Fatalf("HintTracked = %v, %v; want false, nil", reported, err)
+		}
+		if trackCount(t, e, "l3") != 1 || e.storedEvents(t, "l3") != 0 {
+			t.Error("a running job lost its track message or got an event")
+		}
+	})
+	t.Run("tracked, deleted (404): no event from one answer", func(t *testing.T) {
+		e.track(t, "l4", `{}`)
+		natstest.WaitFor(t, func() bool { return trackCount(t, e, "l4") == 1 })
+		if reported, err := p.HintTracked(ctx, "l4"); err != nil || reported {
+			t.Fatalf("HintTracked = %v, %v; want false, nil", reported, err)
+		}
+		if trackCount(t, e, "l4") != 1 || e.storedEvents(t, "l4") != 0 {
+			t.Error("a 404 from a hint failed the job unconfirmed")
+		}
+	})
+}
+
+// coverOnly covers the listed jobs.
+type coverOnly map[string]bool
+
+func (c coverOnly) Covers(id string, _ time.Time) bool { return c[id] }
+
+func (c coverOnly) Done(string) {}
+
+// TestCoveredJobsPolledAsSafetyNet: a job the list sweep covers is first polled (and then
+// polled again) only after SweptPollInterval; an uncovered one keeps its backoff.
+func TestCoveredJobsPolledAsSafetyNet(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.opts.InitialInterval = 20 * time.Millisecond
+	e.opts.MaxInterval = 40 * time.Millisecond
+	e.opts.SweptPollInterval = time.Hour
+	e.opts.Coverage = coverOnly{"c1": true}
+	e.jobs.Script("c1", reductotest.Status("Pending"))
+	e.jobs.Script("c2", reductotest.Status("Pending"))
+	e.start(t, e.jobs, e.pub)
+	e.track(t, "c1", `{}`)
+	e.track(t, "c2", `{}`)
+	natstest.WaitFor(t, func() bool { return e.jobs.Polls("c2") >= 5 })
+	if got := e.jobs.Polls("c1"); got != 0 {
+		t.Errorf("covered job polled %d times while the uncovered one was polled 5 times", got)
+	}
+}

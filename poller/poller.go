@@ -59,6 +59,7 @@ const (
 	DefaultConcurrency         = 32
 	DefaultDrainTimeout        = 30 * time.Second
 	DefaultWebhookPollInterval = 5 * time.Minute
+	DefaultSweptPollInterval   = time.Minute
 	// DefaultJitter is the jitter to use without a reason to choose another. New does not
 	// apply it to a zero Jitter: 0 is a valid value (no jitter).
 	DefaultJitter = 0.2
@@ -90,6 +91,13 @@ type Options struct {
 	// (track body {"webhook": true}); polls are only a safety net for them
 	// [DefaultWebhookPollInterval].
 	WebhookPollInterval time.Duration
+	// Coverage, when set, says which jobs a list sweep covers (package sweep): their polls
+	// are only a safety net, spaced by SweptPollInterval. It is asked at every delivery; nil
+	// means no job is covered.
+	Coverage Coverage
+	// SweptPollInterval is the poll interval of jobs the list sweep covers
+	// (BRIDGE_LIST_SAFETY_INTERVAL) [DefaultSweptPollInterval].
+	SweptPollInterval time.Duration
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
 	AfterPublish func(jobID string)
@@ -97,6 +105,15 @@ type Options struct {
 	// a new track message for an outstanding job then keeps the job's TTL origin and its
 	// place in the schedule, and only its metadata changes. Nil: a re-track restarts both.
 	Origins Origins
+}
+
+// Coverage says whether a list sweep will find a tracked job's end; *sweep.Sweeper satisfies
+// it. Covers is called once per delivery of a track message (which also tells the sweep's
+// self-check about the job), so it must be cheap and safe for concurrent use.
+// Done is called once a job's event is stored (by a poll or a hint), so the sweep forgets it.
+type Coverage interface {
+	Covers(id string, trackedAt time.Time) bool
+	Done(id string)
 }
 
 // Poller consumes track messages and polls their jobs. Construct it with [New].
@@ -110,6 +127,7 @@ type Poller struct {
 	m      *metrics.Metrics
 	now    func() time.Time
 
+	busy sync.Map   // job ids polled or hinted now: see [Poller.claim]
 	gate gate       // closed while the events stream refuses publishes
 	eta  *estimator // predicts when jobs finish
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
@@ -159,6 +177,9 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 	if o.WebhookPollInterval <= 0 {
 		o.WebhookPollInterval = DefaultWebhookPollInterval
 	}
+	if o.SweptPollInterval <= 0 {
+		o.SweptPollInterval = DefaultSweptPollInterval
+	}
 	if o.MaxMetadata <= 0 {
 		o.MaxMetadata = track.DefaultMaxMetadata
 	}
@@ -178,6 +199,7 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 			confirmAfter:    o.InitialInterval,
 			ttl:             o.JobTTL,
 			webhookInterval: o.WebhookPollInterval,
+			sweptInterval:   o.SweptPollInterval,
 			authRetry:       o.MaxInterval,
 		},
 		log: o.Logger,

@@ -29,6 +29,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/replica"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/sweep"
 	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
@@ -56,6 +57,8 @@ type Bridge struct {
 	replicaInterval time.Duration // tests only: the announcement period instead of replica.DefaultInterval
 	// origins is the first-track-time bucket (BRIDGE_RETRACK_KEEPS_SCHEDULE); nil without it.
 	origins *track.Origins
+	kv      jetstream.KeyValue // the lease bucket (BRIDGE_LIST_SWEEP); nil without the sweep
+	sweep   *sweep.Sweeper     // nil without BRIDGE_LIST_SWEEP
 
 	// health follows the NATS connection for /readyz; set (before the connection is made)
 	// while start runs, so /readyz can say why NATS is not there yet.
@@ -64,6 +67,8 @@ type Bridge struct {
 
 	stopPolling context.CancelFunc
 	polling     chan struct{} // closed when the poller has returned
+	stopSweep   context.CancelFunc
+	sweeping    chan struct{} // closed when the sweeper has returned
 
 	webhook  atomic.Pointer[webhook.Handler] // set once the poller exists
 	httpSrv  *http.Server
@@ -178,6 +183,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		return nil, fmt.Errorf("reducto client: %w", err)
 	}
 
+	var coverage poller.Coverage
+	if cfg.ListSweep {
+		if b.sweep, err = b.newSweeper(queue); err != nil {
+			return nil, err
+		}
+		coverage = b.sweep
+	}
 	po := poller.Options{
 		InitialInterval:     cfg.PollInitialInterval,
 		MaxInterval:         cfg.PollMaxInterval,
@@ -186,6 +198,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		JobTTL:              cfg.JobTTL,
 		Concurrency:         cfg.Concurrency,
 		WebhookPollInterval: cfg.WebhookPollInterval,
+		Coverage:            coverage,
+		SweptPollInterval:   cfg.ListSafetyInterval,
 		DrainTimeout:        cfg.DrainTimeout,
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,
@@ -204,6 +218,14 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		defer close(b.polling)
 		b.poller.Run(pctx)
 	}()
+	if b.sweep != nil {
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		b.stopSweep, b.sweeping = cancel, make(chan struct{})
+		go func() {
+			defer close(b.sweeping)
+			b.sweep.Run(sctx)
+		}()
+	}
 
 	hook, err := webhook.New(b.poller, webhook.Options{
 		Secret:  cfg.WebhookSecret.Reveal(),
@@ -244,9 +266,40 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	}
 	b.started.Store(true)
 	log.Info("bridge started", "prefix", cfg.SubjectPrefix, "reducto", config.RedactURL(cfg.BaseURL),
-		"nats", b.natsDescription(), "http", b.httpAddr.String(), "webhooks", b.webhookDescription(), "rate_limit", cfg.RateLimit, "rate_limit_all", cfg.RateLimitAll, "concurrency", cfg.Concurrency)
+		"nats", b.natsDescription(), "http", b.httpAddr.String(), "webhooks", b.webhookDescription(), "rate_limit", cfg.RateLimit, "rate_limit_all", cfg.RateLimitAll, "concurrency", cfg.Concurrency, "list_sweep", cfg.ListSweep)
 	return b, nil
 }
+
+// newSweeper builds the list sweeper (BRIDGE_LIST_SWEEP): its pages go through the Reducto
+// client, so they wait on the one rate budget; its hints go to the poller, made next.
+func (b *Bridge) newSweeper(queue *track.Queue) (*sweep.Sweeper, error) {
+	cfg := b.cfg
+	var trackAll func(ctx context.Context, id string) error
+	if cfg.TrackAll {
+		trackAll = func(ctx context.Context, id string) error {
+			_, err := queue.Ensure(ctx, id, track.Request{})
+			return err
+		}
+	}
+	lease := sweep.NewLease(b.kv, sweep.LeaseKey(cfg.APIKey.Reveal()), 0, b.log.With("component", "sweep"))
+	return sweep.New(b.client, hintFunc(func(ctx context.Context, id string) (bool, error) {
+		return b.poller.HintTracked(ctx, id)
+	}), b.probe.tracked, sweep.Options{
+		Interval:       cfg.ListInterval,
+		MaxRate:        cfg.ListMaxRate,
+		SafetyInterval: cfg.ListSafetyInterval,
+		PollInterval:   cfg.PollMaxInterval,
+		Lease:          lease,
+		Track:          trackAll,
+		Logger:         b.log.With("component", "sweep"),
+		Metrics:        b.m,
+	})
+}
+
+// hintFunc adapts a function to sweep.Hinter.
+type hintFunc func(ctx context.Context, id string) (bool, error)
+
+func (f hintFunc) HintTracked(ctx context.Context, id string) (bool, error) { return f(ctx, id) }
 
 // connect opens the NATS connection, starting the embedded server first when NATS_URL is
 // empty. The connection retries forever; set-up waits for it within its context.
@@ -357,6 +410,9 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 				JobTTL: b.cfg.JobTTL, Replicas: b.cfg.StreamReplicas,
 			})
 		}
+		if err == nil && b.cfg.ListSweep {
+			b.kv, err = sweep.SetupBucket(actx, b.js, b.cfg.StreamReplicas)
+		}
 		return err
 	}
 	notify := func(err error, wait time.Duration) {
@@ -449,6 +505,17 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 			b.webhookSrv.Close()
 		}
 		<-b.webhookDone
+	}
+	if b.stopSweep != nil {
+		// The sweeper first: its hints use the poller. Releasing the lease lets another
+		// replica's sweeper take over at once.
+		b.stopSweep()
+		select {
+		case <-b.sweeping:
+			b.sweep.Release(ctx)
+		case <-ctx.Done():
+			errs = append(errs, errors.New("list sweeper did not stop in time"))
+		}
 	}
 	if b.stopPolling != nil {
 		b.stopPolling()

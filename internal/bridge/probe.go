@@ -25,6 +25,7 @@ type streamProbe struct {
 	at          time.Time
 	err         error
 	outstanding uint64
+	oldest      time.Time // the track stream's first message time (zero when empty)
 }
 
 // state returns the latest probe's result, probing first when it is older than probeEvery.
@@ -32,24 +33,38 @@ func (p *streamProbe) state(ctx context.Context) (outstanding uint64, err error)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if now := p.now(); p.at.IsZero() || now.Sub(p.at) >= probeEvery {
-		p.outstanding, p.err = p.probe(ctx)
+		p.outstanding, p.oldest, p.err = p.probe(ctx)
 		p.at = p.now()
 	}
 	return p.outstanding, p.err
 }
 
-func (p *streamProbe) probe(ctx context.Context) (uint64, error) {
+// tracked returns the latest probe's outstanding count and the time the oldest outstanding
+// job was tracked, probing first when it is older than probeEvery: the list sweep's input.
+func (p *streamProbe) tracked(ctx context.Context) (uint64, time.Time, error) {
+	n, err := p.state(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return n, p.oldest, err
+}
+
+func (p *streamProbe) probe(ctx context.Context) (uint64, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var outstanding uint64
+	var oldest time.Time
 	for _, name := range []string{subject.TrackStream, subject.EventsStream} {
 		s, err := p.js.Stream(ctx, name)
 		if err != nil {
-			return 0, fmt.Errorf("stream %s: %w", name, err)
+			return 0, time.Time{}, fmt.Errorf("stream %s: %w", name, err)
 		}
 		if name == subject.TrackStream {
-			outstanding = s.CachedInfo().State.Msgs
+			st := s.CachedInfo().State
+			outstanding = st.Msgs
+			if st.Msgs > 0 {
+				oldest = st.FirstTime
+			}
 		}
 	}
-	return outstanding, nil
+	return outstanding, oldest, nil
 }

@@ -1,0 +1,522 @@
+// Package sweep is the list sweep: while jobs are tracked, one replica per API key (the holder
+// of a JetStream KV lease) pages Reducto's GET /jobs from the newest job down, and every
+// tracked job the list shows terminal is fetched at once through the poller's hint path (one
+// GET /job, the event, the track message removed). The list is a hint, never the truth: the
+// event always comes from GET /job, and a job absent from the list proves nothing.
+//
+// Jobs the sweep covers (tracked after its horizon, while it is healthy) are polled per job
+// only as a safety net ([Sweeper.Covers], BRIDGE_LIST_SAFETY_INTERVAL). A self-check withdraws
+// that coverage when the list stops showing tracked jobs it should show, or pages fail.
+package sweep
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+)
+
+// Lister reads one page of GET /jobs; *reducto.Client satisfies it (its requests wait on the
+// process's rate budget).
+type Lister interface {
+	ListJobs(ctx context.Context, o reducto.ListOptions) (*reducto.JobList, error)
+}
+
+// Hinter fetches a tracked job the list shows terminal; *poller.Poller satisfies it.
+// HintTracked does nothing for a job without a track message, and reports whether the job has
+// its event now.
+type Hinter interface {
+	HintTracked(ctx context.Context, id string) (bool, error)
+}
+
+// Outstanding reports how many jobs are tracked and when the oldest was tracked (the track
+// stream's message count and first message time).
+type Outstanding func(ctx context.Context) (n uint64, oldest time.Time, err error)
+
+// Defaults of zero [Options] fields; config.Defaults() agrees (BRIDGE_LIST_INTERVAL,
+// BRIDGE_LIST_MAX_RATE, BRIDGE_LIST_SAFETY_INTERVAL).
+const (
+	DefaultInterval       = time.Second
+	DefaultMaxRate        = 20.0
+	DefaultSafetyInterval = time.Minute
+)
+
+// Parameters of the sweep and its self-check (docs/operations.md, "List sweeps").
+const (
+	// PageLimit is the page size asked of GET /jobs, Reducto's maximum.
+	PageLimit = 500
+	// TrackSlack is how long before its tracking a job may have been created and still be
+	// looked for in the list: the sweep pages down to the oldest tracked time minus it, and
+	// the self-check expects a tracked job in the list only when its tracked time minus it
+	// lies within the pages read.
+	TrackSlack = 30 * time.Second
+	// MissSweeps is K: a tracked job the list should show but does not, K sweeps in a row, is
+	// a miss; K failed sweeps in a row, or one miss, withdraw coverage, and K clean sweeps
+	// restore it.
+	MissSweeps = 3
+	// hintRetry is how long a listed terminal job that gave no event (not tracked, or GET
+	// /job said otherwise) is left alone before the sweep asks again.
+	hintRetry = 30 * time.Second
+	// maxKnown bounds the tracked jobs remembered for the self-check.
+	maxKnown = 10000
+	// hintWorkers bounds the hints of one page run at once.
+	hintWorkers = 8
+)
+
+// Options configure a Sweeper. Zero values take the defaults in brackets.
+type Options struct {
+	Interval       time.Duration // time between sweeps [DefaultInterval]
+	MaxRate        float64       // list pages per second at most [DefaultMaxRate]
+	SafetyInterval time.Duration // per-job poll interval of covered jobs [DefaultSafetyInterval]
+	// PollInterval is the per-job poll interval of a job the sweep does not cover, for the
+	// cost model (BRIDGE_POLL_MAX_INTERVAL) [30s].
+	PollInterval time.Duration
+	// Lease, when set, makes this sweeper page only while it holds the API key's lease, and
+	// take the holder's coverage otherwise; nil: always sweep (one replica).
+	Lease *Lease
+	// Track, when set (BRIDGE_TRACK_ALL), tracks every job the list shows.
+	Track   func(ctx context.Context, id string) error
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+}
+
+// knownJob is a tracked job the poller told the sweeper about (the self-check's sample).
+type knownJob struct {
+	trackedAt time.Time
+	seen      bool // some page showed it
+	misses    int  // sweeps in a row that should have shown it and did not
+}
+
+// Sweeper runs list sweeps; see the package comment. Construct it with [New].
+type Sweeper struct {
+	list        Lister
+	hints       Hinter
+	outstanding Outstanding
+	o           Options
+	log         *slog.Logger
+	m           *metrics.Metrics
+	limiter     *rate.Limiter
+
+	mu        sync.Mutex
+	cov       Coverage
+	covUntil  time.Time // cov is stale from then on (sweeps stopped)
+	known     map[string]*knownJob
+	uncovered map[string]struct{} // misses: left to per-job polling
+	acted     map[string]time.Time
+	ensured   map[string]struct{} // Track done (BRIDGE_TRACK_ALL)
+	// promised holds, per second in which Covers said yes, the oldest tracked time it said
+	// yes for: a job told covered has its next poll up to SafetyInterval away, so the sweep
+	// keeps paging down to it for that long, whatever the cost model says.
+	promised  map[time.Time]time.Time
+	failures  int // failed sweeps in a row
+	clean     int // clean sweeps in a row
+	needClean int // clean sweeps needed to (re)gain health
+}
+
+// New returns a sweeper; it does nothing until [Sweeper.Run].
+func New(list Lister, hints Hinter, outstanding Outstanding, o Options) (*Sweeper, error) {
+	if list == nil || hints == nil || outstanding == nil {
+		return nil, errors.New("sweep: lister, hinter and outstanding count are required")
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.MaxRate <= 0 {
+		o.MaxRate = DefaultMaxRate
+	}
+	if o.SafetyInterval <= 0 {
+		o.SafetyInterval = DefaultSafetyInterval
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Sweeper{
+		list: list, hints: hints, outstanding: outstanding, o: o, log: o.Logger, m: o.Metrics,
+		limiter:   rate.NewLimiter(rate.Limit(o.MaxRate), 1),
+		known:     map[string]*knownJob{},
+		uncovered: map[string]struct{}{},
+		acted:     map[string]time.Time{},
+		ensured:   map[string]struct{}{},
+		promised:  map[time.Time]time.Time{},
+		needClean: 1,
+	}, nil
+}
+
+// Covers reports whether the sweep will find the end of a job tracked at trackedAt: the
+// sweep is healthy, its latest sweep is recent, and the job was tracked after its horizon (or
+// the sweep read the whole list), and the self-check has not found the list missing it. The
+// holder's coverage is used on the other replicas. It also remembers the job for the
+// self-check. The poller calls it at each delivery.
+func (s *Sweeper) Covers(id string, trackedAt time.Time) bool {
+	if s.o.Lease != nil && !s.o.Lease.Held() {
+		cov, ok := s.o.Lease.theirCoverage()
+		return ok && cov.covers(trackedAt)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.uncovered[id]; ok {
+		return false // a miss: per-job polling, and no second miss counted for it
+	}
+	if _, ok := s.known[id]; !ok && len(s.known) < maxKnown {
+		s.known[id] = &knownJob{trackedAt: trackedAt}
+	}
+	now := s.o.Now()
+	if !now.Before(s.covUntil) || !s.cov.covers(trackedAt) {
+		return false
+	}
+	sec := now.Truncate(time.Second)
+	if old, ok := s.promised[sec]; !ok || trackedAt.Before(old) {
+		s.promised[sec] = trackedAt
+	}
+	return true
+}
+
+// promiseFloor is the oldest tracked time of a job told covered within the last
+// SafetyInterval (zero when none), pruning older promises.
+func (s *Sweeper) promiseFloor(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var floor time.Time
+	for sec, at := range s.promised {
+		if now.Sub(sec) > s.o.SafetyInterval+time.Second {
+			delete(s.promised, sec)
+			continue
+		}
+		if floor.IsZero() || at.Before(floor) {
+			floor = at
+		}
+	}
+	return floor
+}
+
+// Done forgets a reported job: the self-check no longer expects the list to show it.
+func (s *Sweeper) Done(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.known, id)
+}
+
+func (c Coverage) covers(trackedAt time.Time) bool {
+	return c.Healthy && (c.All || !trackedAt.Before(c.Horizon))
+}
+
+// coverage is what the lease publishes: the current coverage, or none when it is stale.
+func (s *Sweeper) coverage() Coverage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.o.Now().Before(s.covUntil) {
+		return Coverage{}
+	}
+	return s.cov
+}
+
+// Run sweeps every Interval until ctx ends (only while it holds the lease, when there is
+// one). It never releases the lease: see [Sweeper.Release].
+func (s *Sweeper) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.o.Lease != nil {
+		wg.Go(func() {
+			s.o.Lease.run(ctx, s.coverage, func(held bool) {
+				s.m.LeaseHeld(held)
+				if !held {
+					s.mu.Lock()
+					s.covUntil = time.Time{}
+					s.mu.Unlock()
+				}
+			})
+		})
+	} else {
+		s.m.LeaseHeld(true)
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if s.o.Lease == nil || s.o.Lease.Held() {
+			s.sweep(ctx)
+		}
+		t.Reset(max(0, s.o.Interval-time.Since(start)))
+	}
+}
+
+// Release gives the lease up (at a clean shutdown, after Run has returned), so that another
+// replica takes over at once rather than after the lease expires.
+func (s *Sweeper) Release(ctx context.Context) {
+	if s.o.Lease != nil {
+		s.o.Lease.release(ctx)
+		s.m.LeaseHeld(false)
+	}
+}
+
+// sweep is one sweep: page from the newest job down as deep as the floor and the cost model
+// say, hint every listed terminal job not acted on recently, then run the self-check.
+func (s *Sweeper) sweep(ctx context.Context) {
+	start := s.o.Now()
+	n, oldest, err := s.outstanding(ctx)
+	if err != nil {
+		s.failed(err)
+		return
+	}
+	if n == 0 && s.o.Track == nil {
+		s.idle(start)
+		return
+	}
+	floor := oldest.Add(-TrackSlack)
+	promise := s.promiseFloor(start)
+	if !promise.IsZero() {
+		promise = promise.Add(-TrackSlack)
+	}
+	seen := map[string]struct{}{}
+	var top, bottom time.Time
+	pages, dups, end := 0, 0, false
+	cursor := ""
+	for {
+		if s.o.Lease != nil && !s.o.Lease.Held() {
+			return
+		}
+		if err := s.limiter.Wait(ctx); err != nil {
+			return
+		}
+		l, err := s.list.ListJobs(ctx, reducto.ListOptions{Cursor: cursor, Limit: PageLimit, ExcludeConfigs: true})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.m.ListPage(false)
+			s.failed(err)
+			return
+		}
+		s.m.ListPage(true)
+		pages++
+		var due []string
+		for _, j := range l.Jobs {
+			if _, dup := seen[j.ID]; dup {
+				dups++ // offset cursors: jobs created meanwhile shift the next page
+				continue
+			}
+			seen[j.ID] = struct{}{}
+			if !j.CreatedAt.IsZero() {
+				if top.IsZero() || j.CreatedAt.After(top) {
+					top = j.CreatedAt
+				}
+				if bottom.IsZero() || j.CreatedAt.Before(bottom) {
+					bottom = j.CreatedAt
+				}
+			}
+			s.track(ctx, j.ID)
+			if j.Status.Terminal() && s.due(j.ID, start) {
+				due = append(due, j.ID)
+			}
+		}
+		s.hint(ctx, due)
+		if l.NextCursor == "" || len(l.Jobs) == 0 {
+			end = true
+			break
+		}
+		if n == 0 || bottom.IsZero() || bottom.Before(floor) {
+			break
+		}
+		// Jobs told covered are paged down to (their polls are far away); below them, only
+		// as deep as pays.
+		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages)) {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	s.finish(start, seen, bottom, end, pages, dups)
+}
+
+// depth is the cost model's input after pages pages, bottom the oldest created_at read.
+func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, pages int) depth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	edge := bottom.Add(TrackSlack) // jobs tracked before it may be below the pages read
+	var below float64
+	if len(s.known) >= 20 {
+		k := 0
+		for _, j := range s.known {
+			if j.trackedAt.Before(edge) {
+				k++
+			}
+		}
+		below = float64(k) / float64(len(s.known))
+	} else if span := start.Sub(oldest); span > 0 {
+		below = min(1, max(0, float64(edge.Sub(oldest))/float64(span)))
+	}
+	return depth{
+		outstanding: float64(n), below: below, pages: pages, span: top.Sub(bottom),
+		remaining: bottom.Sub(floor), interval: s.o.Interval, pollEvery: s.o.PollInterval,
+		safetyEvery: s.o.SafetyInterval,
+	}
+}
+
+// due reports whether a listed terminal job should be hinted now, and marks it.
+func (s *Sweeper) due(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.acted[id]; ok && (at.IsZero() || now.Before(at)) {
+		return false
+	}
+	s.acted[id] = now.Add(hintRetry)
+	return true
+}
+
+// track tracks a listed job once (BRIDGE_TRACK_ALL).
+func (s *Sweeper) track(ctx context.Context, id string) {
+	if s.o.Track == nil {
+		return
+	}
+	s.mu.Lock()
+	_, done := s.ensured[id]
+	s.mu.Unlock()
+	if done {
+		return
+	}
+	if err := s.o.Track(ctx, id); err != nil {
+		s.log.Warn("track listed job failed", "job_id", id, "error", err)
+		return
+	}
+	s.mu.Lock()
+	s.ensured[id] = struct{}{}
+	s.mu.Unlock()
+}
+
+// hint fetches the due jobs, a few at a time.
+func (s *Sweeper) hint(ctx context.Context, ids []string) {
+	sem := make(chan struct{}, hintWorkers)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			reported, err := s.hints.HintTracked(ctx, id)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			switch {
+			case err != nil:
+				delete(s.acted, id) // ask again next sweep
+				s.log.Debug("hint from the list failed", "job_id", id, "error", err)
+			case reported:
+				s.acted[id] = time.Time{} // never again
+				delete(s.known, id)
+				s.m.ListReported()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// idle records a sweep with nothing tracked: nothing to page, coverage for what comes next.
+func (s *Sweeper) idle(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cov = Coverage{Healthy: s.healthy(), Horizon: now}
+	s.covUntil = now.Add(3 * s.o.Interval)
+	s.m.SweepDepth(0)
+}
+
+func (s *Sweeper) healthy() bool { return s.clean >= s.needClean && s.failures == 0 }
+
+// failed records a sweep that could not page (or count the outstanding jobs): MissSweeps
+// in a row withdraw coverage (until then it lapses on its own once stale).
+func (s *Sweeper) failed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures++
+	s.clean = 0
+	if s.failures < MissSweeps {
+		s.log.Debug("list sweep failed", "error", err)
+		return
+	}
+	if s.failures == MissSweeps {
+		s.log.Warn("list sweep failing; coverage withdrawn, covered jobs fall back to per-job polling", "sweeps", s.failures, "error", err)
+	}
+	s.withdraw()
+}
+
+// withdraw ends coverage until enough clean sweeps.
+func (s *Sweeper) withdraw() {
+	s.clean, s.needClean = 0, MissSweeps
+	s.cov.Healthy = false
+	s.m.SweepHealthy(false)
+}
+
+// finish runs the self-check after a sweep that read pages down to bottom (or to the end of
+// the list) and records the coverage.
+func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.Time, end bool, pages, dups int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, at := range s.acted {
+		if _, ok := seen[id]; !ok && (at.IsZero() || !start.Before(at)) {
+			delete(s.acted, id) // below the pages read: no longer listed
+		}
+	}
+	for id := range s.ensured {
+		if _, ok := seen[id]; !ok {
+			delete(s.ensured, id)
+		}
+	}
+	misses := 0
+	for id, j := range s.known {
+		if _, ok := seen[id]; ok {
+			j.seen, j.misses = true, 0
+			continue
+		}
+		if j.seen {
+			continue // listed before, now below the pages read or gone: nothing to expect
+		}
+		// Created no earlier than TrackSlack before its tracking, and before the sweep began:
+		// the list must show it when that lies within the pages read.
+		inRange := end || !j.trackedAt.Add(-TrackSlack).Before(bottom)
+		if !inRange || !j.trackedAt.Before(start.Add(-s.o.Interval)) {
+			continue
+		}
+		if j.misses++; j.misses >= MissSweeps {
+			misses++
+			s.m.SweepMiss()
+			delete(s.known, id)
+			if len(s.uncovered) >= maxKnown {
+				clear(s.uncovered)
+			}
+			s.uncovered[id] = struct{}{}
+			s.log.Warn("list sweep: a tracked job the list should show is missing; coverage withdrawn, per-job polling",
+				"job_id", id, "tracked_at", j.trackedAt, "sweeps", j.misses)
+		}
+	}
+	s.failures = 0
+	if misses > 0 {
+		s.withdraw()
+	} else if s.clean++; !s.cov.Healthy && s.healthy() {
+		if s.needClean > 1 {
+			s.log.Info("list sweep healthy again; covered jobs polled as a safety net only", "sweeps", s.clean)
+		}
+		s.m.SweepHealthy(true)
+	}
+	horizon := time.Time{}
+	if !end {
+		horizon = bottom.Add(TrackSlack)
+	}
+	s.cov = Coverage{Healthy: s.healthy(), All: end, Horizon: horizon}
+	s.covUntil = s.o.Now().Add(3*s.o.Interval + s.o.Now().Sub(start))
+	s.m.SweepDepth(pages)
+	s.log.Debug("list sweep", "pages", pages, "listed", len(seen), "repeated", dups, "bottom", bottom, "end", end, "healthy", s.cov.Healthy)
+}

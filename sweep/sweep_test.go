@@ -1,0 +1,359 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
+	"github.com/reducto-bridge/reducto-bridge/metrics"
+	"github.com/reducto-bridge/reducto-bridge/reducto"
+)
+
+func TestWorthPaging(t *testing.T) {
+	base := depth{outstanding: 10000, below: 0.5, pages: 1, span: 50 * time.Second, remaining: 100 * time.Second,
+		interval: time.Second, pollEvery: 30 * time.Second, safetyEvery: time.Minute}
+	tests := []struct {
+		name string
+		edit func(*depth)
+		want bool
+	}{
+		// 2 pages more cost 2 req/s; 5,000 stragglers save 5000*(1/30-1/60) = 83 req/s.
+		{"many stragglers: page on", func(*depth) {}, true},
+		// 10 stragglers save 0.17 req/s < 2 req/s.
+		{"few stragglers: poll them", func(d *depth) { d.outstanding = 20 }, false},
+		// 120 stragglers save exactly 2 req/s: the tie pages.
+		{"break-even pages", func(d *depth) { d.outstanding = 240 }, true},
+		{"119 stragglers: just not", func(d *depth) { d.outstanding = 238 }, false},
+		{"floor reached", func(d *depth) { d.remaining = 0 }, false},
+		{"no span known", func(d *depth) { d.span = 0 }, false},
+		// A sparser sweep makes each page cheaper per second.
+		{"slow sweeps: cheaper pages", func(d *depth) { d.outstanding, d.interval = 60, 30*time.Second }, true},
+		// When the safety net polls as often as the backoff, coverage saves nothing.
+		{"safety net as frequent as polls", func(d *depth) { d.safetyEvery = d.pollEvery }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := base
+			tt.edit(&d)
+			if got := worthPaging(d); got != tt.want {
+				t.Errorf("worthPaging(%+v) = %v, want %v", d, got, tt.want)
+			}
+		})
+	}
+}
+
+// fakeList is an account's job list, newest first, served by pages of the limit asked, with a
+// numeric cursor. It can omit ids, repeat the previous page's last entries (an offset cursor
+// shifted by new jobs) and fail.
+type fakeList struct {
+	mu      sync.Mutex
+	jobs    []reducto.JobSummary
+	omit    map[string]bool
+	repeat  int   // entries of the previous page repeated at the start of the next
+	fail    error // every page fails
+	pages   int
+	cursors []string
+}
+
+func (l *fakeList) ListJobs(ctx context.Context, o reducto.ListOptions) (*reducto.JobList, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pages++
+	l.cursors = append(l.cursors, o.Cursor)
+	if o.Limit != PageLimit || !o.ExcludeConfigs {
+		return nil, fmt.Errorf("list options %+v, want limit %d and exclude_configs", o, PageLimit)
+	}
+	if l.fail != nil {
+		return nil, l.fail
+	}
+	start := 0
+	if o.Cursor != "" {
+		fmt.Sscan(o.Cursor, &start)
+		start = max(0, start-l.repeat)
+	}
+	var page []reducto.JobSummary
+	i := start
+	for ; i < len(l.jobs) && len(page) < o.Limit; i++ {
+		if !l.omit[l.jobs[i].ID] {
+			page = append(page, l.jobs[i])
+		}
+	}
+	out := &reducto.JobList{Jobs: page}
+	if i < len(l.jobs) {
+		out.NextCursor = fmt.Sprint(i)
+	}
+	return out, nil
+}
+
+func (l *fakeList) set(f func(l *fakeList)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(l)
+}
+
+func (l *fakeList) pageCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pages
+}
+
+// fakeHints records hinted ids; ids in tracked are reported.
+type fakeHints struct {
+	mu      sync.Mutex
+	tracked map[string]bool
+	hinted  map[string]int
+}
+
+func (h *fakeHints) HintTracked(_ context.Context, id string) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hinted[id]++
+	return h.tracked[id], nil
+}
+
+func (h *fakeHints) count(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hinted[id]
+}
+
+// account is n jobs created every gap, the newest at newest; ids j0 (newest) to j<n-1>.
+func account(n int, newest time.Time, gap time.Duration, status reducto.Status) []reducto.JobSummary {
+	jobs := make([]reducto.JobSummary, n)
+	for i := range jobs {
+		jobs[i] = reducto.JobSummary{ID: fmt.Sprintf("j%d", i), Status: status, CreatedAt: newest.Add(-time.Duration(i) * gap)}
+	}
+	return jobs
+}
+
+func fixed(n uint64, oldest time.Time) Outstanding {
+	return func(context.Context) (uint64, time.Time, error) { return n, oldest, nil }
+}
+
+// TestPagingStopsAtTheOldestTrackedJob: 3,000 jobs 100 ms apart; the oldest tracked job was
+// tracked 120 s ago, so the floor (minus TrackSlack) is 150 s ago, job 1500.
+//   - When the self-check's sample says most tracked jobs are that old, the sweep reads pages
+//     1-4 (jobs 0-1999: page 4 is the first below the floor) and stops, never pages 5-6.
+//   - With jobs tracked evenly over those 120 s (no sample), page 3 (down to 149.9 s) leaves
+//     only the jobs tracked in the first 0.1 s possibly below it: not worth a page.
+//   - With few outstanding jobs the cost model stops after the first page: polling them is
+//     cheaper than paging down to them.
+func TestPagingStopsAtTheOldestTrackedJob(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name        string
+		outstanding uint64
+		sample      bool
+		pages       int
+	}{
+		{"many outstanding, most of them old: down to the floor", 10000, true, 4},
+		{"many outstanding, tracked evenly: as deep as pays", 10000, false, 3},
+		{"few outstanding: the first page only", 10, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+			s, err := New(l, &fakeHints{hinted: map[string]int{}}, fixed(tt.outstanding, now.Add(-120*time.Second)),
+				Options{MaxRate: 1000, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.sample {
+				for i := range 30 {
+					s.Covers(fmt.Sprintf("old%d", i), now.Add(-120*time.Second))
+				}
+			}
+			s.sweep(t.Context())
+			if l.pages != tt.pages {
+				t.Errorf("pages read = %d (cursors %q), want %d", l.pages, l.cursors, tt.pages)
+			}
+		})
+	}
+	// A job told covered has its poll up to SafetyInterval away: the sweep keeps paging down
+	// to it though the cost model alone would stop (few outstanding jobs).
+	t.Run("a job told covered is paged down to", func(t *testing.T) {
+		l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+		n := uint64(10000)
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}},
+			func(context.Context) (uint64, time.Time, error) { return n, now.Add(-120 * time.Second), nil },
+			Options{MaxRate: 1000, Now: func() time.Time { return now }})
+		for i := range 30 {
+			s.Covers(fmt.Sprintf("old%d", i), now.Add(-120*time.Second))
+		}
+		s.sweep(t.Context()) // 4 pages: horizon 199.9 s + 30 s ago
+		if !s.Covers("old-covered", now.Add(-110*time.Second)) {
+			t.Fatal("a job tracked 110 s ago is not covered after the deep sweep")
+		}
+		n, l.pages = 10, 0
+		s.sweep(t.Context())
+		// Down to 110 s + 30 s ago: job 1400 is on page 3.
+		if l.pages != 3 {
+			t.Errorf("pages read = %d (cursors %q), want 3: down to the covered job", l.pages, l.cursors)
+		}
+	})
+	t.Run("nothing outstanding: no page", func(t *testing.T) {
+		l := &fakeList{jobs: account(10, now, time.Second, "Completed")}
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}}, fixed(0, time.Time{}), Options{})
+		s.sweep(t.Context())
+		if l.pages != 0 {
+			t.Errorf("pages read = %d, want 0", l.pages)
+		}
+	})
+}
+
+// TestTerminalJobsHintedOnce: every listed terminal job is hinted once, however often it is
+// listed (repeated entries of an offset cursor, later sweeps); running ones never.
+func TestTerminalJobsHintedOnce(t *testing.T) {
+	now := time.Now()
+	jobs := account(1200, now, 10*time.Millisecond, "Completed")
+	jobs[3].Status, jobs[700].Status = "Pending", "InProgress"
+	l := &fakeList{jobs: jobs, repeat: 20}
+	h := &fakeHints{hinted: map[string]int{}, tracked: map[string]bool{"j5": true, "j600": true}}
+	s, _ := New(l, h, fixed(100000, now.Add(-time.Hour)), Options{MaxRate: 1000, Now: func() time.Time { return now }})
+	s.sweep(t.Context())
+	s.sweep(t.Context())
+	if l.pages != 6 {
+		t.Errorf("pages = %d, want 3 per sweep", l.pages)
+	}
+	for _, id := range []string{"j0", "j5", "j499", "j500", "j600", "j1199"} {
+		if n := h.count(id); n != 1 {
+			t.Errorf("%s hinted %d times, want 1", id, n)
+		}
+	}
+	for _, id := range []string{"j3", "j700"} {
+		if n := h.count(id); n != 0 {
+			t.Errorf("running job %s hinted %d times", id, n)
+		}
+	}
+}
+
+// TestSelfCheckWithdrawsCoverage: a tracked job the list never shows, though its tracked time
+// lies within the pages read, withdraws coverage after MissSweeps sweeps (WARN, metrics);
+// MissSweeps clean sweeps restore it for the others, not for the missing job. Failing pages
+// withdraw it too.
+func TestSelfCheckWithdrawsCoverage(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	logs := &logtest.Buffer{}
+	m := metrics.New()
+	l := &fakeList{jobs: account(100, now, time.Second, "Pending"), omit: map[string]bool{"j10": true}}
+	s, err := New(l, &fakeHints{hinted: map[string]int{}}, fixed(2, now.Add(-90*time.Second)),
+		Options{Interval: time.Millisecond, MaxRate: 1000, Now: clock, Metrics: m,
+			Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweeps := func(n int) {
+		for range n {
+			s.sweep(t.Context())
+		}
+	}
+	trackedAt := func(i int) time.Time { return now.Add(-time.Duration(i) * time.Second) }
+	// The poller tells the sweeper of both jobs before any sweep: neither is covered yet.
+	if s.Covers("j10", trackedAt(10)) || s.Covers("j20", trackedAt(20)) {
+		t.Fatal("covered before any sweep")
+	}
+	sweeps(1)
+	if !s.Covers("j20", trackedAt(20)) {
+		t.Fatal("a listed job is not covered after a clean sweep")
+	}
+	sweeps(MissSweeps - 1)
+	if s.Covers("j20", trackedAt(20)) || s.Covers("j10", trackedAt(10)) {
+		t.Error("coverage not withdrawn after the list missed a tracked job for MissSweeps sweeps")
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "job_id=j10") {
+		t.Errorf("no WARN naming the missing job:\n%s", logs)
+	}
+	if got := gauge(t, m, "reducto_bridge_list_sweep_healthy"); got != 0 {
+		t.Errorf("healthy gauge %v, want 0", got)
+	}
+	if got := gauge(t, m, "reducto_bridge_list_sweep_misses_total"); got != 1 {
+		t.Errorf("misses %v, want 1", got)
+	}
+	sweeps(MissSweeps - 1)
+	if s.Covers("j20", trackedAt(20)) {
+		t.Error("coverage back before MissSweeps clean sweeps")
+	}
+	sweeps(1)
+	if !s.Covers("j20", trackedAt(20)) {
+		t.Error("coverage not restored after MissSweeps clean sweeps")
+	}
+	if s.Covers("j10", trackedAt(10)) {
+		t.Error("the job the list misses is covered again")
+	}
+	if got := gauge(t, m, "reducto_bridge_list_sweep_healthy"); got != 1 {
+		t.Errorf("healthy gauge %v, want 1", got)
+	}
+
+	// Pages failing: coverage goes after MissSweeps failed sweeps.
+	l.set(func(l *fakeList) { l.fail = errors.New("503 from GET /jobs") })
+	sweeps(MissSweeps)
+	if s.Covers("j20", trackedAt(20)) {
+		t.Error("coverage kept while pages fail")
+	}
+	if got := gauge(t, m, "reducto_bridge_list_sweep_healthy"); got != 0 {
+		t.Errorf("healthy gauge %v while pages fail, want 0", got)
+	}
+	if !strings.Contains(logs.String(), "list sweep failing") {
+		t.Errorf("no warning about failing pages:\n%s", logs)
+	}
+}
+
+// gauge reads one unlabelled metric, or the sum of a labelled one.
+func gauge(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		sum := 0.0
+		for _, mt := range mf.GetMetric() {
+			switch {
+			case mt.GetGauge() != nil:
+				sum += mt.GetGauge().GetValue()
+			case mt.GetCounter() != nil:
+				sum += mt.GetCounter().GetValue()
+			}
+		}
+		return sum
+	}
+	return 0
+}
+
+// TestTrackAll: with Track set (BRIDGE_TRACK_ALL) every listed job is tracked once, even with
+// nothing tracked yet, and terminal ones are hinted.
+func TestTrackAll(t *testing.T) {
+	now := time.Now()
+	jobs := account(3, now, time.Second, "Completed")
+	jobs[1].Status = "Pending"
+	l := &fakeList{jobs: jobs}
+	h := &fakeHints{hinted: map[string]int{}}
+	var mu sync.Mutex
+	tracked := map[string]int{}
+	s, _ := New(l, h, fixed(0, time.Time{}), Options{MaxRate: 1000, Now: func() time.Time { return now },
+		Track: func(_ context.Context, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			tracked[id]++
+			return nil
+		}})
+	s.sweep(t.Context())
+	s.sweep(t.Context())
+	for _, j := range jobs {
+		if tracked[j.ID] != 1 {
+			t.Errorf("%s tracked %d times, want 1", j.ID, tracked[j.ID])
+		}
+	}
+	if h.count("j0") != 1 || h.count("j2") != 1 || h.count("j1") != 0 {
+		t.Errorf("hints %v, want j0 and j2 once", h.hinted)
+	}
+}
