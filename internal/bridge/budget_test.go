@@ -28,6 +28,9 @@ func TestReplicasShareOneBudget(t *testing.T) {
 	for range 3 {
 		cfg := h.config()
 		cfg.RateLimit = budget
+		// Per-job polling spends the budget: with list sweeps, covered jobs would be polled
+		// only every BRIDGE_LIST_SAFETY_INTERVAL and the budget would not be saturated.
+		cfg.ListSweep = false
 		cfg.LogLevel = slog.LevelInfo
 		bs = append(bs, h.start(cfg))
 	}
