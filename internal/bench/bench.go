@@ -165,6 +165,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 		if !jobsSet {
 			cfg.Jobs = backlogJobs
 		}
+		cfg.Progress = "none" // the backlog's jobs report no progress, whatever -progress says
 		cfg.Modes = []string{scenarioMode(cfg)}
 	}
 	if err := cfg.validate(); err != nil {
