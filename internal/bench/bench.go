@@ -4,8 +4,9 @@
 // bridge with list sweeps), optionally with untracked jobs on the account, and reports
 // requests per job, lag, 429s, memory and exactly-one-event per job in a table, results.md,
 // results.json and an SVG plot. The scenarios "outstanding" (many jobs at once against the GET /job limit)
-// and "parked" (many jobs that never finish: the bridge's memory) run on their own, as does
-// "flood" (many unknown ids, then a few real jobs: how long the real ones wait).
+// and "parked" (many jobs that never finish: the bridge's memory) run on their own, as do
+// "flood" (many unknown ids, then a few real jobs: how long the real ones wait) and "backlog"
+// (a large standing backlog of which 1% ends per minute: detection lag over a window).
 //
 // The NATS server and the simulator run in this process; each bridge runs as a child process
 // ('bridge run', through internal/bridgeproc), so its memory is its own.
@@ -47,12 +48,15 @@ const (
 	scenarioOutstanding = "outstanding" // many jobs tracked at once against the simulator's GET /job limit
 	scenarioParked      = "parked"      // many jobs that never finish, held by the bridge: its memory
 	scenarioFlood       = "flood"       // many unknown ids, then a few real jobs: fairness under a backlog
+	scenarioBacklog     = "backlog"     // many jobs outstanding, 1% of them ending per minute: lag over a window
 )
 
 // Scenario defaults.
 const (
 	outstandingJobs = 50_000
 	parkedJobs      = 100_000
+	backlogJobs     = 100_000
+	backlogWindow   = 10 * time.Minute
 )
 
 // benchConfig is one 'bridge bench' run. Durations and rates are in simulator time unless
@@ -72,11 +76,17 @@ type benchConfig struct {
 	Modes         []string      `json:"modes"`           // contenders, in run order
 	Out           string        `json:"out"`             // output directory
 	Seed          int64         `json:"seed"`            // workload seed
-	Scenario      string        `json:"scenario"`        // "", outstanding or parked
-	Timeout       time.Duration `json:"-"`               // real-time bound of one contender; 0 = derived from the workload
-	MedianS       float64       `json:"median_s"`        // Median, for the JSON
-	TimeoutS      float64       `json:"timeout_s"`       // Timeout, for the JSON
-	Args          []string      `json:"args,omitempty"`  // the command line, for the report
+	Scenario      string        `json:"scenario"`        // "", outstanding, parked, flood or backlog
+	OffsetCursors bool          `json:"offset_cursors"`  // the simulator's GET /jobs cursors are offsets
+	ListStaleness time.Duration `json:"-"`               // the simulator's GET /jobs statuses are this old
+	ListSweep     bool          `json:"list_sweep"`      // BRIDGE_LIST_SWEEP of a scenario's bridge
+	Window        time.Duration `json:"-"`               // the backlog scenario's measurement window
+	ListStaleS    float64       `json:"list_staleness_s"`
+	WindowS       float64       `json:"window_s,omitempty"`
+	Timeout       time.Duration `json:"-"`              // real-time bound of one contender; 0 = derived from the workload
+	MedianS       float64       `json:"median_s"`       // Median, for the JSON
+	TimeoutS      float64       `json:"timeout_s"`      // Timeout, for the JSON
+	Args          []string      `json:"args,omitempty"` // the command line, for the report
 
 	// bridgeCmd is the argv that starts a bridge child process; nil means this executable
 	// with "run". Tests point it at the test binary's helper.
@@ -101,7 +111,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &benchConfig{Args: append([]string{"bridge", "bench"}, args...)}
-	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood)")
+	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood, 100000 backlog)")
 	fs.Float64Var(&cfg.Arrival, "arrival", 10, "jobs arriving per simulator second (Poisson)")
 	fs.DurationVar(&cfg.Median, "median", 20*time.Second, "median job duration (lognormal, simulator time)")
 	fs.Float64Var(&cfg.Sigma, "sigma", 0.8, "lognormal sigma of job durations")
@@ -115,7 +125,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.Out, "out", "./bench-out", "directory for results.md, results.json, the plot and the bridge logs")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
-	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, bridge-poll only: outstanding, parked or flood")
+	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, one bridge: outstanding, parked, flood or backlog")
+	fs.BoolVar(&cfg.OffsetCursors, "offset-cursors", false, "the simulator's GET /jobs cursors are numeric offsets (entries repeat when jobs are created between pages) instead of keysets")
+	fs.DurationVar(&cfg.ListStaleness, "list-staleness", 0, "the simulator's GET /jobs reports statuses this old (simulator time; GET /job stays current)")
+	fs.BoolVar(&cfg.ListSweep, "list-sweep", true, "scenarios: BRIDGE_LIST_SWEEP of the scenario's bridge (the comparison sets it per contender)")
+	fs.DurationVar(&cfg.Window, "window", backlogWindow, "backlog scenario: measurement window, simulator time, from when every job is tracked and admitted")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return nil, err
@@ -136,17 +150,23 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 		if !jobsSet {
 			cfg.Jobs = outstandingJobs
 		}
-		cfg.Modes = []string{modePoll}
+		cfg.Modes = []string{scenarioMode(cfg)}
 	case scenarioParked:
 		if !jobsSet {
 			cfg.Jobs = parkedJobs
 		}
-		cfg.Modes = []string{modePoll}
+		cfg.Modes = []string{scenarioMode(cfg)}
 	case scenarioFlood:
 		if !jobsSet {
 			cfg.Jobs = floodJobs
 		}
-		cfg.Modes = []string{modePoll}
+		cfg.Modes = []string{scenarioMode(cfg)}
+	case scenarioBacklog:
+		if !jobsSet {
+			cfg.Jobs = backlogJobs
+		}
+		cfg.Progress = "none" // the backlog's jobs report no progress, whatever -progress says
+		cfg.Modes = []string{scenarioMode(cfg)}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -205,9 +225,15 @@ func (c *benchConfig) validate() error {
 		seen[m] = true
 	}
 	switch c.Scenario {
-	case "", scenarioOutstanding, scenarioParked, scenarioFlood:
+	case "", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog:
 	default:
-		bad("-scenario must be %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, c.Scenario)
+		bad("-scenario must be %s, %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, c.Scenario)
+	}
+	if c.ListStaleness < 0 {
+		bad("-list-staleness must not be negative, got %s", c.ListStaleness)
+	}
+	if c.Window <= 0 {
+		bad("-window must be positive, got %s", c.Window)
 	}
 	if c.Timeout < 0 {
 		bad("-timeout must not be negative, got %s", c.Timeout)
@@ -216,7 +242,20 @@ func (c *benchConfig) validate() error {
 		bad("-out must not be empty")
 	}
 	c.MedianS = c.Median.Seconds()
+	c.ListStaleS = c.ListStaleness.Seconds()
+	if c.Scenario == scenarioBacklog {
+		c.WindowS = c.Window.Seconds()
+	}
 	return errors.Join(errs...)
+}
+
+// scenarioMode is the contender a scenario's bridge is: bridge-sweep with -list-sweep,
+// bridge-poll without.
+func scenarioMode(c *benchConfig) string {
+	if c.ListSweep {
+		return modeSweep
+	}
+	return modePoll
 }
 
 // real converts a simulator duration into real time.
@@ -239,6 +278,8 @@ func bench(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) erro
 		return benchParked(ctx, cfg, stdout, stderr)
 	case scenarioFlood:
 		return benchFlood(ctx, cfg, stdout, stderr)
+	case scenarioBacklog:
+		return benchBacklog(ctx, cfg, stdout, stderr)
 	}
 	wl := drawWorkload(cfg)
 	if cfg.Timeout == 0 {

@@ -255,8 +255,8 @@ func (f *floodResult) write(dir string, stdout io.Writer) error {
 	var md bytes.Buffer
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
 	fmt.Fprintf(&md, "## bridge bench (flood)\n\n`%s`\n\n", strings.Join(f.Config.Args, " "))
-	fmt.Fprintf(&md, "%d ids Reducto does not know (404), tracked at once; %s after they are stored, %d real jobs of %s. Simulator seconds (speed x%g), bridge budget %g GET/s; the bound for the real jobs' first poll, 2 GETs per junk id over the budget, is %.0f s. Wall time %.0f s%s.\n\n",
-		f.JunkJobs, floodGap, len(f.Real), floodRealDuration, f.Config.Speed, f.Config.BridgeRate, f.BoundS, f.WallSeconds, map[bool]string{true: ", **timed out**"}[f.TimedOut])
+	fmt.Fprintf(&md, "%d ids Reducto does not know (404), tracked at once; %s after they are stored, %d real jobs of %s. Simulator seconds (speed x%g), bridge budget %g GET/s, %s; the bound for the real jobs' first poll, 2 GETs per junk id over the budget, is %.0f s. Wall time %.0f s%s.\n\n",
+		f.JunkJobs, floodGap, len(f.Real), floodRealDuration, f.Config.Speed, f.Config.BridgeRate, listNote(f.Config), f.BoundS, f.WallSeconds, map[bool]string{true: ", **timed out**"}[f.TimedOut])
 	fmt.Fprintln(&md, "| junk ids | reported (failed) | junk done (s) | GET /job on junk | per junk id | real jobs' delay, track to event (s) | max (s) | 429 [CODE 2000] | bridge RSS peak (MB) |")
 	fmt.Fprintln(&md, "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
 	delays := make([]string, 0, len(f.Real))

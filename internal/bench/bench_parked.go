@@ -225,8 +225,8 @@ func (p *parkedResult) write(dir string, stdout io.Writer) error {
 	var md bytes.Buffer
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
 	fmt.Fprintf(&md, "## bridge bench (parked)\n\n`%s`\n\n", strings.Join(p.Config.Args, " "))
-	fmt.Fprintf(&md, "%d jobs that never finish, tracked at once; the bridge (a child process; NATS is in the bench process) polls every %s, so none is polled while it is measured. Wall time %.0f s.\n\n",
-		p.Jobs, parkedInterval, p.WallSeconds)
+	fmt.Fprintf(&md, "%d jobs that never finish, tracked at once; the bridge (a child process; NATS is in the bench process) polls every %s, so none is polled while it is measured; %s. Wall time %.0f s.\n\n",
+		p.Jobs, parkedInterval, listNote(p.Config), p.WallSeconds)
 	fmt.Fprintln(&md, "| jobs | all tracked (s) | all admitted (s) | bridge RSS peak, VmHWM (MB) | RSS after admission (MB) | RSS after heap profile (MB) | Go HeapInuse (MB) | goroutines | GET /job |")
 	fmt.Fprintln(&md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	fmt.Fprintf(&md, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d |\n\n",

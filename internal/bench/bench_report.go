@@ -166,6 +166,7 @@ func (r *benchReport) markdown(w io.Writer) {
 	if c.Background > 0 {
 		fmt.Fprintf(w, "%g untracked jobs on the account per tracked job; ", c.Background)
 	}
+	fmt.Fprintf(w, "%s; ", listNote(c))
 	fmt.Fprintf(w, "simulator GET /job limit %g/s, bridge budget %g/s; clock compressed x%g (all figures in simulator time, except the webhook latency, which is real). Wall time %.0f s.\n\n",
 		c.RateLimit, c.BridgeRate, c.Speed, r.WallSeconds)
 	writeTable(w, r.Contenders)
@@ -177,6 +178,20 @@ func (r *benchReport) markdown(w io.Writer) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "- %s\n", n)
 	}
+}
+
+// listNote describes the simulator's list (-offset-cursors, -list-staleness) and, for a
+// scenario, its bridge's BRIDGE_LIST_SWEEP (-list-sweep).
+func listNote(c *benchConfig) string {
+	cursors := "keyset"
+	if c.OffsetCursors {
+		cursors = "offset"
+	}
+	s := fmt.Sprintf("GET /jobs with %s cursors, statuses %s stale", cursors, c.ListStaleness)
+	if c.Scenario != "" {
+		s += fmt.Sprintf(", BRIDGE_LIST_SWEEP=%t", c.ListSweep)
+	}
+	return s
 }
 
 func writeTable(w io.Writer, rows []*contenderResult) {

@@ -80,6 +80,8 @@ func newRig(cfg *benchConfig, wl *workload, withNATS bool) (_ *rig, err error) {
 		// k simulator seconds of burst.
 		RateBurst:     max(1, int(cfg.RateLimit)),
 		WebhookClient: &http.Client{Transport: r.hooks, Timeout: 10 * time.Second},
+		OffsetCursors: cfg.OffsetCursors,
+		ListStaleness: cfg.ListStaleness,
 	})
 	if err != nil {
 		return nil, err
@@ -115,7 +117,8 @@ func newRig(cfg *benchConfig, wl *workload, withNATS bool) (_ *rig, err error) {
 }
 
 // bridgeEnv is the child's configuration: every schedule duration divided by k, every rate
-// multiplied by k; timeouts (HTTP, ack wait, drain) stay real.
+// multiplied by k; timeouts (HTTP, ack wait, drain) stay real. BRIDGE_LIST_SWEEP is -list-sweep
+// (the comparison's contenders set their own).
 func (r *rig) bridgeEnv(addr string) map[string]string {
 	c := r.cfg
 	return map[string]string{
@@ -132,6 +135,7 @@ func (r *rig) bridgeEnv(addr string) map[string]string {
 		"BRIDGE_RATE_LIMIT_ALL":        strconv.FormatFloat(c.BridgeRateAll*c.Speed, 'g', -1, 64),
 		"BRIDGE_LOG_LEVEL":             "warn",
 		"BRIDGE_PPROF":                 "true",
+		"BRIDGE_LIST_SWEEP":            strconv.FormatBool(c.ListSweep),
 	}
 }
 

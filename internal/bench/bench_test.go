@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -365,17 +366,37 @@ func TestBenchFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "outstanding scenario", args: []string{"-scenario", "outstanding"}, check: func(c *benchConfig) string {
-			if c.Jobs != outstandingJobs || len(c.Modes) != 1 || c.Modes[0] != modePoll {
-				return fmt.Sprintf("got %d jobs, modes %v", c.Jobs, c.Modes)
+			if c.Jobs != outstandingJobs || len(c.Modes) != 1 || c.Modes[0] != modeSweep || !c.ListSweep {
+				return fmt.Sprintf("got %d jobs, modes %v, list sweep %v", c.Jobs, c.Modes, c.ListSweep)
+			}
+			return ""
+		}},
+		{name: "outstanding scenario without list sweep", args: []string{"-scenario", "outstanding", "-list-sweep=false"}, check: func(c *benchConfig) string {
+			if len(c.Modes) != 1 || c.Modes[0] != modePoll || c.ListSweep {
+				return fmt.Sprintf("got modes %v, list sweep %v", c.Modes, c.ListSweep)
 			}
 			return ""
 		}},
 		{name: "flood scenario", args: []string{"-scenario", "flood"}, check: func(c *benchConfig) string {
-			if c.Jobs != floodJobs || len(c.Modes) != 1 || c.Modes[0] != modePoll {
+			if c.Jobs != floodJobs || len(c.Modes) != 1 || c.Modes[0] != modeSweep {
 				return fmt.Sprintf("got %d jobs, modes %v", c.Jobs, c.Modes)
 			}
 			return ""
 		}},
+		{name: "backlog scenario", args: []string{"-scenario", "backlog"}, check: func(c *benchConfig) string {
+			if c.Jobs != backlogJobs || c.Window != backlogWindow || c.WindowS != backlogWindow.Seconds() || len(c.Modes) != 1 || c.Modes[0] != modeSweep {
+				return fmt.Sprintf("got %d jobs, window %s (%v s), modes %v", c.Jobs, c.Window, c.WindowS, c.Modes)
+			}
+			return ""
+		}},
+		{name: "list options", args: []string{"-offset-cursors", "-list-staleness", "3s"}, check: func(c *benchConfig) string {
+			if !c.OffsetCursors || c.ListStaleness != 3*time.Second || c.ListStaleS != 3 {
+				return fmt.Sprintf("got offset cursors %v, staleness %s (%v s)", c.OffsetCursors, c.ListStaleness, c.ListStaleS)
+			}
+			return ""
+		}},
+		{name: "negative list staleness", args: []string{"-list-staleness", "-1s"}, wantErr: true, wantMsg: "-list-staleness"},
+		{name: "zero window", args: []string{"-scenario", "backlog", "-window", "0s"}, wantErr: true, wantMsg: "-window"},
 		{name: "parked scenario keeps an explicit -jobs", args: []string{"-scenario", "parked", "-jobs", "10"}, check: func(c *benchConfig) string {
 			if c.Jobs != 10 {
 				return fmt.Sprintf("got %d jobs", c.Jobs)
@@ -496,6 +517,169 @@ func TestBenchFlood(t *testing.T) {
 	}
 	if res.PeakRSS <= 0 {
 		t.Errorf("peak RSS %d", res.PeakRSS)
+	}
+	goleak.VerifyNone(t, baseline)
+}
+
+// TestBenchBacklog runs the backlog scenario on a tiny backlog, with offset cursors, stale
+// list statuses and untracked jobs: jobs end during the window and each has a lag, every
+// ended job exactly one event, none for a running or an untracked job, and results.json
+// carries the list options.
+func TestBenchBacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a bridge process")
+	}
+	baseline := goleak.IgnoreCurrent()
+	out := t.TempDir()
+	const jobs = 300
+	cfg, err := parseBenchFlags([]string{"-scenario", "backlog", "-jobs", fmt.Sprint(jobs), "-window", "5m",
+		"-offset-cursors", "-list-staleness", "2s", "-background", "3", "-out", out}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mechanics, not the figures, are under test: a faster clock than -speed allows.
+	cfg.Speed = 50
+	cfg.bridgeCmd = []string{os.Args[0], "-test.run=^TestBenchHelperBridge$"}
+	cfg.bridgeEnv = []string{benchHelperEnv + "=1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := bench(ctx, cfg, &stdout, &stderr); err != nil {
+		data, _ := os.ReadFile(filepath.Join(out, "backlog-bridge.log"))
+		t.Fatalf("bench: %v\nstderr:\n%s\nbridge log:\n%s", err, stderr.String(), data)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Scenario string `json:"scenario"`
+		Config   struct {
+			OffsetCursors bool    `json:"offset_cursors"`
+			ListStaleS    float64 `json:"list_staleness_s"`
+			ListSweep     bool    `json:"list_sweep"`
+			WindowS       float64 `json:"window_s"`
+		} `json:"config"`
+		Jobs           int     `json:"jobs"`
+		WindowEnded    int     `json:"window_jobs_ended"`
+		WindowDetected int     `json:"window_jobs_detected"`
+		Lag            dist    `json:"lag_s"`
+		Ended          int     `json:"jobs_ended"`
+		EndedOneEvent  int     `json:"jobs_ended_with_exactly_one_event"`
+		EventsNotEnded int64   `json:"events_for_running_jobs"`
+		Untracked      int64   `json:"events_untracked_jobs"`
+		ListPerSecond  float64 `json:"get_jobs_per_s"`
+		GetPerSecond   float64 `json:"get_job_per_s"`
+		Background     int64   `json:"background_jobs"`
+		BridgeRSS      int64   `json:"bridge_rss_peak_bytes"`
+		BenchRSS       int64   `json:"bench_process_rss_peak_bytes"`
+		TimedOut       bool    `json:"timed_out"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("results.json: %v\n%s", err, data)
+	}
+	if res.Scenario != "backlog" || res.TimedOut || res.Jobs != jobs {
+		t.Errorf("scenario %q, timed out %v, %d jobs; want backlog, false, %d", res.Scenario, res.TimedOut, res.Jobs, jobs)
+	}
+	if !res.Config.OffsetCursors || res.Config.ListStaleS != 2 || !res.Config.ListSweep || res.Config.WindowS != 300 {
+		t.Errorf("config %+v; want offset cursors, 2 s staleness, list sweep, 300 s window", res.Config)
+	}
+	// 300 jobs at 1%/min over 5 minutes: about 14 end in the window.
+	if res.WindowEnded < 3 || res.WindowDetected != res.WindowEnded || res.Lag.N != res.WindowEnded {
+		t.Errorf("%d ended in the window, %d detected, %d lags; want several, all detected and measured", res.WindowEnded, res.WindowDetected, res.Lag.N)
+	}
+	if !(res.Lag.Min >= 0) || !(res.Lag.P50 <= res.Lag.P99) || !(res.Lag.P99 <= res.Lag.Max) || !(res.Lag.Max > 0) {
+		t.Errorf("lags %+v; want 0 <= p50 <= p99 <= max, max > 0", res.Lag)
+	}
+	if res.Ended < res.WindowEnded || res.EndedOneEvent != res.Ended {
+		t.Errorf("%d jobs ended, %d with exactly one event", res.Ended, res.EndedOneEvent)
+	}
+	if res.EventsNotEnded != 0 || res.Untracked != 0 {
+		t.Errorf("%d events for running jobs, %d for untracked ones; want 0", res.EventsNotEnded, res.Untracked)
+	}
+	if !(res.ListPerSecond > 0) || !(res.GetPerSecond > 0) || res.Background == 0 {
+		t.Errorf("GET /jobs %v/s, GET /job %v/s, %d untracked jobs; want list pages, polls and background traffic", res.ListPerSecond, res.GetPerSecond, res.Background)
+	}
+	if res.BridgeRSS <= 0 || res.BenchRSS <= 0 {
+		t.Errorf("bridge RSS %d, bench RSS %d", res.BridgeRSS, res.BenchRSS)
+	}
+	if !strings.Contains(stdout.String(), "## bridge bench (backlog)") || !strings.Contains(stdout.String(), "offset cursors") {
+		t.Errorf("no backlog table naming the list options on stdout:\n%s", stdout.String())
+	}
+	goleak.VerifyNone(t, baseline)
+}
+
+// TestRigListOptions checks that -offset-cursors and -list-staleness reach the simulator (its
+// GET /jobs cursor is an offset, its statuses old) and -list-sweep the scenario bridge's
+// environment, and that without them the simulator keeps keyset cursors and current statuses.
+func TestRigListOptions(t *testing.T) {
+	baseline := goleak.IgnoreCurrent()
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("options ", on), func(t *testing.T) {
+			args := []string{"-scenario", "parked", "-jobs", "2", fmt.Sprintf("-list-sweep=%t", on)}
+			if on {
+				args = append(args, "-offset-cursors", "-list-staleness", "1h")
+			}
+			cfg, err := parseBenchFlags(args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := newRig(cfg, &workload{durations: make([]time.Duration, 2)}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			if got := r.bridgeEnv("127.0.0.1:1")["BRIDGE_LIST_SWEEP"]; got != fmt.Sprint(on) {
+				t.Errorf("BRIDGE_LIST_SWEEP=%q, want %v", got, on)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			hc := &http.Client{Timeout: 10 * time.Second}
+			defer hc.CloseIdleConnections()
+			var ids []string
+			for range 2 {
+				ids = append(ids, r.sim.Create(reductosim.JobSpec{Type: reductosim.TypeParse, Duration: time.Millisecond, NumPages: 1, ResultSize: 16}))
+			}
+			// Both ended, as GET /job says (it has no signal: polled).
+			for _, id := range ids {
+				for {
+					st, err := jobStatus(ctx, hc, r.simURL, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if st == "Completed" {
+						break
+					}
+					select {
+					case <-ctx.Done():
+						t.Fatalf("job %s still %s", id, st)
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.simURL+"/jobs?limit=1&exclude_configs=true", nil)
+			req.Header.Set("Authorization", "Bearer "+benchAPIKey)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var page struct {
+				Jobs []struct {
+					Status string `json:"status"`
+				} `json:"jobs"`
+				NextCursor *string `json:"next_cursor"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || len(page.Jobs) != 1 || page.NextCursor == nil {
+				t.Fatalf("GET /jobs: %s, %v, %+v", resp.Status, err, page)
+			}
+			if offset := *page.NextCursor == "1"; offset != on {
+				t.Errorf("next_cursor %q; offset cursors %v, want %v", *page.NextCursor, offset, on)
+			}
+			if stale := page.Jobs[0].Status != "Completed"; stale != on {
+				t.Errorf("listed status %q of a completed job; stale %v, want %v", page.Jobs[0].Status, stale, on)
+			}
+		})
 	}
 	goleak.VerifyNone(t, baseline)
 }
