@@ -6,7 +6,9 @@
 // results.json and an SVG plot. The scenarios "outstanding" (many jobs at once against the GET /job limit)
 // and "parked" (many jobs that never finish: the bridge's memory) run on their own, as do
 // "flood" (many unknown ids, then a few real jobs: how long the real ones wait) and "backlog"
-// (a large standing backlog of which 1% ends per minute: detection lag over a window).
+// (a large standing backlog of which 1% ends per minute: detection lag over a window), and
+// "scheduler" (many parked jobs polled on a fixed interval, nats-server as its own process:
+// its CPU, memory and API latency).
 //
 // The NATS server and the simulator run in this process; each bridge runs as a child process
 // ('bridge run', through internal/bridgeproc), so its memory is its own.
@@ -49,6 +51,7 @@ const (
 	scenarioParked      = "parked"      // many jobs that never finish, held by the bridge: its memory
 	scenarioFlood       = "flood"       // many unknown ids, then a few real jobs: fairness under a backlog
 	scenarioBacklog     = "backlog"     // many jobs outstanding, 1% of them ending per minute: lag over a window
+	scenarioScheduler   = "scheduler"   // many parked jobs re-polled on a fixed interval: nats-server's cost
 )
 
 // Scenario defaults.
@@ -80,7 +83,9 @@ type benchConfig struct {
 	OffsetCursors bool          `json:"offset_cursors"`  // the simulator's GET /jobs cursors are offsets
 	ListStaleness time.Duration `json:"-"`               // the simulator's GET /jobs statuses are this old
 	ListSweep     bool          `json:"list_sweep"`      // BRIDGE_LIST_SWEEP of a scenario's bridge
-	Window        time.Duration `json:"-"`               // the backlog scenario's measurement window
+	Window        time.Duration `json:"-"`               // the backlog and scheduler scenarios' measurement window
+	Interval      time.Duration `json:"-"`               // the scheduler scenario's poll interval; 0 = jobs / bridge rate
+	IntervalS     float64       `json:"interval_s,omitempty"`
 	ListStaleS    float64       `json:"list_staleness_s"`
 	WindowS       float64       `json:"window_s,omitempty"`
 	Timeout       time.Duration `json:"-"`              // real-time bound of one contender; 0 = derived from the workload
@@ -93,6 +98,11 @@ type benchConfig struct {
 	bridgeCmd []string
 	// bridgeEnv is added to the child's environment (tests: the helper switch).
 	bridgeEnv []string
+	// natsCmd is the argv that starts a NATS server process (the scheduler scenario), to
+	// which -dir and -addr are appended; nil means this executable with "nats-server".
+	natsCmd []string
+	// natsEnv is added to the NATS server process's environment (tests: the helper switch).
+	natsEnv []string
 }
 
 // Main is 'bridge bench' with its command line args: the same workload against the
@@ -111,7 +121,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &benchConfig{Args: append([]string{"bridge", "bench"}, args...)}
-	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood, 100000 backlog)")
+	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood, 100000 backlog, 10000 scheduler)")
 	fs.Float64Var(&cfg.Arrival, "arrival", 10, "jobs arriving per simulator second (Poisson)")
 	fs.DurationVar(&cfg.Median, "median", 20*time.Second, "median job duration (lognormal, simulator time)")
 	fs.Float64Var(&cfg.Sigma, "sigma", 0.8, "lognormal sigma of job durations")
@@ -120,16 +130,17 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.Float64Var(&cfg.GlobalRate, "global-rate-limit", 1000, "simulator limit on all endpoints, requests per simulator second (429 [CODE 1000] above; 0 = off)")
 	fs.Float64Var(&cfg.BridgeRate, "bridge-rate", 100, "BRIDGE_RATE_LIMIT, GET /job requests per simulator second")
 	fs.Float64Var(&cfg.BridgeRateAll, "bridge-rate-all", 500, "BRIDGE_RATE_LIMIT_ALL, requests to all endpoints per simulator second")
-	fs.Float64Var(&cfg.Speed, "speed", maxSpeed, "clock compression k: the simulator runs k times faster than real time (at most 2)")
+	fs.Float64Var(&cfg.Speed, "speed", maxSpeed, "clock compression k: the simulator runs k times faster than real time (at most 2; the scheduler scenario defaults to 1)")
 	fs.Float64Var(&cfg.Background, "background", 0, "untracked jobs on the account per tracked job (created by the simulator at that multiple of -arrival, listed by GET /jobs, tracked by nobody)")
 	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.Out, "out", "./bench-out", "directory for results.md, results.json, the plot and the bridge logs")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
-	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, one bridge: outstanding, parked, flood or backlog")
+	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, one bridge: outstanding, parked, flood, backlog or scheduler")
 	fs.BoolVar(&cfg.OffsetCursors, "offset-cursors", false, "the simulator's GET /jobs cursors are numeric offsets (entries repeat when jobs are created between pages) instead of keysets")
 	fs.DurationVar(&cfg.ListStaleness, "list-staleness", 0, "the simulator's GET /jobs reports statuses this old (simulator time; GET /job stays current)")
 	fs.BoolVar(&cfg.ListSweep, "list-sweep", true, "scenarios: BRIDGE_LIST_SWEEP of the scenario's bridge (the comparison sets it per contender)")
-	fs.DurationVar(&cfg.Window, "window", backlogWindow, "backlog scenario: measurement window, simulator time, from when every job is tracked and admitted")
+	fs.DurationVar(&cfg.Window, "window", backlogWindow, "backlog scenario: measurement window, simulator time, from when every job is tracked and admitted; scheduler: from when every job has been polled once (default 1m)")
+	fs.DurationVar(&cfg.Interval, "interval", 0, "scheduler scenario: every job's fixed poll interval, simulator time (0 = jobs / bridge-rate, so the polls use the budget)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return nil, err
@@ -138,8 +149,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
 		return nil, cli.ErrUsage
 	}
-	jobsSet := false
-	fs.Visit(func(f *flag.Flag) { jobsSet = jobsSet || f.Name == "jobs" })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	jobsSet := set["jobs"]
 	for m := range strings.SplitSeq(*modes, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			cfg.Modes = append(cfg.Modes, m)
@@ -167,6 +179,18 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 		}
 		cfg.Progress = "none" // the backlog's jobs report no progress, whatever -progress says
 		cfg.Modes = []string{scenarioMode(cfg)}
+	case scenarioScheduler:
+		if !jobsSet {
+			cfg.Jobs = schedulerJobs
+		}
+		if !set["window"] {
+			cfg.Window = schedulerWindow
+		}
+		if !set["speed"] {
+			cfg.Speed = 1 // it measures nats-server in real time: compression would distort it
+		}
+		cfg.Progress, cfg.ListSweep = "none", false
+		cfg.Modes = []string{modePoll}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -196,8 +220,8 @@ func (c *benchConfig) validate() error {
 	}
 	if !(c.Background >= 0) || math.IsInf(c.Background, 0) {
 		bad("-background must be a finite number >= 0, got %v", c.Background)
-	} else if c.Background > 0 && c.Scenario == scenarioParked {
-		bad("-background does not apply to -scenario %s", scenarioParked)
+	} else if c.Background > 0 && (c.Scenario == scenarioParked || c.Scenario == scenarioScheduler) {
+		bad("-background does not apply to -scenario %s", c.Scenario)
 	}
 	if !(c.GlobalRate >= 0) || math.IsInf(c.GlobalRate, 0) {
 		bad("-global-rate-limit must be a finite number >= 0, got %v", c.GlobalRate)
@@ -225,9 +249,12 @@ func (c *benchConfig) validate() error {
 		seen[m] = true
 	}
 	switch c.Scenario {
-	case "", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog:
+	case "", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, scenarioScheduler:
 	default:
-		bad("-scenario must be %s, %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, c.Scenario)
+		bad("-scenario must be %s, %s, %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, scenarioScheduler, c.Scenario)
+	}
+	if c.Interval < 0 {
+		bad("-interval must not be negative, got %s", c.Interval)
 	}
 	if c.ListStaleness < 0 {
 		bad("-list-staleness must not be negative, got %s", c.ListStaleness)
@@ -243,7 +270,7 @@ func (c *benchConfig) validate() error {
 	}
 	c.MedianS = c.Median.Seconds()
 	c.ListStaleS = c.ListStaleness.Seconds()
-	if c.Scenario == scenarioBacklog {
+	if c.Scenario == scenarioBacklog || c.Scenario == scenarioScheduler {
 		c.WindowS = c.Window.Seconds()
 	}
 	return errors.Join(errs...)
@@ -280,6 +307,8 @@ func bench(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) erro
 		return benchFlood(ctx, cfg, stdout, stderr)
 	case scenarioBacklog:
 		return benchBacklog(ctx, cfg, stdout, stderr)
+	case scenarioScheduler:
+		return benchScheduler(ctx, cfg, stdout, stderr)
 	}
 	wl := drawWorkload(cfg)
 	if cfg.Timeout == 0 {

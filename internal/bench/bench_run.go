@@ -49,14 +49,28 @@ type rig struct {
 	tm     timeMap
 	hooks  *hookRecorder
 
-	ns    *server.Server
-	nc    *nats.Conn
+	ns       *server.Server
+	natsProc *natsProcess // nats-server as its own process (rigOptions.natsProcess)
+	natsURL  string
+	nc       *nats.Conn
 	js    jetstream.JetStream
 	child *childBridge
 }
 
-// newRig starts the simulator (and NATS when withNATS).
-func newRig(cfg *benchConfig, wl *workload, withNATS bool) (_ *rig, err error) {
+// rigOptions are what a scenario changes in its rig.
+type rigOptions struct {
+	withNATS    bool                            // start a NATS server
+	natsProcess bool                            // ... as its own process ('bridge nats-server'), not in this one
+	wrapSim     func(http.Handler) http.Handler // wraps the simulator's handler (nil: none)
+}
+
+// newRig starts the simulator (and NATS, in this process, when withNATS).
+func newRig(cfg *benchConfig, wl *workload, withNATS bool) (*rig, error) {
+	return newRigWith(cfg, wl, rigOptions{withNATS: withNATS})
+}
+
+// newRigWith starts the simulator and what o asks for.
+func newRigWith(cfg *benchConfig, wl *workload, o rigOptions) (_ *rig, err error) {
 	r := &rig{cfg: cfg, hooks: newHookRecorder()}
 	defer func() {
 		if err != nil {
@@ -91,23 +105,36 @@ func newRig(cfg *benchConfig, wl *workload, withNATS bool) (_ *rig, err error) {
 		return nil, err
 	}
 	r.simURL = "http://" + ln.Addr().String()
-	r.simSrv = &http.Server{Handler: r.sim, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = r.sim
+	if o.wrapSim != nil {
+		h = o.wrapSim(h)
+	}
+	r.simSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go r.simSrv.Serve(ln)
-	if !withNATS {
+	if !o.withNATS {
 		return r, nil
 	}
-	r.ns, err = server.NewServer(&server.Options{
-		ServerName: "bridge-bench", Host: "127.0.0.1", Port: -1,
-		JetStream: true, StoreDir: filepath.Join(r.dir, "jetstream"), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nats server: %w", err)
+	if o.natsProcess {
+		r.natsProc, err = startNATSProcess(cfg.natsCmd, cfg.natsEnv, filepath.Join(r.dir, "jetstream"), filepath.Join(cfg.Out, "nats-server.log"))
+		if err != nil {
+			return nil, err
+		}
+		r.natsURL = r.natsProc.url
+	} else {
+		r.ns, err = server.NewServer(&server.Options{
+			ServerName: "bridge-bench", Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: filepath.Join(r.dir, "jetstream"), NoLog: true, NoSigs: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nats server: %w", err)
+		}
+		r.ns.Start()
+		if !r.ns.ReadyForConnections(10 * time.Second) {
+			return nil, errors.New("nats server not ready within 10s")
+		}
+		r.natsURL = r.ns.ClientURL()
 	}
-	r.ns.Start()
-	if !r.ns.ReadyForConnections(10 * time.Second) {
-		return nil, errors.New("nats server not ready within 10s")
-	}
-	if r.nc, err = nats.Connect(r.ns.ClientURL(), nats.Name("bridge-bench")); err != nil {
+	if r.nc, err = nats.Connect(r.natsURL, nats.Name("bridge-bench")); err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	if r.js, err = jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
@@ -122,7 +149,7 @@ func newRig(cfg *benchConfig, wl *workload, withNATS bool) (_ *rig, err error) {
 func (r *rig) bridgeEnv(addr string) map[string]string {
 	c := r.cfg
 	return map[string]string{
-		"NATS_URL":                     r.ns.ClientURL(),
+		"NATS_URL":                     r.natsURL,
 		"REDUCTO_BASE_URL":             r.simURL,
 		"REDUCTO_API_KEY":              benchAPIKey,
 		"BRIDGE_HTTP_ADDR":             addr,
@@ -167,6 +194,9 @@ func (r *rig) close() {
 	if r.ns != nil {
 		r.ns.Shutdown()
 		r.ns.WaitForShutdown()
+	}
+	if r.natsProc != nil {
+		_ = r.natsProc.stop(30 * time.Second)
 	}
 	if r.sim != nil {
 		r.sim.Close()

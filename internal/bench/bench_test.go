@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
+	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 )
 
@@ -389,6 +392,20 @@ func TestBenchFlags(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "scheduler scenario", args: []string{"-scenario", "scheduler"}, check: func(c *benchConfig) string {
+			if c.Jobs != schedulerJobs || c.Window != schedulerWindow || c.WindowS != 60 || c.Speed != 1 || c.ListSweep || schedulerInterval(c) != 100*time.Second || len(c.Modes) != 1 || c.Modes[0] != modePoll {
+				return fmt.Sprintf("got %d jobs, window %s (%v s), speed %v, list sweep %v, interval %s, modes %v", c.Jobs, c.Window, c.WindowS, c.Speed, c.ListSweep, schedulerInterval(c), c.Modes)
+			}
+			return ""
+		}},
+		{name: "scheduler scenario keeps explicit flags", args: []string{"-scenario", "scheduler", "-jobs", "50", "-window", "5s", "-speed", "2", "-interval", "7s"}, check: func(c *benchConfig) string {
+			if c.Jobs != 50 || c.Window != 5*time.Second || c.Speed != 2 || schedulerInterval(c) != 7*time.Second {
+				return fmt.Sprintf("got %d jobs, window %s, speed %v, interval %s", c.Jobs, c.Window, c.Speed, schedulerInterval(c))
+			}
+			return ""
+		}},
+		{name: "negative interval", args: []string{"-scenario", "scheduler", "-interval", "-1s"}, wantErr: true, wantMsg: "-interval"},
+		{name: "scheduler without background", args: []string{"-scenario", "scheduler", "-background", "1"}, wantErr: true, wantMsg: "-background does not apply to -scenario scheduler"},
 		{name: "list options", args: []string{"-offset-cursors", "-list-staleness", "3s"}, check: func(c *benchConfig) string {
 			if !c.OffsetCursors || c.ListStaleness != 3*time.Second || c.ListStaleS != 3 {
 				return fmt.Sprintf("got offset cursors %v, staleness %s (%v s)", c.OffsetCursors, c.ListStaleness, c.ListStaleS)
@@ -682,4 +699,152 @@ func TestRigListOptions(t *testing.T) {
 		})
 	}
 	goleak.VerifyNone(t, baseline)
+}
+
+// benchNATSHelperEnv switches this test binary into 'bridge nats-server' for
+// TestBenchScheduler.
+const benchNATSHelperEnv = "BENCH_HELPER_NATS"
+
+// TestBenchHelperNATS is not a test: run as `<test binary> -test.run=^TestBenchHelperNATS$ --
+// -dir D -addr A` with BENCH_HELPER_NATS=1, it is the nats-server process of
+// TestBenchScheduler ('bridge nats-server').
+func TestBenchHelperNATS(t *testing.T) {
+	if os.Getenv(benchNATSHelperEnv) != "1" {
+		t.Skip("the nats-server process of TestBenchScheduler")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := ServeNATS(ctx, flag.Args(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "nats-server:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestBenchScheduler runs the scheduler scenario on 200 parked jobs polled every 2 s: nats-server
+// is a process of its own (not this one), every job stays parked, the polls run at the budget,
+// each poll's lateness is measured from real gaps, and the API latency every 100 ms.
+func TestBenchScheduler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a bridge and a nats-server process")
+	}
+	baseline := goleak.IgnoreCurrent()
+	out := t.TempDir()
+	const jobs = 200
+	cfg, err := parseBenchFlags([]string{"-scenario", "scheduler", "-jobs", fmt.Sprint(jobs), "-window", "3s", "-out", out}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Speed != 1 || cfg.ListSweep || schedulerInterval(cfg) != 2*time.Second {
+		t.Fatalf("speed %v, list sweep %v, interval %s; want 1, false, 2s (200 jobs at 100/s)", cfg.Speed, cfg.ListSweep, schedulerInterval(cfg))
+	}
+	cfg.bridgeCmd = []string{os.Args[0], "-test.run=^TestBenchHelperBridge$"}
+	cfg.bridgeEnv = []string{benchHelperEnv + "=1"}
+	cfg.natsCmd = []string{os.Args[0], "-test.run=^TestBenchHelperNATS$", "--"}
+	cfg.natsEnv = []string{benchNATSHelperEnv + "=1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := bench(ctx, cfg, &stdout, &stderr); err != nil {
+		data, _ := os.ReadFile(filepath.Join(out, "scheduler-bridge.log"))
+		nlog, _ := os.ReadFile(filepath.Join(out, "nats-server.log"))
+		t.Fatalf("bench: %v\nstderr:\n%s\nbridge log:\n%s\nnats-server log:\n%s", err, stderr.String(), data, nlog)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res schedulerResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("results.json: %v\n%s", err, data)
+	}
+	if res.Scenario != "scheduler" || res.Jobs != jobs || res.AckPending != jobs || res.IntervalS != 2 || res.BudgetPerS != 100 {
+		t.Errorf("scenario %q, %d jobs, %d ack pending, interval %v s, budget %v/s; want scheduler, %d, %d, 2, 100",
+			res.Scenario, res.Jobs, res.AckPending, res.IntervalS, res.BudgetPerS, jobs, jobs)
+	}
+	if res.NATS.Pid == os.Getpid() || res.NATS.Pid == res.Bridge.Pid || res.NATS.Pid <= 0 {
+		t.Errorf("nats-server pid %d, bridge pid %d, bench pid %d: want three processes", res.NATS.Pid, res.Bridge.Pid, os.Getpid())
+	}
+	for name, p := range map[string]procFigures{"nats-server": res.NATS, "bridge": res.Bridge} {
+		if p.RSSBytes <= 0 || p.PeakRSSBytes < p.RSSBytes || p.CPUPercent < 0 || p.CPUPercent > 200 {
+			t.Errorf("%s: %+v; want an RSS, a peak at least as large, CPU within 0..200%%", name, p)
+		}
+	}
+	// 200 jobs every 2 s: 100 polls/s, about 300 in the window.
+	if res.PollsPerS < 50 || res.PollsPerS > 130 {
+		t.Errorf("%.1f polls/s, want about 100", res.PollsPerS)
+	}
+	l := res.PollLatenessMs
+	if l.N < 100 || l.Min < -20 || !(l.P50 <= l.P99) || !(l.P99 <= l.Max) || l.P50 > 1000 {
+		t.Errorf("poll lateness %+v; want over 100 gaps, none 20 ms early, p50 <= p99 <= max, p50 well under the 2 s interval", l)
+	}
+	if a := res.APILatencyMs; a.N < 15 || !(a.Min > 0) || !(a.P50 <= a.Max) || res.APIErrors != 0 {
+		t.Errorf("API latency %+v, %d errors; want about 30 samples above 0, none failed", a, res.APIErrors)
+	}
+	if !(res.IntakePerS > 0) || !(res.WarmupSeconds > 0) || res.WindowSeconds < 3 {
+		t.Errorf("intake %v/s, warm-up %v s, window %v s", res.IntakePerS, res.WarmupSeconds, res.WindowSeconds)
+	}
+	if !strings.Contains(stdout.String(), "## bridge bench (scheduler)") {
+		t.Errorf("no scheduler table on stdout:\n%s", stdout.String())
+	}
+	goleak.VerifyNone(t, baseline)
+}
+
+// TestGetRecorder checks the poll-lateness bookkeeping: only answered GET /job/{id} count,
+// gaps are per job and only those ending in the window.
+func TestGetRecorder(t *testing.T) {
+	g := newGetRecorder()
+	codes := map[string]int{"/job/a": 200, "/job/b": 200, "/job/busy": 429, "/jobs": 200}
+	h := g.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(codes[r.URL.Path]) }))
+	get := func(path string) {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	get("/job/a")
+	get("/job/busy")
+	get("/jobs")
+	if got := g.polled(); got != 1 {
+		t.Fatalf("%d jobs polled, want 1 (a; not the 429 nor the list)", got)
+	}
+	g.window(true)
+	get("/job/a") // a gap: a's previous GET was before the window
+	get("/job/b") // no gap: b's first GET
+	get("/job/b") // a gap
+	get("/job/busy")
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/job/a", nil))
+	polls, gaps := g.window(false)
+	get("/job/a") // after the window
+	if polls != 3 || len(gaps) != 2 || g.polled() != 2 {
+		t.Fatalf("%d polls, %d gaps, %d jobs polled; want 3, 2, 2", polls, len(gaps), g.polled())
+	}
+	for _, d := range gaps {
+		if d < 0 || d > time.Minute {
+			t.Errorf("gap %s", d)
+		}
+	}
+}
+
+// TestParseStatCPU reads utime and stime past a command name with spaces and parentheses.
+func TestParseStatCPU(t *testing.T) {
+	stat := "4242 (nats (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0 1000 123456 789 18446744073709551615"
+	d, ok := parseStatCPU(stat)
+	if !ok || d != 3*time.Second {
+		t.Errorf("got %s %v, want 3s (300 ticks at %d Hz)", d, ok, userHZ)
+	}
+	if _, ok := parseStatCPU("garbage"); ok {
+		t.Error("garbage parsed")
+	}
+	if d, ok := procCPU(os.Getpid()); !ok || d <= 0 {
+		t.Errorf("own CPU time %s %v", d, ok)
+	}
+}
+
+// TestServeNATSUsage: 'bridge nats-server' without -dir, or with a bad -addr, is a clear error.
+func TestServeNATSUsage(t *testing.T) {
+	var stderr bytes.Buffer
+	if err := ServeNATS(t.Context(), nil, io.Discard, &stderr); !errors.Is(err, cli.ErrUsage) || !strings.Contains(stderr.String(), "-dir") {
+		t.Errorf("no -dir: %v %q", err, stderr.String())
+	}
+	if err := ServeNATS(t.Context(), []string{"-dir", t.TempDir(), "-addr", "nope"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-addr") {
+		t.Errorf("bad -addr: %v", err)
+	}
 }

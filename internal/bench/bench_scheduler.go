@@ -1,0 +1,352 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
+	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
+)
+
+// The scheduler scenario (issue 13, "measure first"): -jobs jobs that never finish are tracked
+// at once and polled on a fixed interval (no backoff, no jitter, no list sweep), by default
+// -jobs / -bridge-rate, so that the polls use the budget and every poll parks the job again
+// with NakWithDelay. nats-server runs as its own process ('bridge nats-server'); over -window
+// (real time, from when every job is admitted and has been polled once) the bench measures
+// its CPU and RSS and the bridge's, the latency of a JetStream API request, the polls per
+// second and each poll's lateness at the simulator.
+const (
+	schedulerJobs     = 10_000
+	schedulerWindow   = time.Minute
+	schedulerDuration = 10_000 * time.Hour // longer than any run: the jobs never finish
+	// apiProbeEvery is how often the bench times a JetStream API request in the window.
+	apiProbeEvery = 100 * time.Millisecond
+)
+
+// procFigures are one process's figures over the window.
+type procFigures struct {
+	Pid          int     `json:"pid"`
+	CPUPercent   float64 `json:"cpu_percent_of_a_core"` // (utime + stime) over the window, per real second
+	RSSBytes     int64   `json:"rss_bytes"`             // VmRSS at the window's end
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`        // VmHWM at the window's end
+}
+
+// schedulerResult is the scheduler scenario's outcome; times are real.
+type schedulerResult struct {
+	Scenario       string       `json:"scenario"`
+	Config         *benchConfig `json:"config"`
+	Jobs           int          `json:"jobs"`
+	IntervalS      float64      `json:"interval_s"`       // each job's poll interval
+	BudgetPerS     float64      `json:"budget_per_s"`     // BRIDGE_RATE_LIMIT as the child got it
+	TrackSeconds   float64      `json:"track_s"`          // storing every track message
+	AdmitSeconds   float64      `json:"admitted_s"`       // until every job was admitted, from the start
+	IntakePerS     float64      `json:"intake_per_s"`     // jobs admitted per second
+	WarmupSeconds  float64      `json:"warmup_s"`         // from admission until every job had been polled once
+	WindowSeconds  float64      `json:"window_s"`         // the measurement window as it ran
+	AckPending     int          `json:"ack_pending"`      // the track consumer's, at the window's end
+	NATS           procFigures  `json:"nats_server"`      // the nats-server process
+	Bridge         procFigures  `json:"bridge"`           // the bridge child process
+	APILatencyMs   dist         `json:"api_latency_ms"`   // JetStream consumer info, every 100 ms
+	APIErrors      int          `json:"api_errors"`       // probes that failed
+	PollsPerS      float64      `json:"polls_per_s"`      // answered GET /job per second in the window
+	PollLatenessMs dist         `json:"poll_lateness_ms"` // gap between two GETs of a job minus the interval
+	WallSeconds    float64      `json:"wall_s"`
+}
+
+// getRecorder wraps the simulator's handler and records, per job, the arrival of its last
+// answered (200) GET /job/{id}: one time per job. Within the window it keeps the gap between
+// each job's consecutive GETs and counts the GETs.
+type getRecorder struct {
+	mu       sync.Mutex
+	last     map[string]time.Time
+	inWindow bool
+	polls    int
+	gaps     []time.Duration
+}
+
+func newGetRecorder() *getRecorder { return &getRecorder{last: map[string]time.Time{}} }
+
+// statusWriter remembers the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// wrap is h, recording every answered GET /job/{id}.
+func (g *getRecorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		at := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, req)
+		id, ok := strings.CutPrefix(req.URL.Path, "/job/")
+		if req.Method == http.MethodGet && ok && id != "" && !strings.Contains(id, "/") && sw.code == http.StatusOK {
+			g.record(id, at)
+		}
+	})
+}
+
+func (g *getRecorder) record(id string, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if prev, ok := g.last[id]; ok && g.inWindow {
+		g.gaps = append(g.gaps, at.Sub(prev))
+	}
+	if g.inWindow {
+		g.polls++
+	}
+	g.last[id] = at
+}
+
+// polled is how many jobs have had an answered GET.
+func (g *getRecorder) polled() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.last)
+}
+
+// window starts (true) or ends (false) the window; ending it returns its GETs and gaps.
+func (g *getRecorder) window(on bool) (polls int, gaps []time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inWindow = on
+	if on {
+		g.polls, g.gaps = 0, nil
+	}
+	return g.polls, g.gaps
+}
+
+// schedulerInterval is each job's poll interval in simulator time: -interval, or -jobs over
+// the budget so that the polls use it.
+func schedulerInterval(cfg *benchConfig) time.Duration {
+	if cfg.Interval > 0 {
+		return cfg.Interval
+	}
+	return time.Duration(float64(cfg.Jobs) / cfg.BridgeRate * float64(time.Second))
+}
+
+// benchScheduler runs the scheduler scenario.
+func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) error {
+	began := time.Now()
+	interval := cfg.real(schedulerInterval(cfg))
+	window := cfg.real(cfg.Window)
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10*time.Minute + 3*interval + window
+	}
+	cfg.TimeoutS, cfg.IntervalS, cfg.WindowS = cfg.Timeout.Seconds(), schedulerInterval(cfg).Seconds(), cfg.Window.Seconds()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	n := cfg.Jobs
+	wl := &workload{durations: make([]time.Duration, n), pages: make([]int, n), arrivals: make([]time.Duration, n), progress: reductosim.ProgressNone}
+	for i := range n {
+		wl.durations[i], wl.pages[i] = schedulerDuration, 1
+	}
+	rec := newGetRecorder()
+	r, err := newRigWith(cfg, wl, rigOptions{withNATS: true, natsProcess: true, wrapSim: rec.wrap})
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	addr, err := bridgeproc.FreeAddr()
+	if err != nil {
+		return err
+	}
+	env := r.bridgeEnv(addr)
+	env["BRIDGE_POLL_INITIAL_INTERVAL"] = interval.String()
+	env["BRIDGE_POLL_MAX_INTERVAL"] = interval.String()
+	env["BRIDGE_POLL_JITTER"] = "0"
+	env["BRIDGE_LIST_SWEEP"] = "false"
+	if err := r.startBridge(ctx, env, scenarioScheduler); err != nil {
+		return err
+	}
+	res := &schedulerResult{Scenario: scenarioScheduler, Config: cfg, Jobs: n, IntervalS: interval.Seconds(), BudgetPerS: cfg.BridgeRate * cfg.Speed}
+	fmt.Fprintf(stderr, "bench: scheduler: %d jobs that never finish, polled every %s (jitter 0, no list sweep), budget %g/s; nats-server pid %d, bridge pid %d ...\n",
+		n, interval, res.BudgetPerS, r.natsProc.pid(), r.child.Pid())
+
+	start := time.Now()
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		id := r.sim.Create(wl.spec(i))
+		f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
+		if err != nil {
+			return fmt.Errorf("track %s: %w", id, err)
+		}
+		futures = append(futures, f)
+	}
+	if err := waitFutures(ctx, futures); err != nil {
+		return err
+	}
+	res.TrackSeconds = time.Since(start).Seconds()
+	if err := r.waitAdmitted(ctx, n, stderr); err != nil {
+		return err
+	}
+	admitted := time.Now()
+	res.AdmitSeconds = admitted.Sub(start).Seconds()
+	res.IntakePerS = float64(n) / res.AdmitSeconds
+	fmt.Fprintf(stderr, "bench: scheduler: %d admitted after %.1fs (%.0f/s); waiting until every job has been polled once (about %s) ...\n",
+		n, res.AdmitSeconds, res.IntakePerS, 2*interval)
+	if err := r.waitPolled(ctx, rec, n, stderr); err != nil {
+		return err
+	}
+	res.WarmupSeconds = time.Since(admitted).Seconds()
+
+	cons, err := r.js.Consumer(ctx, subject.TrackStream, track.ConsumerName)
+	if err != nil {
+		return fmt.Errorf("track consumer: %w", err)
+	}
+	fmt.Fprintf(stderr, "bench: scheduler: every job polled; measuring %s ...\n", window)
+	natsPid, bridgePid := r.natsProc.pid(), r.child.Pid()
+	natsCPU0, ok1 := procCPU(natsPid)
+	bridgeCPU0, ok2 := procCPU(bridgePid)
+	w0 := time.Now()
+	rec.window(true)
+	pctx, stopProbe := context.WithCancel(ctx)
+	probed := make(chan []float64, 1)
+	var probeErrs int
+	go func() { probed <- probeAPI(pctx, cons, &probeErrs) }()
+	werr := r.waitFor(ctx, window)
+	polls, gaps := rec.window(false)
+	natsCPU1, ok3 := procCPU(natsPid)
+	bridgeCPU1, ok4 := procCPU(bridgePid)
+	w1 := time.Now()
+	stopProbe()
+	lat := <-probed
+	if werr != nil {
+		return fmt.Errorf("during the window: %w", werr)
+	}
+	select {
+	case <-r.natsProc.exited():
+		return fmt.Errorf("nats-server process exited during the window: %v", r.natsProc.err)
+	default:
+	}
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return fmt.Errorf("cannot read /proc/<pid>/stat of nats-server (%d) or the bridge (%d): the scenario needs Linux", natsPid, bridgePid)
+	}
+	secs := w1.Sub(w0).Seconds()
+	res.WindowSeconds = secs
+	res.NATS = procFigures{Pid: natsPid, CPUPercent: 100 * (natsCPU1 - natsCPU0).Seconds() / secs}
+	res.Bridge = procFigures{Pid: bridgePid, CPUPercent: 100 * (bridgeCPU1 - bridgeCPU0).Seconds() / secs}
+	for _, p := range []*procFigures{&res.NATS, &res.Bridge} {
+		if hwm, rss, ok := procMemory(p.Pid); ok {
+			p.PeakRSSBytes, p.RSSBytes = hwm<<10, rss<<10
+		}
+	}
+	res.APILatencyMs, res.APIErrors = summarize(lat), probeErrs
+	res.PollsPerS = float64(polls) / secs
+	late := make([]float64, len(gaps))
+	for i, g := range gaps {
+		late[i] = float64(g-interval) / float64(time.Millisecond)
+	}
+	res.PollLatenessMs = summarize(late)
+	if info, err := cons.Info(ctx); err == nil {
+		res.AckPending = info.NumAckPending
+	}
+	r.saveMetrics(ctx, scenarioScheduler)
+	if err := r.child.stop(time.Minute); err != nil {
+		return err
+	}
+	res.WallSeconds = time.Since(began).Seconds()
+	return res.write(cfg.Out, stdout)
+}
+
+// waitPolled waits until every one of n jobs has had an answered GET: the first cycle of
+// polls, paced by the budget, is over and the schedule is steady. The recorder sends no
+// signal, so it is polled.
+func (r *rig) waitPolled(ctx context.Context, rec *getRecorder, n int, progress io.Writer) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	lastReport := time.Now()
+	for {
+		got := rec.polled()
+		if got >= n {
+			return nil
+		}
+		if time.Since(lastReport) >= 10*time.Second {
+			lastReport = time.Now()
+			fmt.Fprintf(progress, "bench: scheduler: %d of %d jobs polled once\n", got, n)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d jobs polled: %w", got, n, context.Cause(ctx))
+		case <-r.child.Exited():
+			return fmt.Errorf("bridge exited: %v (see %s)", r.child.Err(), r.child.LogPath())
+		case <-r.natsProc.exited():
+			return fmt.Errorf("nats-server process exited: %v", r.natsProc.err)
+		case <-t.C:
+		}
+	}
+}
+
+// probeAPI times a JetStream API request (the track consumer's info) every apiProbeEvery
+// until ctx ends, and returns the latencies in ms; failures are counted in *errs.
+func probeAPI(ctx context.Context, cons jetstream.Consumer, errs *int) []float64 {
+	var ms []float64
+	t := time.NewTicker(apiProbeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ms
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		t0 := time.Now()
+		_, err := cons.Info(rctx)
+		d := time.Since(t0)
+		cancel()
+		if ctx.Err() != nil {
+			return ms
+		}
+		if err != nil {
+			*errs++
+			continue
+		}
+		ms = append(ms, float64(d)/float64(time.Millisecond))
+	}
+}
+
+func (s *schedulerResult) write(dir string, stdout io.Writer) error {
+	var md bytes.Buffer
+	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
+	fmt.Fprintf(&md, "## bridge bench (scheduler)\n\n`%s`\n\n", strings.Join(s.Config.Args, " "))
+	fmt.Fprintf(&md, "%d jobs that never finish, tracked at once and polled every %.1f s (fixed: no backoff, jitter 0, BRIDGE_LIST_SWEEP=false), so each poll parks its job again with NakWithDelay; bridge budget %g GET/s; speed x%g. nats-server runs as its own process (`bridge nats-server`, JetStream file storage). Tracked in %.1f s, admitted after %.1f s (%.0f jobs/s); every job polled once %.1f s later; then a window of %.1f s. Wall time %.0f s.\n\n",
+		s.Jobs, s.IntervalS, s.BudgetPerS, s.Config.Speed, s.TrackSeconds, s.AdmitSeconds, s.IntakePerS, s.WarmupSeconds, s.WindowSeconds, s.WallSeconds)
+	fmt.Fprintln(&md, "| parked (ack pending) | nats-server CPU | nats-server RSS (peak) | JetStream API latency p50 / p99 / max (ms) | bridge CPU | bridge RSS (peak) | polls/s | poll lateness p50 / p99 / max (ms) | intake (jobs/s) |")
+	fmt.Fprintln(&md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintf(&md, "| %d | %.1f%% | %.0f MB (%.0f) | %.2f / %.2f / %.2f | %.1f%% | %.0f MB (%.0f) | %.1f | %.0f / %.0f / %.0f | %.0f |\n\n",
+		s.AckPending, s.NATS.CPUPercent, mb(s.NATS.RSSBytes), mb(s.NATS.PeakRSSBytes),
+		s.APILatencyMs.P50, s.APILatencyMs.P99, s.APILatencyMs.Max,
+		s.Bridge.CPUPercent, mb(s.Bridge.RSSBytes), mb(s.Bridge.PeakRSSBytes),
+		s.PollsPerS, s.PollLatenessMs.P50, s.PollLatenessMs.P99, s.PollLatenessMs.Max, s.IntakePerS)
+	fmt.Fprintf(&md, "- CPU: utime + stime from /proc/<pid>/stat over the window, in %% of one core. RSS: VmRSS at the window's end (VmHWM).\n")
+	fmt.Fprintf(&md, "- API latency: consumer info of %s's consumer, timed by the bench every %s (%d samples, %d failed).\n", subject.TrackStream, apiProbeEvery, s.APILatencyMs.N, s.APIErrors)
+	fmt.Fprintf(&md, "- Poll lateness: at the simulator, the gap between two answered GET /job of a job minus the interval (%d gaps); it includes waits for the budget.\n", s.PollLatenessMs.N)
+	if _, err := stdout.Write(md.Bytes()); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644)
+}
