@@ -11,7 +11,8 @@
 // its CPU, memory and API latency).
 //
 // The NATS server and the simulator run in this process; each bridge runs as a child process
-// ('bridge run', through internal/bridgeproc), so its memory is its own.
+// ('bridge run', through internal/bridgeproc), so its memory is its own. The scheduler
+// scenario runs the NATS server as a child process too ('bridge nats-server', [ServeNATS]).
 package bench
 
 import (

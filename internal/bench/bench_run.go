@@ -53,8 +53,8 @@ type rig struct {
 	natsProc *natsProcess // nats-server as its own process (rigOptions.natsProcess)
 	natsURL  string
 	nc       *nats.Conn
-	js    jetstream.JetStream
-	child *childBridge
+	js       jetstream.JetStream
+	child    *childBridge
 }
 
 // rigOptions are what a scenario changes in its rig.
