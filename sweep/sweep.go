@@ -288,6 +288,7 @@ func (s *Sweeper) sweep(ctx context.Context) {
 	seen := map[string]struct{}{}
 	var top, bottom time.Time
 	pages, dups, end := 0, 0, false
+	tracked := 0 // listed jobs of the self-check's sample: the density of tracked jobs
 	cursor := ""
 	for {
 		if s.o.Lease != nil && !s.o.Lease.Held() {
@@ -314,6 +315,9 @@ func (s *Sweeper) sweep(ctx context.Context) {
 				continue
 			}
 			seen[j.ID] = struct{}{}
+			if s.isKnown(j.ID) {
+				tracked++
+			}
 			if !j.CreatedAt.IsZero() {
 				if top.IsZero() || j.CreatedAt.After(top) {
 					top = j.CreatedAt
@@ -337,7 +341,7 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		}
 		// Jobs told covered are paged down to (their polls are far away); below them, only
 		// as deep as pays.
-		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages)) {
+		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages, tracked)) {
 			break
 		}
 		cursor = l.NextCursor
@@ -345,10 +349,24 @@ func (s *Sweeper) sweep(ctx context.Context) {
 	s.finish(start, seen, bottom, end, pages, dups)
 }
 
-// depth is the cost model's input after pages pages, bottom the oldest created_at read.
-func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, pages int) depth {
+// isKnown reports whether id is in the self-check's sample of tracked jobs.
+func (s *Sweeper) isKnown(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, ok := s.known[id]
+	return ok
+}
+
+// depth is the cost model's input after pages pages, bottom the oldest created_at read,
+// tracked the listed jobs of the self-check's sample (scaled to the outstanding count when the
+// sample holds fewer: bounded, or another replica's deliveries).
+func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, pages, tracked int) depth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	density := float64(tracked)
+	if k := len(s.known); k > 0 && uint64(k) < n {
+		density *= float64(n) / float64(k)
+	}
 	edge := bottom.Add(TrackSlack) // jobs tracked before it may be below the pages read
 	var below float64
 	if len(s.known) >= 20 {
@@ -363,7 +381,7 @@ func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, p
 		below = min(1, max(0, float64(edge.Sub(oldest))/float64(span)))
 	}
 	return depth{
-		outstanding: float64(n), below: below, pages: pages, span: top.Sub(bottom),
+		outstanding: float64(n), below: below, pages: pages, span: top.Sub(bottom), tracked: density,
 		remaining: bottom.Sub(floor), interval: s.o.Interval, pollEvery: s.o.PollInterval,
 		safetyEvery: s.o.SafetyInterval,
 	}

@@ -32,6 +32,14 @@ func TestWorthPaging(t *testing.T) {
 		{"119 stragglers: just not", func(d *depth) { d.outstanding = 238 }, false},
 		{"floor reached", func(d *depth) { d.remaining = 0 }, false},
 		{"no span known", func(d *depth) { d.span = 0 }, false},
+		// Every job created at once (span 0): 5,000 stragglers at 450 tracked per page need 12
+		// pages, 12 req/s < 83 req/s.
+		{"no span, tracked density: page on", func(d *depth) { d.span, d.tracked = 0, 450 }, true},
+		// 240 stragglers save 4 req/s; at 60 per page, 4 pages cost 4 req/s; at 50, 5.
+		{"no span, density break-even", func(d *depth) { d.span, d.tracked, d.outstanding = 0, 60, 480 }, true},
+		{"no span, too sparse", func(d *depth) { d.span, d.tracked, d.outstanding = 0, 50, 480 }, false},
+		// The fewer pages win: the span says 2 pages (2 req/s, the saving), the density 6.
+		{"span and density: the fewer pages", func(d *depth) { d.tracked, d.outstanding = 20, 240 }, true},
 		// A sparser sweep makes each page cheaper per second.
 		{"slow sweeps: cheaper pages", func(d *depth) { d.outstanding, d.interval = 60, 30*time.Second }, true},
 		// When the safety net polls as often as the backoff, coverage saves nothing.
@@ -194,6 +202,26 @@ func TestPagingStopsAtTheOldestTrackedJob(t *testing.T) {
 		// Down to 110 s + 30 s ago: job 1400 is on page 3.
 		if l.pages != 3 {
 			t.Errorf("pages read = %d (cursors %q), want 3: down to the covered job", l.pages, l.cursors)
+		}
+	})
+	// Every job created at the same time (a backlog tracked at once): the created_at span of a
+	// page is zero, so only the density of tracked jobs per page tells how many pages remain;
+	// 2,000 tracked among 4,000 listed are paged to the end of the list.
+	t.Run("equal created_at: paged fully", func(t *testing.T) {
+		created := now.Add(-10 * time.Second)
+		jobs := account(4000, created, 0, "Pending")
+		l := &fakeList{jobs: jobs}
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}}, fixed(2000, created),
+			Options{MaxRate: 1000, Now: func() time.Time { return now }})
+		for i := 0; i < len(jobs); i += 2 {
+			s.Covers(jobs[i].ID, created)
+		}
+		s.sweep(t.Context())
+		if l.pages != 8 {
+			t.Errorf("pages read = %d (cursors %q), want all 8", l.pages, l.cursors)
+		}
+		if !s.Covers("late", created) {
+			t.Error("a job tracked with the backlog is not covered after the full sweep")
 		}
 	})
 	t.Run("nothing outstanding: no page", func(t *testing.T) {
