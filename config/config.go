@@ -211,6 +211,16 @@ type Config struct {
 	// net for a list that misses a job. Default 60s.
 	ListSafetyInterval time.Duration `envconfig:"BRIDGE_LIST_SAFETY_INTERVAL" default:"60s" desc:"safety-net poll interval of jobs the list sweep covers"`
 
+	// ListTrackSlack is how long before its tracking a job may have been created and still
+	// be looked for in the list (the sweep pages that much below the oldest tracked job).
+	// Default 30s.
+	ListTrackSlack time.Duration `envconfig:"BRIDGE_LIST_TRACK_SLACK" default:"30s" desc:"list sweep: how long before its tracking a job may have been created"`
+
+	// ListDeepAge is the age of the list sweep's deep tier: while jobs older than it are at
+	// most 1% of the jobs the sweep reports, pages whose jobs were all created more than it
+	// before the sweep are read every 8th sweep only. Default 150s.
+	ListDeepAge time.Duration `envconfig:"BRIDGE_LIST_DEEP_AGE" default:"150s" desc:"list sweep: pages of jobs older than this are read every 8th sweep while such jobs are rare"`
+
 	// TrackAll tracks every job the account's list shows, so that every Reducto job of the
 	// account gets an event with no producer change. Needs ListSweep. Default false.
 	TrackAll bool `envconfig:"BRIDGE_TRACK_ALL" default:"false" desc:"track every job GET /jobs shows (needs BRIDGE_LIST_SWEEP)"`

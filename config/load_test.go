@@ -73,6 +73,8 @@ var contractDefaults = Config{
 	ListInterval:        time.Second,
 	ListMaxRate:         20,
 	ListSafetyInterval:  time.Minute,
+	ListDeepAge:         150 * time.Second,
+	ListTrackSlack:      30 * time.Second,
 	ReductoMaxBody:      256 << 20,
 	SubmitWebhooks:      true,
 }

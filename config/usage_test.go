@@ -56,6 +56,8 @@ var contractVars = map[string]string{
 	"BRIDGE_LIST_INTERVAL":          "1s",
 	"BRIDGE_LIST_MAX_RATE":          "20",
 	"BRIDGE_LIST_SAFETY_INTERVAL":   "60s",
+	"BRIDGE_LIST_DEEP_AGE":          "150s",
+	"BRIDGE_LIST_TRACK_SLACK":       "30s",
 	"BRIDGE_TRACK_ALL":              "false",
 	"BRIDGE_PPROF":                  "false",
 	"BRIDGE_ALLOW_INSECURE_REDUCTO": "false",

@@ -145,7 +145,7 @@ func fixed(n uint64, oldest time.Time) Outstanding {
 }
 
 // TestPagingStopsAtTheOldestTrackedJob: 3,000 jobs 100 ms apart; the oldest tracked job was
-// tracked 120 s ago, so the floor (minus TrackSlack) is 150 s ago, job 1500.
+// tracked 120 s ago, so the floor (minus DefaultTrackSlack) is 150 s ago, job 1500.
 //   - When the self-check's sample says most tracked jobs are that old, the sweep reads pages
 //     1-4 (jobs 0-1999: page 4 is the first below the floor) and stops, never pages 5-6.
 //   - With jobs tracked evenly over those 120 s (no sample), page 3 (down to 149.9 s) leaves
@@ -383,5 +383,121 @@ func TestTrackAll(t *testing.T) {
 	}
 	if h.count("j0") != 1 || h.count("j2") != 1 || h.count("j1") != 0 {
 		t.Errorf("hints %v, want j0 and j2 once", h.hinted)
+	}
+}
+
+// TestDeepTier: 3,000 jobs 100 ms apart, the oldest tracked job 250 s old (floor: job 2800,
+// page 6), DeepAge 150 s (job 1500, page 4). While deep jobs are at most DeepShare of the
+// reported ones, sweeps 2-8 stop at page 4 and every DeepEvery-th sweep reads down to the
+// floor; the deep sweep's coverage holds for the deep jobs until it is stale. Reported jobs
+// are counted as ends, deep or not, by their created_at.
+func TestDeepTier(t *testing.T) {
+	now := time.Now()
+	run := func(t *testing.T, ends, deepEnds float64, o Options, sweeps int) (*Sweeper, []int, *time.Time) {
+		jobs := account(3000, now, 100*time.Millisecond, "Pending")
+		jobs[10].Status, jobs[2000].Status = "Completed", "Completed"
+		l := &fakeList{jobs: jobs}
+		clock := now
+		o.MaxRate, o.Now = 1000, func() time.Time { return clock }
+		if o.Interval == 0 {
+			o.Interval = time.Second
+		}
+		s, err := New(l, &fakeHints{hinted: map[string]int{}, tracked: map[string]bool{"j10": true, "j2000": true}},
+			fixed(10000, now.Add(-250*time.Second)), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ends, s.deepEnds = ends, deepEnds
+		for i := range 30 {
+			s.Covers(fmt.Sprintf("old%d", i), now.Add(-250*time.Second))
+		}
+		var pages []int
+		for range sweeps {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			pages = append(pages, l.pageCount()-before)
+		}
+		return s, pages, &clock
+	}
+	t.Run("rare deep jobs: every 8th sweep", func(t *testing.T) {
+		s, pages, clock := run(t, 1000, 5, Options{DeepAge: 150 * time.Second}, 2)
+		if fmt.Sprint(pages) != "[6 4]" {
+			t.Fatalf("pages per sweep = %v, want [6 4]", pages)
+		}
+		if s.ends != 1002 || s.deepEnds != 6 {
+			t.Errorf("ends %v, deep %v; want 1002 and 6 (j2000 created 200 s ago)", s.ends, s.deepEnds)
+		}
+		// The deep sweep's horizon (299.9 s + 30 s ago) still covers a job tracked 200 s ago.
+		if !s.Covers("deep", now.Add(-200*time.Second)) {
+			t.Error("a deep job is not covered between deep sweeps")
+		}
+		// Once the deep sweep is older than DeepEvery+2 intervals, only the shallow horizon.
+		*clock = now.Add((DeepEvery + 3) * time.Second)
+		s.sweep(t.Context())
+		if s.Covers("deep2", now.Add(-200*time.Second)) {
+			t.Error("a deep job is covered by a stale deep sweep")
+		}
+		if !s.Covers("shallow", now.Add(-60*time.Second)) {
+			t.Error("a shallow job is not covered")
+		}
+		var more []int
+		l := s.list.(*fakeList)
+		for range DeepEvery - 2 {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			more = append(more, l.pageCount()-before)
+		}
+		if more[len(more)-1] != 6 {
+			t.Errorf("sweeps 4-%d read %v pages, want the last one (sweep %d) down to the floor", DeepEvery+1, more, DeepEvery+1)
+		}
+		for _, p := range more[:len(more)-1] {
+			if p > 4 {
+				t.Errorf("a shallow sweep read %d pages (%v)", p, more)
+			}
+		}
+	})
+	// The tail: 10 old stragglers, told covered. A shallow sweep no longer pages down to them
+	// (the deep sweeps keep that promise): one page, as the cost model says; the deep sweep
+	// still reads down to them.
+	t.Run("old stragglers only: one page between deep sweeps", func(t *testing.T) {
+		l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+		n := uint64(10000)
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}},
+			func(context.Context) (uint64, time.Time, error) { return n, now.Add(-250 * time.Second), nil },
+			Options{Interval: time.Second, DeepAge: 150 * time.Second, MaxRate: 1000, Now: func() time.Time { return now }})
+		s.ends = 1000
+		s.sweep(t.Context()) // deep: many outstanding, down to the floor
+		n = 10
+		for i := range 10 {
+			if !s.Covers(fmt.Sprintf("old%d", i), now.Add(-250*time.Second)) {
+				t.Fatal("an old straggler is not covered after the deep sweep")
+			}
+		}
+		var pages []int
+		for range DeepEvery + 1 {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			pages = append(pages, l.pageCount()-before)
+		}
+		if want := "[1 1 1 1 1 1 1 6 1]"; fmt.Sprint(pages) != want { // sweeps 2-10
+			t.Errorf("pages per sweep = %v, want %s", pages, want)
+		}
+	})
+	for _, tt := range []struct {
+		name           string
+		ends, deepEnds float64
+		o              Options
+	}{
+		{"deep jobs too many of the ends: every sweep deep", 1000, 20, Options{DeepAge: 150 * time.Second}},
+		{"too few ends to trust: every sweep deep", 50, 0, Options{DeepAge: 150 * time.Second}},
+		// 8 intervals of 5 s exceed half the 60 s safety interval.
+		{"deep sweeps too rare for the safety net", 1000, 0, Options{DeepAge: 150 * time.Second, Interval: 5 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, pages, _ := run(t, tt.ends, tt.deepEnds, tt.o, 3)
+			if fmt.Sprint(pages) != "[6 6 6]" {
+				t.Errorf("pages per sweep = %v, want [6 6 6]", pages)
+			}
+		})
 	}
 }

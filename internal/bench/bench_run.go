@@ -141,6 +141,8 @@ func (r *rig) bridgeEnv(addr string) map[string]string {
 		"BRIDGE_LIST_INTERVAL":        c.real(sweep.DefaultInterval).String(),
 		"BRIDGE_LIST_SAFETY_INTERVAL": c.real(sweep.DefaultSafetyInterval).String(),
 		"BRIDGE_LIST_MAX_RATE":        strconv.FormatFloat(sweep.DefaultMaxRate*c.Speed, 'g', -1, 64),
+		"BRIDGE_LIST_DEEP_AGE":        c.real(sweep.DefaultDeepAge).String(),
+		"BRIDGE_LIST_TRACK_SLACK":     c.real(sweep.DefaultTrackSlack).String(),
 	}
 }
 

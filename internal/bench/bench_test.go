@@ -639,6 +639,8 @@ func TestRigListOptions(t *testing.T) {
 				"BRIDGE_LIST_INTERVAL":        (sweep.DefaultInterval / 2).String(),
 				"BRIDGE_LIST_SAFETY_INTERVAL": (sweep.DefaultSafetyInterval / 2).String(),
 				"BRIDGE_LIST_MAX_RATE":        fmt.Sprint(sweep.DefaultMaxRate * 2),
+				"BRIDGE_LIST_DEEP_AGE":        (sweep.DefaultDeepAge / 2).String(),
+				"BRIDGE_LIST_TRACK_SLACK":     (sweep.DefaultTrackSlack / 2).String(),
 			} {
 				if env[k] != want {
 					t.Errorf("%s=%q, want %q", k, env[k], want)
