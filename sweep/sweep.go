@@ -42,10 +42,10 @@ type Outstanding func(ctx context.Context) (n uint64, oldest time.Time, err erro
 // Defaults of zero [Options] fields; config.Defaults() agrees (BRIDGE_LIST_INTERVAL,
 // BRIDGE_LIST_MAX_RATE, BRIDGE_LIST_SAFETY_INTERVAL).
 const (
-	DefaultInterval       = time.Second
+	DefaultInterval       = 1800 * time.Millisecond
 	DefaultMaxRate        = 20.0
-	DefaultSafetyInterval = time.Minute
-	DefaultDeepAge        = 150 * time.Second
+	DefaultSafetyInterval = 2 * time.Minute
+	DefaultDeepAge        = 135 * time.Second
 	DefaultTrackSlack     = 30 * time.Second
 )
 
@@ -59,7 +59,7 @@ const (
 	MissSweeps = 3
 	// DeepEvery is N: while deep jobs are a small share of the ends (DeepShare), pages whose
 	// jobs were all created more than DeepAge before the sweep are read every Nth sweep only.
-	DeepEvery = 8
+	DeepEvery = 16
 	// DeepShare is the most deep jobs may weigh among the tracked jobs the sweep reported for
 	// the deep pages to be read every DeepEvery sweeps: their longer lag stays out of the p99.
 	DeepShare = 0.01

@@ -388,7 +388,7 @@ func TestTrackAll(t *testing.T) {
 
 // TestDeepTier: 3,000 jobs 100 ms apart, the oldest tracked job 250 s old (floor: job 2800,
 // page 6), DeepAge 150 s (job 1500, page 4). While deep jobs are at most DeepShare of the
-// reported ones, sweeps 2-8 stop at page 4 and every DeepEvery-th sweep reads down to the
+// reported ones, sweeps 2 to DeepEvery stop at page 4 and every DeepEvery-th sweep reads down to the
 // floor; the deep sweep's coverage holds for the deep jobs until it is stale. Reported jobs
 // are counted as ends, deep or not, by their created_at.
 func TestDeepTier(t *testing.T) {
@@ -479,8 +479,9 @@ func TestDeepTier(t *testing.T) {
 			s.sweep(t.Context())
 			pages = append(pages, l.pageCount()-before)
 		}
-		if want := "[1 1 1 1 1 1 1 6 1]"; fmt.Sprint(pages) != want { // sweeps 2-10
-			t.Errorf("pages per sweep = %v, want %s", pages, want)
+		want := strings.Repeat("1 ", DeepEvery-1) + "6 1" // sweeps 2 to DeepEvery+2
+		if got := strings.Trim(fmt.Sprint(pages), "[]"); got != want {
+			t.Errorf("pages per sweep = %v, want [%s]", pages, want)
 		}
 	})
 	for _, tt := range []struct {
@@ -490,8 +491,8 @@ func TestDeepTier(t *testing.T) {
 	}{
 		{"deep jobs too many of the ends: every sweep deep", 1000, 20, Options{DeepAge: 150 * time.Second}},
 		{"too few ends to trust: every sweep deep", 50, 0, Options{DeepAge: 150 * time.Second}},
-		// 8 intervals of 5 s exceed half the 60 s safety interval.
-		{"deep sweeps too rare for the safety net", 1000, 0, Options{DeepAge: 150 * time.Second, Interval: 5 * time.Second}},
+		// DeepEvery intervals of 5 s exceed half of a 60 s safety interval.
+		{"deep sweeps too rare for the safety net", 1000, 0, Options{DeepAge: 150 * time.Second, Interval: 5 * time.Second, SafetyInterval: time.Minute}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, pages, _ := run(t, tt.ends, tt.deepEnds, tt.o, 3)
