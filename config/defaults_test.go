@@ -39,6 +39,8 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_LIST_INTERVAL / sweep.DefaultInterval", c.ListInterval, sweep.DefaultInterval},
 		{"BRIDGE_LIST_MAX_RATE / sweep.DefaultMaxRate", c.ListMaxRate, sweep.DefaultMaxRate},
 		{"BRIDGE_LIST_SAFETY_INTERVAL / sweep.DefaultSafetyInterval", c.ListSafetyInterval, sweep.DefaultSafetyInterval},
+		{"BRIDGE_LIST_DEEP_AGE / sweep.DefaultDeepAge", c.ListDeepAge, sweep.DefaultDeepAge},
+		{"BRIDGE_LIST_TRACK_SLACK / sweep.DefaultTrackSlack", c.ListTrackSlack, sweep.DefaultTrackSlack},
 		{"BRIDGE_LIST_SAFETY_INTERVAL / poller.DefaultSweptPollInterval", c.ListSafetyInterval, poller.DefaultSweptPollInterval},
 		{"BRIDGE_EVENT_SOURCE / publisher.DefaultSource", c.EventSource, publisher.DefaultSource},
 		{"BRIDGE_STREAM_REPLICAS / publisher.DefaultReplicas", c.StreamReplicas, publisher.DefaultReplicas},

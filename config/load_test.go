@@ -70,9 +70,11 @@ var contractDefaults = Config{
 	AckWait:             time.Minute,
 	WebhookPollInterval: 5 * time.Minute,
 	ListSweep:           true,
-	ListInterval:        time.Second,
+	ListInterval:        1800 * time.Millisecond,
 	ListMaxRate:         20,
-	ListSafetyInterval:  time.Minute,
+	ListSafetyInterval:  2 * time.Minute,
+	ListDeepAge:         135 * time.Second,
+	ListTrackSlack:      30 * time.Second,
 	ReductoMaxBody:      256 << 20,
 	SubmitWebhooks:      true,
 }

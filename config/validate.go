@@ -189,6 +189,8 @@ func (c *Config) check() []error {
 	positive("BRIDGE_WEBHOOK_POLL_INTERVAL", c.WebhookPollInterval)
 	positive("BRIDGE_LIST_INTERVAL", c.ListInterval)
 	positive("BRIDGE_LIST_SAFETY_INTERVAL", c.ListSafetyInterval)
+	positive("BRIDGE_LIST_DEEP_AGE", c.ListDeepAge)
+	positive("BRIDGE_LIST_TRACK_SLACK", c.ListTrackSlack)
 	if !(c.ListMaxRate > 0) || math.IsInf(c.ListMaxRate, 0) {
 		bad("BRIDGE_LIST_MAX_RATE", "must be a finite number > 0 (pages per second), got %v", c.ListMaxRate)
 	}

@@ -156,6 +156,8 @@ func TestValidate(t *testing.T) {
 		{"webhook poll interval zero", func(c *Config) { c.WebhookPollInterval = 0 }, "BRIDGE_WEBHOOK_POLL_INTERVAL"},
 		{"list interval zero", func(c *Config) { c.ListInterval = 0 }, "BRIDGE_LIST_INTERVAL"},
 		{"list safety interval negative", func(c *Config) { c.ListSafetyInterval = -time.Second }, "BRIDGE_LIST_SAFETY_INTERVAL"},
+		{"list deep age zero", func(c *Config) { c.ListDeepAge = 0 }, "BRIDGE_LIST_DEEP_AGE"},
+		{"list track slack negative", func(c *Config) { c.ListTrackSlack = -time.Second }, "BRIDGE_LIST_TRACK_SLACK"},
 		{"list max rate zero", func(c *Config) { c.ListMaxRate = 0 }, "BRIDGE_LIST_MAX_RATE"},
 		{"track all without the sweep", func(c *Config) { c.TrackAll, c.ListSweep = true, false }, "BRIDGE_TRACK_ALL"},
 	}

@@ -59,7 +59,7 @@ const (
 	DefaultConcurrency         = 32
 	DefaultDrainTimeout        = 30 * time.Second
 	DefaultWebhookPollInterval = 5 * time.Minute
-	DefaultSweptPollInterval   = time.Minute
+	DefaultSweptPollInterval   = 2 * time.Minute
 	// DefaultJitter is the jitter to use without a reason to choose another. New does not
 	// apply it to a zero Jitter: 0 is a valid value (no jitter).
 	DefaultJitter = 0.2

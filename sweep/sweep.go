@@ -42,24 +42,29 @@ type Outstanding func(ctx context.Context) (n uint64, oldest time.Time, err erro
 // Defaults of zero [Options] fields; config.Defaults() agrees (BRIDGE_LIST_INTERVAL,
 // BRIDGE_LIST_MAX_RATE, BRIDGE_LIST_SAFETY_INTERVAL).
 const (
-	DefaultInterval       = time.Second
+	DefaultInterval       = 1800 * time.Millisecond
 	DefaultMaxRate        = 20.0
-	DefaultSafetyInterval = time.Minute
+	DefaultSafetyInterval = 2 * time.Minute
+	DefaultDeepAge        = 135 * time.Second
+	DefaultTrackSlack     = 30 * time.Second
 )
 
 // Parameters of the sweep and its self-check (docs/operations.md, "List sweeps").
 const (
 	// PageLimit is the page size asked of GET /jobs, Reducto's maximum.
 	PageLimit = 500
-	// TrackSlack is how long before its tracking a job may have been created and still be
-	// looked for in the list: the sweep pages down to the oldest tracked time minus it, and
-	// the self-check expects a tracked job in the list only when its tracked time minus it
-	// lies within the pages read.
-	TrackSlack = 30 * time.Second
 	// MissSweeps is K: a tracked job the list should show but does not, K sweeps in a row, is
 	// a miss; K failed sweeps in a row, or one miss, withdraw coverage, and K clean sweeps
 	// restore it.
 	MissSweeps = 3
+	// DeepEvery is N: while deep jobs are a small share of the ends (DeepShare), pages whose
+	// jobs were all created more than DeepAge before the sweep are read every Nth sweep only.
+	DeepEvery = 16
+	// DeepShare is the most deep jobs may weigh among the tracked jobs the sweep reported for
+	// the deep pages to be read every DeepEvery sweeps: their longer lag stays out of the p99.
+	DeepShare = 0.01
+	// deepMinEnds is how many reported jobs the share needs before it is trusted.
+	deepMinEnds = 100
 	// hintRetry is how long a listed terminal job that gave no event (not tracked, or GET
 	// /job said otherwise) is left alone before the sweep asks again.
 	hintRetry = 30 * time.Second
@@ -74,6 +79,12 @@ type Options struct {
 	Interval       time.Duration // time between sweeps [DefaultInterval]
 	MaxRate        float64       // list pages per second at most [DefaultMaxRate]
 	SafetyInterval time.Duration // per-job poll interval of covered jobs [DefaultSafetyInterval]
+	DeepAge        time.Duration // age of the deep tier's jobs (BRIDGE_LIST_DEEP_AGE) [DefaultDeepAge]
+	// TrackSlack (BRIDGE_LIST_TRACK_SLACK) is how long before its tracking a job may have
+	// been created and still be looked for in the list: the sweep pages down to the oldest
+	// tracked time minus it, and the self-check expects a tracked job in the list only when
+	// its tracked time minus it lies within the pages read [DefaultTrackSlack].
+	TrackSlack time.Duration
 	// PollInterval is the per-job poll interval of a job the sweep does not cover, for the
 	// cost model (BRIDGE_POLL_MAX_INTERVAL) [30s].
 	PollInterval time.Duration
@@ -104,9 +115,15 @@ type Sweeper struct {
 	m           *metrics.Metrics
 	limiter     *rate.Limiter
 
-	mu        sync.Mutex
-	cov       Coverage
-	covUntil  time.Time // cov is stale from then on (sweeps stopped)
+	mu       sync.Mutex
+	cov      Coverage
+	covUntil time.Time // cov is stale from then on (sweeps stopped)
+	// deep is the coverage of the latest sweep that read the deep tier, valid until deepUntil.
+	deep      Coverage
+	deepUntil time.Time
+	sweeps    int     // sweeps begun: every DeepEvery-th one reads the deep tier
+	ends      float64 // tracked jobs the sweep reported
+	deepEnds  float64 // of them, created more than DeepAge before their sweep
 	known     map[string]*knownJob
 	uncovered map[string]struct{} // misses: left to per-job polling
 	acted     map[string]time.Time
@@ -133,6 +150,12 @@ func New(list Lister, hints Hinter, outstanding Outstanding, o Options) (*Sweepe
 	}
 	if o.SafetyInterval <= 0 {
 		o.SafetyInterval = DefaultSafetyInterval
+	}
+	if o.TrackSlack <= 0 {
+		o.TrackSlack = DefaultTrackSlack
+	}
+	if o.DeepAge <= 0 {
+		o.DeepAge = DefaultDeepAge
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 30 * time.Second
@@ -280,14 +303,25 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		s.idle(start)
 		return
 	}
-	floor := oldest.Add(-TrackSlack)
+	floor := oldest.Add(-s.o.TrackSlack)
 	promise := s.promiseFloor(start)
 	if !promise.IsZero() {
-		promise = promise.Add(-TrackSlack)
+		promise = promise.Add(-s.o.TrackSlack)
+	}
+	// The deep tier: pages below deepCut are read every DeepEvery-th sweep only, while
+	// tiered says their longer lag stays out of the p99.
+	deepCut := start.Add(-s.o.DeepAge)
+	tiered, shallow := s.tier()
+	if shallow {
+		// Promises are kept by the deep sweeps (within DeepEvery intervals, well within the
+		// safety interval); a shallow sweep pages down to the oldest remembered job above the
+		// deep tier, and below it only as deep as pays.
+		promise = s.shallowFloor(deepCut)
 	}
 	seen := map[string]struct{}{}
 	var top, bottom time.Time
 	pages, dups, end := 0, 0, false
+	tracked := 0 // listed jobs of the self-check's sample: the density of tracked jobs
 	cursor := ""
 	for {
 		if s.o.Lease != nil && !s.o.Lease.Held() {
@@ -307,13 +341,16 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		}
 		s.m.ListPage(true)
 		pages++
-		var due []string
+		var due []reducto.JobSummary
 		for _, j := range l.Jobs {
 			if _, dup := seen[j.ID]; dup {
 				dups++ // offset cursors: jobs created meanwhile shift the next page
 				continue
 			}
 			seen[j.ID] = struct{}{}
+			if s.isKnown(j.ID) {
+				tracked++
+			}
 			if !j.CreatedAt.IsZero() {
 				if top.IsZero() || j.CreatedAt.After(top) {
 					top = j.CreatedAt
@@ -324,10 +361,10 @@ func (s *Sweeper) sweep(ctx context.Context) {
 			}
 			s.track(ctx, j.ID)
 			if j.Status.Terminal() && s.due(j.ID, start) {
-				due = append(due, j.ID)
+				due = append(due, j)
 			}
 		}
-		s.hint(ctx, due)
+		s.hint(ctx, due, deepCut)
 		if l.NextCursor == "" || len(l.Jobs) == 0 {
 			end = true
 			break
@@ -335,21 +372,67 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		if n == 0 || bottom.IsZero() || bottom.Before(floor) {
 			break
 		}
+		if shallow && bottom.Before(deepCut) {
+			break // the deep tier waits for its sweep; its coverage is that sweep's
+		}
 		// Jobs told covered are paged down to (their polls are far away); below them, only
 		// as deep as pays.
-		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages)) {
+		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages, tracked, tiered && bottom.Before(deepCut))) {
 			break
 		}
 		cursor = l.NextCursor
 	}
-	s.finish(start, seen, bottom, end, pages, dups)
+	s.finish(start, seen, bottom, end, pages, dups, shallow)
 }
 
-// depth is the cost model's input after pages pages, bottom the oldest created_at read.
-func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, pages int) depth {
+// shallowFloor is the oldest tracked time, minus TrackSlack, of a remembered job whose
+// tracked time minus TrackSlack is not before deepCut (zero when none).
+func (s *Sweeper) shallowFloor(deepCut time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	edge := bottom.Add(TrackSlack) // jobs tracked before it may be below the pages read
+	var floor time.Time
+	for _, j := range s.known {
+		if at := j.trackedAt.Add(-s.o.TrackSlack); !at.Before(deepCut) && (floor.IsZero() || at.Before(floor)) {
+			floor = at
+		}
+	}
+	return floor
+}
+
+// tier counts a sweep begun and reports whether the deep tier is read only every DeepEvery
+// sweeps (tiered: deep jobs are at most DeepShare of at least deepMinEnds reported jobs, and
+// DeepEvery intervals fit twice in the safety interval, so that a covered deep job is found
+// well before its safety-net poll) and whether this sweep leaves it out (shallow).
+func (s *Sweeper) tier() (tiered, shallow bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweeps++
+	tiered = DeepEvery*s.o.Interval <= s.o.SafetyInterval/2 &&
+		s.ends >= deepMinEnds && s.deepEnds <= DeepShare*s.ends
+	return tiered, tiered && (s.sweeps-1)%DeepEvery != 0
+}
+
+// isKnown reports whether id is in the self-check's sample of tracked jobs.
+func (s *Sweeper) isKnown(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.known[id]
+	return ok
+}
+
+// depth is the cost model's input after pages pages, bottom the oldest created_at read,
+// tracked the listed jobs of the self-check's sample (scaled to the outstanding count when the
+// sample holds fewer: bounded, or another replica's deliveries).
+// deep: the next pages are the deep tier's, read every DeepEvery sweeps, so each costs that
+// much less per second.
+func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, pages, tracked int, deep bool) depth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	density := float64(tracked)
+	if k := len(s.known); k > 0 && uint64(k) < n {
+		density *= float64(n) / float64(k)
+	}
+	edge := bottom.Add(s.o.TrackSlack) // jobs tracked before it may be below the pages read
 	var below float64
 	if len(s.known) >= 20 {
 		k := 0
@@ -362,9 +445,13 @@ func (s *Sweeper) depth(n uint64, oldest, start, top, bottom, floor time.Time, p
 	} else if span := start.Sub(oldest); span > 0 {
 		below = min(1, max(0, float64(edge.Sub(oldest))/float64(span)))
 	}
+	interval := s.o.Interval
+	if deep {
+		interval *= DeepEvery
+	}
 	return depth{
-		outstanding: float64(n), below: below, pages: pages, span: top.Sub(bottom),
-		remaining: bottom.Sub(floor), interval: s.o.Interval, pollEvery: s.o.PollInterval,
+		outstanding: float64(n), below: below, pages: pages, span: top.Sub(bottom), tracked: density,
+		remaining: bottom.Sub(floor), interval: interval, pollEvery: s.o.PollInterval,
 		safetyEvery: s.o.SafetyInterval,
 	}
 }
@@ -400,11 +487,13 @@ func (s *Sweeper) track(ctx context.Context, id string) {
 	s.mu.Unlock()
 }
 
-// hint fetches the due jobs, a few at a time.
-func (s *Sweeper) hint(ctx context.Context, ids []string) {
+// hint fetches the due jobs, a few at a time, counting the reported ones created before
+// deepCut as deep ends.
+func (s *Sweeper) hint(ctx context.Context, jobs []reducto.JobSummary, deepCut time.Time) {
 	sem := make(chan struct{}, hintWorkers)
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	for _, j := range jobs {
+		id := j.ID
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -418,6 +507,10 @@ func (s *Sweeper) hint(ctx context.Context, ids []string) {
 			case reported:
 				s.acted[id] = time.Time{} // never again
 				delete(s.known, id)
+				s.ends++
+				if !j.CreatedAt.IsZero() && j.CreatedAt.Before(deepCut) {
+					s.deepEnds++
+				}
 				s.m.ListReported()
 			}
 		})
@@ -461,18 +554,21 @@ func (s *Sweeper) withdraw() {
 }
 
 // finish runs the self-check after a sweep that read pages down to bottom (or to the end of
-// the list) and records the coverage.
-func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.Time, end bool, pages, dups int) {
+// the list) and records the coverage. A shallow sweep (the deep tier left out) keeps what it
+// knows of the deep tier, and the coverage of the latest deep sweep while it is fresh.
+func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.Time, end bool, pages, dups int, shallow bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, at := range s.acted {
-		if _, ok := seen[id]; !ok && (at.IsZero() || !start.Before(at)) {
-			delete(s.acted, id) // below the pages read: no longer listed
+	if !shallow {
+		for id, at := range s.acted {
+			if _, ok := seen[id]; !ok && (at.IsZero() || !start.Before(at)) {
+				delete(s.acted, id) // below the pages read: no longer listed
+			}
 		}
-	}
-	for id := range s.ensured {
-		if _, ok := seen[id]; !ok {
-			delete(s.ensured, id)
+		for id := range s.ensured {
+			if _, ok := seen[id]; !ok {
+				delete(s.ensured, id)
+			}
 		}
 	}
 	misses := 0
@@ -484,9 +580,9 @@ func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.
 		if j.seen {
 			continue // listed before, now below the pages read or gone: nothing to expect
 		}
-		// Created no earlier than TrackSlack before its tracking, and before the sweep began:
+		// Created no earlier than s.o.TrackSlack before its tracking, and before the sweep began:
 		// the list must show it when that lies within the pages read.
-		inRange := end || !j.trackedAt.Add(-TrackSlack).Before(bottom)
+		inRange := end || !j.trackedAt.Add(-s.o.TrackSlack).Before(bottom)
 		if !inRange || !j.trackedAt.Before(start.Add(-s.o.Interval)) {
 			continue
 		}
@@ -513,10 +609,18 @@ func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.
 	}
 	horizon := time.Time{}
 	if !end {
-		horizon = bottom.Add(TrackSlack)
+		horizon = bottom.Add(s.o.TrackSlack)
 	}
-	s.cov = Coverage{Healthy: s.healthy(), All: end, Horizon: horizon}
-	s.covUntil = s.o.Now().Add(3*s.o.Interval + s.o.Now().Sub(start))
+	cov := Coverage{Healthy: s.healthy(), All: end, Horizon: horizon}
+	now := s.o.Now()
+	switch {
+	case !shallow:
+		s.deep, s.deepUntil = cov, now.Add((DeepEvery+2)*s.o.Interval+now.Sub(start))
+	case now.Before(s.deepUntil) && !cov.All && (s.deep.All || s.deep.Horizon.Before(cov.Horizon)):
+		cov.All, cov.Horizon = s.deep.All, s.deep.Horizon
+	}
+	s.cov = cov
+	s.covUntil = now.Add(3*s.o.Interval + now.Sub(start))
 	s.m.SweepDepth(pages)
-	s.log.Debug("list sweep", "pages", pages, "listed", len(seen), "repeated", dups, "bottom", bottom, "end", end, "healthy", s.cov.Healthy)
+	s.log.Debug("list sweep", "pages", pages, "shallow", shallow, "listed", len(seen), "repeated", dups, "bottom", bottom, "end", end, "healthy", s.cov.Healthy)
 }

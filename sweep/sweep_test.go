@@ -32,6 +32,14 @@ func TestWorthPaging(t *testing.T) {
 		{"119 stragglers: just not", func(d *depth) { d.outstanding = 238 }, false},
 		{"floor reached", func(d *depth) { d.remaining = 0 }, false},
 		{"no span known", func(d *depth) { d.span = 0 }, false},
+		// Every job created at once (span 0): 5,000 stragglers at 450 tracked per page need 12
+		// pages, 12 req/s < 83 req/s.
+		{"no span, tracked density: page on", func(d *depth) { d.span, d.tracked = 0, 450 }, true},
+		// 240 stragglers save 4 req/s; at 60 per page, 4 pages cost 4 req/s; at 50, 5.
+		{"no span, density break-even", func(d *depth) { d.span, d.tracked, d.outstanding = 0, 60, 480 }, true},
+		{"no span, too sparse", func(d *depth) { d.span, d.tracked, d.outstanding = 0, 50, 480 }, false},
+		// The fewer pages win: the span says 2 pages (2 req/s, the saving), the density 6.
+		{"span and density: the fewer pages", func(d *depth) { d.tracked, d.outstanding = 20, 240 }, true},
 		// A sparser sweep makes each page cheaper per second.
 		{"slow sweeps: cheaper pages", func(d *depth) { d.outstanding, d.interval = 60, 30*time.Second }, true},
 		// When the safety net polls as often as the backoff, coverage saves nothing.
@@ -137,7 +145,7 @@ func fixed(n uint64, oldest time.Time) Outstanding {
 }
 
 // TestPagingStopsAtTheOldestTrackedJob: 3,000 jobs 100 ms apart; the oldest tracked job was
-// tracked 120 s ago, so the floor (minus TrackSlack) is 150 s ago, job 1500.
+// tracked 120 s ago, so the floor (minus DefaultTrackSlack) is 150 s ago, job 1500.
 //   - When the self-check's sample says most tracked jobs are that old, the sweep reads pages
 //     1-4 (jobs 0-1999: page 4 is the first below the floor) and stops, never pages 5-6.
 //   - With jobs tracked evenly over those 120 s (no sample), page 3 (down to 149.9 s) leaves
@@ -194,6 +202,26 @@ func TestPagingStopsAtTheOldestTrackedJob(t *testing.T) {
 		// Down to 110 s + 30 s ago: job 1400 is on page 3.
 		if l.pages != 3 {
 			t.Errorf("pages read = %d (cursors %q), want 3: down to the covered job", l.pages, l.cursors)
+		}
+	})
+	// Every job created at the same time (a backlog tracked at once): the created_at span of a
+	// page is zero, so only the density of tracked jobs per page tells how many pages remain;
+	// 2,000 tracked among 4,000 listed are paged to the end of the list.
+	t.Run("equal created_at: paged fully", func(t *testing.T) {
+		created := now.Add(-10 * time.Second)
+		jobs := account(4000, created, 0, "Pending")
+		l := &fakeList{jobs: jobs}
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}}, fixed(2000, created),
+			Options{MaxRate: 1000, Now: func() time.Time { return now }})
+		for i := 0; i < len(jobs); i += 2 {
+			s.Covers(jobs[i].ID, created)
+		}
+		s.sweep(t.Context())
+		if l.pages != 8 {
+			t.Errorf("pages read = %d (cursors %q), want all 8", l.pages, l.cursors)
+		}
+		if !s.Covers("late", created) {
+			t.Error("a job tracked with the backlog is not covered after the full sweep")
 		}
 	})
 	t.Run("nothing outstanding: no page", func(t *testing.T) {
@@ -355,5 +383,122 @@ func TestTrackAll(t *testing.T) {
 	}
 	if h.count("j0") != 1 || h.count("j2") != 1 || h.count("j1") != 0 {
 		t.Errorf("hints %v, want j0 and j2 once", h.hinted)
+	}
+}
+
+// TestDeepTier: 3,000 jobs 100 ms apart, the oldest tracked job 250 s old (floor: job 2800,
+// page 6), DeepAge 150 s (job 1500, page 4). While deep jobs are at most DeepShare of the
+// reported ones, sweeps 2 to DeepEvery stop at page 4 and every DeepEvery-th sweep reads down to the
+// floor; the deep sweep's coverage holds for the deep jobs until it is stale. Reported jobs
+// are counted as ends, deep or not, by their created_at.
+func TestDeepTier(t *testing.T) {
+	now := time.Now()
+	run := func(t *testing.T, ends, deepEnds float64, o Options, sweeps int) (*Sweeper, []int, *time.Time) {
+		jobs := account(3000, now, 100*time.Millisecond, "Pending")
+		jobs[10].Status, jobs[2000].Status = "Completed", "Completed"
+		l := &fakeList{jobs: jobs}
+		clock := now
+		o.MaxRate, o.Now = 1000, func() time.Time { return clock }
+		if o.Interval == 0 {
+			o.Interval = time.Second
+		}
+		s, err := New(l, &fakeHints{hinted: map[string]int{}, tracked: map[string]bool{"j10": true, "j2000": true}},
+			fixed(10000, now.Add(-250*time.Second)), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ends, s.deepEnds = ends, deepEnds
+		for i := range 30 {
+			s.Covers(fmt.Sprintf("old%d", i), now.Add(-250*time.Second))
+		}
+		var pages []int
+		for range sweeps {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			pages = append(pages, l.pageCount()-before)
+		}
+		return s, pages, &clock
+	}
+	t.Run("rare deep jobs: every 8th sweep", func(t *testing.T) {
+		s, pages, clock := run(t, 1000, 5, Options{DeepAge: 150 * time.Second}, 2)
+		if fmt.Sprint(pages) != "[6 4]" {
+			t.Fatalf("pages per sweep = %v, want [6 4]", pages)
+		}
+		if s.ends != 1002 || s.deepEnds != 6 {
+			t.Errorf("ends %v, deep %v; want 1002 and 6 (j2000 created 200 s ago)", s.ends, s.deepEnds)
+		}
+		// The deep sweep's horizon (299.9 s + 30 s ago) still covers a job tracked 200 s ago.
+		if !s.Covers("deep", now.Add(-200*time.Second)) {
+			t.Error("a deep job is not covered between deep sweeps")
+		}
+		// Once the deep sweep is older than DeepEvery+2 intervals, only the shallow horizon.
+		*clock = now.Add((DeepEvery + 3) * time.Second)
+		s.sweep(t.Context())
+		if s.Covers("deep2", now.Add(-200*time.Second)) {
+			t.Error("a deep job is covered by a stale deep sweep")
+		}
+		if !s.Covers("shallow", now.Add(-60*time.Second)) {
+			t.Error("a shallow job is not covered")
+		}
+		var more []int
+		l := s.list.(*fakeList)
+		for range DeepEvery - 2 {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			more = append(more, l.pageCount()-before)
+		}
+		if more[len(more)-1] != 6 {
+			t.Errorf("sweeps 4-%d read %v pages, want the last one (sweep %d) down to the floor", DeepEvery+1, more, DeepEvery+1)
+		}
+		for _, p := range more[:len(more)-1] {
+			if p > 4 {
+				t.Errorf("a shallow sweep read %d pages (%v)", p, more)
+			}
+		}
+	})
+	// The tail: 10 old stragglers, told covered. A shallow sweep no longer pages down to them
+	// (the deep sweeps keep that promise): one page, as the cost model says; the deep sweep
+	// still reads down to them.
+	t.Run("old stragglers only: one page between deep sweeps", func(t *testing.T) {
+		l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+		n := uint64(10000)
+		s, _ := New(l, &fakeHints{hinted: map[string]int{}},
+			func(context.Context) (uint64, time.Time, error) { return n, now.Add(-250 * time.Second), nil },
+			Options{Interval: time.Second, DeepAge: 150 * time.Second, MaxRate: 1000, Now: func() time.Time { return now }})
+		s.ends = 1000
+		s.sweep(t.Context()) // deep: many outstanding, down to the floor
+		n = 10
+		for i := range 10 {
+			if !s.Covers(fmt.Sprintf("old%d", i), now.Add(-250*time.Second)) {
+				t.Fatal("an old straggler is not covered after the deep sweep")
+			}
+		}
+		var pages []int
+		for range DeepEvery + 1 {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			pages = append(pages, l.pageCount()-before)
+		}
+		want := strings.Repeat("1 ", DeepEvery-1) + "6 1" // sweeps 2 to DeepEvery+2
+		if got := strings.Trim(fmt.Sprint(pages), "[]"); got != want {
+			t.Errorf("pages per sweep = %v, want [%s]", pages, want)
+		}
+	})
+	for _, tt := range []struct {
+		name           string
+		ends, deepEnds float64
+		o              Options
+	}{
+		{"deep jobs too many of the ends: every sweep deep", 1000, 20, Options{DeepAge: 150 * time.Second}},
+		{"too few ends to trust: every sweep deep", 50, 0, Options{DeepAge: 150 * time.Second}},
+		// DeepEvery intervals of 5 s exceed half of a 60 s safety interval.
+		{"deep sweeps too rare for the safety net", 1000, 0, Options{DeepAge: 150 * time.Second, Interval: 5 * time.Second, SafetyInterval: time.Minute}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, pages, _ := run(t, tt.ends, tt.deepEnds, tt.o, 3)
+			if fmt.Sprint(pages) != "[6 6 6]" {
+				t.Errorf("pages per sweep = %v, want [6 6 6]", pages)
+			}
+		})
 	}
 }

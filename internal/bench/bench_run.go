@@ -25,6 +25,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/sweep"
 )
 
 const (
@@ -163,6 +164,12 @@ func (r *rig) bridgeEnv(addr string) map[string]string {
 		"BRIDGE_LOG_LEVEL":             "warn",
 		"BRIDGE_PPROF":                 "true",
 		"BRIDGE_LIST_SWEEP":            strconv.FormatBool(c.ListSweep),
+		// The sweep's schedule at its defaults, in simulator time like the poll schedule.
+		"BRIDGE_LIST_INTERVAL":        c.real(sweep.DefaultInterval).String(),
+		"BRIDGE_LIST_SAFETY_INTERVAL": c.real(sweep.DefaultSafetyInterval).String(),
+		"BRIDGE_LIST_MAX_RATE":        strconv.FormatFloat(sweep.DefaultMaxRate*c.Speed, 'g', -1, 64),
+		"BRIDGE_LIST_DEEP_AGE":        c.real(sweep.DefaultDeepAge).String(),
+		"BRIDGE_LIST_TRACK_SLACK":     c.real(sweep.DefaultTrackSlack).String(),
 	}
 }
 

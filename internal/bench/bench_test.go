@@ -25,6 +25,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
+	"github.com/reducto-bridge/reducto-bridge/sweep"
 )
 
 // benchHelperEnv switches this test binary into a bridge child process for TestBench.
@@ -633,7 +634,7 @@ func TestRigListOptions(t *testing.T) {
 	baseline := goleak.IgnoreCurrent()
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint("options ", on), func(t *testing.T) {
-			args := []string{"-scenario", "parked", "-jobs", "2", fmt.Sprintf("-list-sweep=%t", on)}
+			args := []string{"-scenario", "parked", "-jobs", "2", "-speed", "2", fmt.Sprintf("-list-sweep=%t", on)}
 			if on {
 				args = append(args, "-offset-cursors", "-list-staleness", "1h")
 			}
@@ -646,8 +647,21 @@ func TestRigListOptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.close()
-			if got := r.bridgeEnv("127.0.0.1:1")["BRIDGE_LIST_SWEEP"]; got != fmt.Sprint(on) {
+			env := r.bridgeEnv("127.0.0.1:1")
+			if got := env["BRIDGE_LIST_SWEEP"]; got != fmt.Sprint(on) {
 				t.Errorf("BRIDGE_LIST_SWEEP=%q, want %v", got, on)
+			}
+			// The sweep's schedule is compressed like the poll schedule (x2).
+			for k, want := range map[string]string{
+				"BRIDGE_LIST_INTERVAL":        (sweep.DefaultInterval / 2).String(),
+				"BRIDGE_LIST_SAFETY_INTERVAL": (sweep.DefaultSafetyInterval / 2).String(),
+				"BRIDGE_LIST_MAX_RATE":        fmt.Sprint(sweep.DefaultMaxRate * 2),
+				"BRIDGE_LIST_DEEP_AGE":        (sweep.DefaultDeepAge / 2).String(),
+				"BRIDGE_LIST_TRACK_SLACK":     (sweep.DefaultTrackSlack / 2).String(),
+			} {
+				if env[k] != want {
+					t.Errorf("%s=%q, want %q", k, env[k], want)
+				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

@@ -289,6 +289,8 @@ func (b *Bridge) newSweeper(queue *track.Queue) (*sweep.Sweeper, error) {
 		Interval:       cfg.ListInterval,
 		MaxRate:        cfg.ListMaxRate,
 		SafetyInterval: cfg.ListSafetyInterval,
+		DeepAge:        cfg.ListDeepAge,
+		TrackSlack:     cfg.ListTrackSlack,
 		PollInterval:   cfg.PollMaxInterval,
 		Lease:          lease,
 		Track:          trackAll,
