@@ -71,7 +71,7 @@ var contractDefaults = Config{
 	WebhookPollInterval: 5 * time.Minute,
 	ListSweep:           true,
 	ListInterval:        1800 * time.Millisecond,
-	ListMaxRate:         20,
+	ListMaxRate:         50,
 	ListSafetyInterval:  2 * time.Minute,
 	ListDeepAge:         135 * time.Second,
 	ListTrackSlack:      30 * time.Second,

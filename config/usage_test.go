@@ -54,7 +54,7 @@ var contractVars = map[string]string{
 	"BRIDGE_WEBHOOK_POLL_INTERVAL":  "5m",
 	"BRIDGE_LIST_SWEEP":             "true",
 	"BRIDGE_LIST_INTERVAL":          "1.8s",
-	"BRIDGE_LIST_MAX_RATE":          "20",
+	"BRIDGE_LIST_MAX_RATE":          "50",
 	"BRIDGE_LIST_SAFETY_INTERVAL":   "2m",
 	"BRIDGE_LIST_DEEP_AGE":          "135s",
 	"BRIDGE_LIST_TRACK_SLACK":       "30s",

@@ -43,7 +43,7 @@ type Outstanding func(ctx context.Context) (n uint64, oldest time.Time, err erro
 // BRIDGE_LIST_MAX_RATE, BRIDGE_LIST_SAFETY_INTERVAL).
 const (
 	DefaultInterval       = 1800 * time.Millisecond
-	DefaultMaxRate        = 20.0
+	DefaultMaxRate        = 50.0
 	DefaultSafetyInterval = 2 * time.Minute
 	DefaultDeepAge        = 135 * time.Second
 	DefaultTrackSlack     = 30 * time.Second
