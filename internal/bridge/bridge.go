@@ -204,7 +204,6 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,
 		AfterPublish:        crashAfterPublish(log),
-		PollRate:            func() float64 { return bud.Rate(budget.LimitGetJob) },
 	}
 	if b.origins != nil {
 		po.Origins = b.origins // never a nil *track.Origins in the interface
