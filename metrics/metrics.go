@@ -48,7 +48,6 @@ type Metrics struct {
 	sweepHealthy    prometheus.Gauge
 	sweepMisses     prometheus.Counter
 	leaseHeld       prometheus.Gauge
-	pollHorizon     prometheus.Gauge
 }
 
 // New creates the collectors and registers them, with Go and process collectors, on a fresh
@@ -134,14 +133,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "list_sweep_lease_held",
 			Help: "1 while this replica holds the API key's sweeper lease (it pages GET /jobs), else 0.",
 		}),
-		pollHorizon: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "poll_calendar_horizon_seconds",
-			Help: "Seconds until the last poll booked in this replica's poll calendar; well above BRIDGE_POLL_MAX_INTERVAL, the GET /job budget binds and each job waits about that long for its turn.",
-		}),
 	}
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
 		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
-		m.listPages, m.listTerminal, m.sweepDepth, m.sweepHealthy, m.sweepMisses, m.leaseHeld, m.pollHorizon,
+		m.listPages, m.listTerminal, m.sweepDepth, m.sweepHealthy, m.sweepMisses, m.leaseHeld,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -286,14 +281,6 @@ func (m *Metrics) LeaseHeld(held bool) {
 	if m != nil {
 		setBool(m.leaseHeld, held)
 	}
-}
-
-// PollHorizon records how far ahead the poll calendar is booked.
-func (m *Metrics) PollHorizon(d time.Duration) {
-	if m == nil || m.pollHorizon == nil {
-		return
-	}
-	m.pollHorizon.Set(d.Seconds())
 }
 
 // Register adds further collectors (e.g. a gauge computed at scrape time).

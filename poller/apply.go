@@ -51,9 +51,6 @@ func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *trackedJob, v 
 		if v.predict && v.job != nil {
 			after = p.eta.next(t.id, v.job, t.trackedAt, p.now(), after)
 		}
-		if v.class != classInterrupted { // handed back at once, not a poll of its own
-			after = p.book(after)
-		}
 		p.logPollAgain(t, v, after)
 		p.nak(msg, after)
 	default:

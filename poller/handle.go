@@ -134,7 +134,7 @@ func (p *Poller) readBody(t *trackedJob, body []byte) {
 
 // admit handles the first delivery: a job already reported (tracked again after its event) is
 // acked without spending a Reducto request; otherwise its first poll is scheduled
-// InitialInterval after tracking, or at the first slot of the calendar after that.
+// InitialInterval after tracking.
 func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	ev, err := p.events.Lookup(ctx, t.id)
 	if err != nil {
@@ -165,7 +165,7 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		// Never past the TTL: the expired event is the schedule's.
 		due = max(due, min(p.o.SweptPollInterval, p.o.JobTTL))
 	}
-	p.nak(msg, p.book(due-p.now().Sub(t.trackedAt)))
+	p.nak(msg, due-p.now().Sub(t.trackedAt))
 }
 
 // claim marks a job as being polled or hinted in this process; it reports false when it

@@ -105,12 +105,6 @@ type Options struct {
 	// a new track message for an outstanding job then keeps the job's TTL origin and its
 	// place in the schedule, and only its metadata changes. Nil: a re-track restarts both.
 	Origins Origins
-	// PollRate, when set, is the GET /job rate this process may spend now (requests/s, its
-	// share of the key's budget): every scheduled poll (a first poll, a poll again) is then
-	// booked in a calendar holding at most that rate (x 0.95), the first free slot at or
-	// after the schedule's time, so that no job waits forever behind others' re-polls when
-	// the budget binds. Nil: polls are due when the schedule says.
-	PollRate func() float64
 }
 
 // Coverage says whether a list sweep will find a tracked job's end; *sweep.Sweeper satisfies
@@ -136,7 +130,6 @@ type Poller struct {
 	busy sync.Map   // job ids polled or hinted now: see [Poller.claim]
 	gate gate       // closed while the events stream refuses publishes
 	eta  *estimator // predicts when jobs finish
-	cal  *calendar  // books polls within the budget; nil without Options.PollRate
 	// authFailingSince is when Reducto started rejecting the API key (unix ns), 0 while it
 	// accepts it. Only for operators: no decision reads it.
 	authFailingSince atomic.Int64
@@ -196,12 +189,7 @@ func New(q Queue, jobs JobGetter, events EventPublisher, o Options) (*Poller, er
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	var cal *calendar
-	if o.PollRate != nil {
-		cal = newCalendar(o.PollRate)
-	}
 	return &Poller{
-		cal:    cal,
 		queue:  q,
 		jobs:   jobs,
 		events: events,
@@ -496,18 +484,6 @@ func release(slots chan struct{}, n int) {
 }
 
 // nak reschedules a message after d (0: at once).
-// book books a poll due in d in the calendar and returns the delay to its slot: d itself
-// while the budget keeps up, or without a calendar.
-func (p *Poller) book(d time.Duration) time.Duration {
-	if p.cal == nil {
-		return d
-	}
-	now := p.now()
-	at := p.cal.book(now, now.Add(d))
-	p.m.PollHorizon(p.cal.horizon(now))
-	return at.Sub(now)
-}
-
 func (p *Poller) nak(msg jetstream.Msg, d time.Duration) {
 	var err error
 	if d <= 0 {
