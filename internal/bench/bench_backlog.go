@@ -233,7 +233,7 @@ func benchBacklog(ctx context.Context, cfg *benchConfig, stdout, stderr io.Write
 }
 
 // waitDelivered waits until the track consumer has delivered every message (none pending)
-// and the bridge has admitted n new jobs. Jobs end meanwhile, so the ack-pending count is
+// and the bridge has admitted n jobs (new, or already reported by the list sweep). Jobs end meanwhile, so the ack-pending count is
 // not a condition here, unlike [rig.waitAdmitted]. Consumer info and the bridge's counter
 // are polled: neither says so by a signal.
 func (r *rig) waitDelivered(ctx context.Context, n int, progress io.Writer) error {
@@ -248,7 +248,10 @@ func (r *rig) waitDelivered(ctx context.Context, n int, progress io.Writer) erro
 		info, err := cons.Info(ctx)
 		admitted := -1.0
 		if m, merr := r.child.get(ctx, "/metrics"); merr == nil {
-			admitted = metricValue(m, `reducto_bridge_track_messages_total{result="new"}`)
+			// A job the list sweep reported before its first delivery is admitted as
+			// already reported.
+			admitted = metricValue(m, `reducto_bridge_track_messages_total{result="new"}`) +
+				metricValue(m, `reducto_bridge_track_messages_total{result="already_reported"}`)
 		}
 		if err == nil && info.NumPending == 0 && admitted >= float64(n) {
 			return nil
