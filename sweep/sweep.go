@@ -70,8 +70,11 @@ const (
 	hintRetry = 30 * time.Second
 	// maxKnown bounds the tracked jobs remembered for the self-check.
 	maxKnown = 10000
-	// hintWorkers bounds the hints of one page run at once.
-	hintWorkers = 8
+	// hintWorkers bounds the hints of one sweep run at once. A hint's GET waits on the
+	// GET /job budget, which safety-net polls may keep busy; the pages do not wait for the
+	// hints, so a slow budget slows the hints, not the sweep (while fewer than hintWorkers
+	// are waiting).
+	hintWorkers = 64
 )
 
 // Options configure a Sweeper. Zero values take the defaults in brackets.
@@ -318,6 +321,9 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		// deep tier, and below it only as deep as pays.
 		promise = s.shallowFloor(deepCut)
 	}
+	// The hints of this sweep run while it pages; it ends when they have.
+	hints := &hintRun{sem: make(chan struct{}, hintWorkers)}
+	defer hints.wg.Wait()
 	seen := map[string]struct{}{}
 	var top, bottom time.Time
 	pages, dups, end := 0, 0, false
@@ -364,7 +370,7 @@ func (s *Sweeper) sweep(ctx context.Context) {
 				due = append(due, j)
 			}
 		}
-		s.hint(ctx, due, deepCut)
+		s.hint(ctx, hints, due, deepCut)
 		if l.NextCursor == "" || len(l.Jobs) == 0 {
 			end = true
 			break
@@ -382,6 +388,7 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		}
 		cursor = l.NextCursor
 	}
+	hints.wg.Wait()
 	s.finish(start, seen, bottom, end, pages, dups, shallow)
 }
 
@@ -487,16 +494,24 @@ func (s *Sweeper) track(ctx context.Context, id string) {
 	s.mu.Unlock()
 }
 
-// hint fetches the due jobs, a few at a time, counting the reported ones created before
-// deepCut as deep ends.
-func (s *Sweeper) hint(ctx context.Context, jobs []reducto.JobSummary, deepCut time.Time) {
-	sem := make(chan struct{}, hintWorkers)
-	var wg sync.WaitGroup
+// hintRun is the hints of one sweep: at most cap(sem) at once, wg for their end.
+type hintRun struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+}
+
+// hint starts fetching the due jobs in run, without waiting for them (only for a free
+// place), counting the reported ones created before deepCut as deep ends.
+func (s *Sweeper) hint(ctx context.Context, run *hintRun, jobs []reducto.JobSummary, deepCut time.Time) {
 	for _, j := range jobs {
 		id := j.ID
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		select {
+		case run.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		run.wg.Go(func() {
+			defer func() { <-run.sem }()
 			reported, err := s.hints.HintTracked(ctx, id)
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -515,7 +530,6 @@ func (s *Sweeper) hint(ctx context.Context, jobs []reducto.JobSummary, deepCut t
 			}
 		})
 	}
-	wg.Wait()
 }
 
 // idle records a sweep with nothing tracked: nothing to page, coverage for what comes next.
