@@ -23,6 +23,10 @@ type delivery struct {
 	polls     int             // GET /job calls made for this job, this one included
 	webhook   bool            // Reducto will announce the job's end by webhook: poll sparsely
 	swept     bool            // a healthy list sweep covers the job: poll sparsely
+	// sweptEvery, when longer than the policy's sweptInterval, spaces the safety-net polls
+	// of a covered job instead: more covered jobs than half the GET /job budget can poll
+	// that often (see Poller.sweptEvery).
+	sweptEvery time.Duration
 	// evidence is a permanent answer (404, 409, 410, another 4xx) given earlier in this same
 	// delivery: the answer being decided confirms it or not. Confirmation never spans two
 	// deliveries, so it cannot depend on which replica, or which process, saw the first one.
@@ -153,7 +157,7 @@ func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 			}
 			if d.swept {
 				// Stretched, but never past the TTL: the expired event is the schedule's.
-				after = min(max(after, pol.sweptInterval), max(next, pol.ttl-now.Sub(d.trackedAt)))
+				after = min(max(after, pol.sweptInterval, d.sweptEvery), max(next, pol.ttl-now.Sub(d.trackedAt)))
 			}
 			return verdict{action: pollAgain, after: after, class: classPending, job: j}
 		}

@@ -132,6 +132,12 @@ func TestDecide(t *testing.T) {
 					t.Errorf("tracked_at %v, want the first track's %v", ev.TrackedAt, tracked)
 				}
 			}},
+		{row: "pending", name: "swept job, too many covered for the budget: the stretched interval", d: delivery{swept: true, sweptEvery: 20 * time.Minute}, a: answer{job: job("Pending")},
+			want: want{action: pollAgain, after: 20 * time.Minute}},
+		{row: "pending", name: "swept job, stretched interval shorter than the safety net: the safety net", d: delivery{swept: true, sweptEvery: time.Second}, a: answer{job: job("Pending")},
+			want: want{action: pollAgain, after: time.Minute}},
+		{row: "pending", name: "swept job, stretched past the TTL: polled at the TTL", d: delivery{swept: true, sweptEvery: 20 * time.Minute}, a: answer{job: job("Pending")},
+			now: tracked.Add(12*time.Hour - 5*time.Minute), want: want{action: pollAgain, after: 5 * time.Minute}},
 		{row: "pending", name: "swept job: the list safety-net interval", d: delivery{swept: true}, a: answer{job: job("Pending")},
 			want: want{action: pollAgain, after: time.Minute}},
 		{row: "pending", name: "swept webhook job: the longer safety net", d: delivery{swept: true, webhook: true}, a: answer{job: job("InProgress")},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -41,7 +42,9 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	p.readBody(t, msg.Data())
 	if p.o.Coverage != nil {
-		t.swept = p.o.Coverage.Covers(id, t.trackedAt)
+		if t.swept = p.o.Coverage.Covers(id, t.trackedAt); t.swept {
+			t.sweptEvery = p.sweptEvery()
+		}
 	}
 	if t.attempt <= 1 {
 		p.admit(ctx, msg, t)
@@ -163,7 +166,7 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	}
 	if t.swept {
 		// Never past the TTL: the expired event is the schedule's.
-		due = max(due, min(p.o.SweptPollInterval, p.o.JobTTL))
+		due = max(due, min(max(p.o.SweptPollInterval, t.sweptEvery), p.o.JobTTL))
 	}
 	p.nak(msg, due-p.now().Sub(t.trackedAt))
 }
@@ -184,4 +187,25 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// sweptShare is the share of the GET /job budget the safety-net polls of covered jobs may
+// take together: the rest is for the list's hints (a job the list shows finished) and for
+// jobs the sweep does not cover.
+const sweptShare = 0.5
+
+// sweptEvery is the interval at which the covered jobs' safety-net polls, all of them
+// together, take sweptShare of the GET /job rate: outstanding / (sweptShare x rate), or 0 when
+// the outstanding count or the rate is not known. Without it, 100,000 covered jobs polled
+// every BRIDGE_LIST_SAFETY_INTERVAL would want 833 GETs/s, keep the budget busy, and make the
+// list's hints wait behind them.
+func (p *Poller) sweptEvery() time.Duration {
+	if p.o.Outstanding == nil || p.o.PollRate == nil {
+		return 0
+	}
+	n, r := float64(p.o.Outstanding()), p.o.PollRate()
+	if !(n > 0) || !(r > 0) || math.IsInf(r, 0) {
+		return 0
+	}
+	return time.Duration(n / (sweptShare * r) * float64(time.Second))
 }

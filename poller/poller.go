@@ -98,6 +98,12 @@ type Options struct {
 	// SweptPollInterval is the poll interval of jobs the list sweep covers
 	// (BRIDGE_LIST_SAFETY_INTERVAL) [DefaultSweptPollInterval].
 	SweptPollInterval time.Duration
+	// Outstanding and PollRate, when both set, stretch the safety-net polls of covered jobs
+	// beyond SweptPollInterval when there are too many of them for half the GET /job budget:
+	// Outstanding is the number of tracked jobs (cached, cheap to call), PollRate the GET /job
+	// requests per second this process may send now.
+	Outstanding func() uint64
+	PollRate    func() float64
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is
 	// acked: the fault-injection point of the crash tests (the worst moment to die).
 	AfterPublish func(jobID string)

@@ -200,6 +200,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		WebhookPollInterval: cfg.WebhookPollInterval,
 		Coverage:            coverage,
 		SweptPollInterval:   cfg.ListSafetyInterval,
+		Outstanding:         b.probe.cached,
+		PollRate:            func() float64 { return bud.Rate(budget.LimitGetJob) },
 		DrainTimeout:        cfg.DrainTimeout,
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +26,8 @@ type streamProbe struct {
 	at          time.Time
 	err         error
 	outstanding uint64
-	oldest      time.Time // the track stream's first message time (zero when empty)
+	oldest      time.Time     // the track stream's first message time (zero when empty)
+	last        atomic.Uint64 // outstanding, readable while a probe holds mu
 }
 
 // state returns the latest probe's result, probing first when it is older than probeEvery.
@@ -35,9 +37,14 @@ func (p *streamProbe) state(ctx context.Context) (outstanding uint64, err error)
 	if now := p.now(); p.at.IsZero() || now.Sub(p.at) >= probeEvery {
 		p.outstanding, p.oldest, p.err = p.probe(ctx)
 		p.at = p.now()
+		p.last.Store(p.outstanding)
 	}
 	return p.outstanding, p.err
 }
+
+// cached returns the latest probe's outstanding count without probing (0 before the first
+// probe): for callers that must not wait on JetStream. The list sweep probes at every sweep.
+func (p *streamProbe) cached() uint64 { return p.last.Load() }
 
 // tracked returns the latest probe's outstanding count and the time the oldest outstanding
 // job was tracked, probing first when it is older than probeEvery: the list sweep's input.

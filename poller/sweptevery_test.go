@@ -1,0 +1,33 @@
+package poller
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// TestSweptEvery: the covered jobs' safety-net polls, together, take half the GET /job rate
+// at most; without a count or a rate nothing is stretched.
+func TestSweptEvery(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		outstanding func() uint64
+		rate        func() float64
+		want        time.Duration
+	}{
+		{"100,000 jobs at 100/s", func() uint64 { return 100_000 }, func() float64 { return 100 }, 2000 * time.Second},
+		{"a share of 50/s", func() uint64 { return 1_000 }, func() float64 { return 50 }, 40 * time.Second},
+		{"no jobs", func() uint64 { return 0 }, func() float64 { return 100 }, 0},
+		{"no rate", func() uint64 { return 1_000 }, func() float64 { return 0 }, 0},
+		{"infinite rate", func() uint64 { return 1_000 }, func() float64 { return math.Inf(1) }, 0},
+		{"no count function", nil, func() float64 { return 100 }, 0},
+		{"no rate function", func() uint64 { return 1_000 }, nil, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Poller{o: Options{Outstanding: tt.outstanding, PollRate: tt.rate}}
+			if got := p.sweptEvery(); got != tt.want {
+				t.Errorf("sweptEvery = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
