@@ -65,6 +65,13 @@ const (
 	DeepShare = 0.01
 	// deepMinEnds is how many reported jobs the share needs before it is trusted.
 	deepMinEnds = 100
+	// deepMaxOld is the most remembered outstanding jobs tracked more than DeepAge ago for
+	// the deep pages to be read every DeepEvery sweeps. The ends count only the past: a
+	// backlog tracked at once crosses DeepAge all together, and without this look at the jobs
+	// still outstanding the first of them to end waited up to DeepEvery intervals (measured:
+	// p99 lag 24 s at 100,000 jobs). A count, not a share: in a workload's tail the few jobs
+	// left are all old stragglers, which the tier is for.
+	deepMaxOld = 100
 	// hintRetry is how long a listed terminal job that gave no event (not tracked, or GET
 	// /job said otherwise) is left alone before the sweep asks again.
 	hintRetry = 30 * time.Second
@@ -415,8 +422,21 @@ func (s *Sweeper) tier() (tiered, shallow bool) {
 	defer s.mu.Unlock()
 	s.sweeps++
 	tiered = DeepEvery*s.o.Interval <= s.o.SafetyInterval/2 &&
-		s.ends >= deepMinEnds && s.deepEnds <= DeepShare*s.ends
+		s.ends >= deepMinEnds && s.deepEnds <= DeepShare*s.ends && s.oldKnown() <= deepMaxOld
 	return tiered, tiered && (s.sweeps-1)%DeepEvery != 0
+}
+
+// oldKnown is how many remembered tracked jobs were tracked more than DeepAge ago. s.mu is
+// held.
+func (s *Sweeper) oldKnown() int {
+	cut := s.o.Now().Add(-s.o.DeepAge)
+	old := 0
+	for _, j := range s.known {
+		if j.trackedAt.Before(cut) {
+			old++
+		}
+	}
+	return old
 }
 
 // isKnown reports whether id is in the self-check's sample of tracked jobs.

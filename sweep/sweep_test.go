@@ -419,6 +419,24 @@ func TestDeepTier(t *testing.T) {
 		}
 		return s, pages, &clock
 	}
+	// A backlog tracked at once crosses DeepAge together: many old jobs still outstanding turn
+	// the tier off, however few of the ends were deep so far.
+	t.Run("many old outstanding jobs: every sweep deep", func(t *testing.T) {
+		s, _, _ := run(t, 1000, 5, Options{DeepAge: 150 * time.Second}, 0)
+		for i := range deepMaxOld + 1 {
+			s.Covers(fmt.Sprintf("backlog%d", i), now.Add(-200*time.Second))
+		}
+		l := s.list.(*fakeList)
+		var pages []int
+		for range 3 {
+			before := l.pageCount()
+			s.sweep(t.Context())
+			pages = append(pages, l.pageCount()-before)
+		}
+		if fmt.Sprint(pages) != "[6 6 6]" {
+			t.Errorf("pages per sweep = %v, want [6 6 6]", pages)
+		}
+	})
 	t.Run("rare deep jobs: every 8th sweep", func(t *testing.T) {
 		s, pages, clock := run(t, 1000, 5, Options{DeepAge: 150 * time.Second}, 2)
 		if fmt.Sprint(pages) != "[6 4]" {
