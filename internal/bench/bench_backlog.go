@@ -18,7 +18,6 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
-	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // The backlog scenario: -jobs jobs are tracked at once, with exponential running times of
@@ -233,44 +232,13 @@ func benchBacklog(ctx context.Context, cfg *benchConfig, stdout, stderr io.Write
 }
 
 // waitDelivered waits until the track consumer has no message left to deliver: each was
-// admitted, or deleted because the list sweep reported its job first. Jobs end meanwhile, so
-// the ack-pending count is not a condition here, unlike [rig.waitAdmitted]. Consumer info
-// and the bridge's counter are polled: neither says so by a signal.
+// admitted, or deleted first because the list sweep reported its job (then it is never
+// delivered, so admissions alone may stay short of n). Jobs end meanwhile, so the
+// ack-pending count is not a condition here, unlike [rig.waitAdmitted].
 func (r *rig) waitDelivered(ctx context.Context, n int, progress io.Writer) error {
-	cons, err := r.js.Consumer(ctx, subject.TrackStream, track.ConsumerName)
-	if err != nil {
-		return fmt.Errorf("track consumer: %w", err)
-	}
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	lastReport := time.Now()
-	for {
-		info, err := cons.Info(ctx)
-		admitted := -1.0
-		if m, merr := r.child.get(ctx, "/metrics"); merr == nil {
-			// A job the list sweep reported before its first delivery is admitted as
-			// already reported.
-			admitted = metricValue(m, `reducto_bridge_track_messages_total{result="new"}`) +
-				metricValue(m, `reducto_bridge_track_messages_total{result="already_reported"}`)
-		}
-		// Every message delivered: admitted, or deleted first because the list sweep
-		// reported its job (then it is never delivered, so admissions alone may stay short
-		// of n).
-		if err == nil && info.NumPending == 0 && admitted > 0 {
-			return nil
-		}
-		if time.Since(lastReport) >= 5*time.Second && info != nil {
-			lastReport = time.Now()
-			fmt.Fprintf(progress, "bench: %.0f of %d admitted (consumer: %d pending)\n", admitted, n, info.NumPending)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("jobs not all admitted (%.0f of %d): %w", admitted, n, context.Cause(ctx))
-		case <-r.child.Exited():
-			return fmt.Errorf("bridge exited: %v (see %s)", r.child.Err(), r.child.LogPath())
-		case <-t.C:
-		}
-	}
+	return r.waitConsumer(ctx, n, progress, func(info *jetstream.ConsumerInfo, admitted float64) bool {
+		return info.NumPending == 0 && admitted > 0
+	})
 }
 
 // waitFor waits d (real time), the measurement window, unless ctx ends or the bridge exits.

@@ -138,9 +138,17 @@ func benchParked(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer
 }
 
 // waitAdmitted waits until the track consumer has delivered every job once and the bridge
-// has admitted each (parked it with a delayed Nak). Neither says so by a signal: consumer
-// info and the bridge's counter are polled.
+// has admitted each (parked it with a delayed Nak).
 func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error {
+	return r.waitConsumer(ctx, n, progress, func(info *jetstream.ConsumerInfo, admitted float64) bool {
+		return info.NumPending == 0 && info.NumAckPending == n && admitted >= float64(n)
+	})
+}
+
+// waitConsumer polls the track consumer's info and the bridge's admissions (new and already
+// reported: a job the list sweep reported before its first delivery is admitted as already
+// reported) until done says so. Neither says so by a signal.
+func (r *rig) waitConsumer(ctx context.Context, n int, progress io.Writer, done func(info *jetstream.ConsumerInfo, admitted float64) bool) error {
 	cons, err := r.js.Consumer(ctx, subject.TrackStream, track.ConsumerName)
 	if err != nil {
 		return fmt.Errorf("track consumer: %w", err)
@@ -152,9 +160,10 @@ func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error
 		info, err := cons.Info(ctx)
 		admitted := -1.0
 		if m, merr := r.child.get(ctx, "/metrics"); merr == nil {
-			admitted = metricValue(m, `reducto_bridge_track_messages_total{result="new"}`)
+			admitted = metricValue(m, `reducto_bridge_track_messages_total{result="new"}`) +
+				metricValue(m, `reducto_bridge_track_messages_total{result="already_reported"}`)
 		}
-		if err == nil && info.NumPending == 0 && info.NumAckPending == n && admitted >= float64(n) {
+		if err == nil && done(info, admitted) {
 			return nil
 		}
 		if time.Since(lastReport) >= 5*time.Second && info != nil {
@@ -168,7 +177,7 @@ func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error
 			if info != nil {
 				pending, ack = int(info.NumPending), info.NumAckPending
 			}
-			return fmt.Errorf("jobs not all admitted (pending %d, ack pending %d of %d): %w", pending, ack, n, context.Cause(ctx))
+			return fmt.Errorf("jobs not all admitted (%.0f of %d; pending %d, ack pending %d): %w", admitted, n, pending, ack, context.Cause(ctx))
 		case <-r.child.Exited():
 			return fmt.Errorf("bridge exited: %v (see %s)", r.child.Err(), r.child.LogPath())
 		case <-t.C:
