@@ -40,6 +40,26 @@ func (c *scaledClock) Now() time.Time {
 	return c.wall.Add(time.Duration(float64(time.Since(c.start)) * c.factor))
 }
 
+// Wall maps a simulator time back to the real instant it stands for.
+func (c *scaledClock) Wall(t time.Time) time.Time {
+	return c.wall.Add(time.Duration(float64(t.Sub(c.wall)) / c.factor))
+}
+
+// walled is a [Clock] whose time runs apart from the wall clock (a [ScaledClock]): the
+// timestamps a client compares with its own clock (created_at) are reported on the wall
+// clock, at the real instant the simulator time stands for.
+type walled interface {
+	Wall(t time.Time) time.Time
+}
+
+// wallTime is t as a client's clock reads it: t itself, unless the clock is scaled.
+func wallTime(c Clock, t time.Time) time.Time {
+	if w, ok := c.(walled); ok {
+		return w.Wall(t)
+	}
+	return t
+}
+
 // FakeClock is a [Clock] that only moves when told to, for deterministic tests.
 type FakeClock struct {
 	mu sync.RWMutex

@@ -361,7 +361,9 @@ func (s *Server) newJobAt(at time.Time, spec JobSpec, rawConfig string, metadata
 		spec.Flap = true
 	}
 	// Without a monotonic reading, created orders and compares on the wall clock only, like
-	// the created_at (and the listing cursor) derived from it.
+	// the listing cursor derived from it. The created_at shown is the real instant of the
+	// creation: under a scaled clock the client's configured durations are divided by the
+	// factor, so it compares created_at with its own clock (the list sweep's ages).
 	now := at.Round(0)
 	j := &job{
 		id:         s.newID(),
@@ -374,7 +376,7 @@ func (s *Server) newJobAt(at time.Time, spec JobSpec, rawConfig string, metadata
 		background: background,
 	}
 	j.idJSON = quote(j.id)
-	j.createdJSON = quote(now.UTC().Format(createdLayout))
+	j.createdJSON = quote(wallTime(s.clock, now).UTC().Format(createdLayout))
 	j.rawConfigJSON = quote(rawConfig)
 	j.reasonJSON = quote(spec.Reason)
 	j.errNameJSON = quote(spec.ErrorName)
