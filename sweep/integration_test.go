@@ -32,13 +32,13 @@ func (f hintFunc) HintTracked(ctx context.Context, id string) (bool, error) { re
 
 // trackState is the sweeper's Outstanding, read from the track stream as the bridge does.
 func trackState(js jetstream.JetStream) sweep.Outstanding {
-	return func(ctx context.Context) (uint64, time.Time, error) {
+	return func(ctx context.Context) (sweep.Tracked, error) {
 		s, err := js.Stream(ctx, subject.TrackStream)
 		if err != nil {
-			return 0, time.Time{}, err
+			return sweep.Tracked{}, err
 		}
 		st := s.CachedInfo().State
-		return st.Msgs, st.FirstTime, nil
+		return sweep.Tracked{Count: st.Msgs, Oldest: st.FirstTime, Newest: st.LastTime}, nil
 	}
 }
 
@@ -200,7 +200,9 @@ func TestLeaseFailover(t *testing.T) {
 	start := func() *replica {
 		r := &replica{list: &countingList{}, lease: sweep.NewLease(kv, key, period, nil), done: make(chan struct{})}
 		r.sw, err = sweep.New(r.list, hintFunc(func(context.Context, string) (bool, error) { return false, nil }),
-			func(context.Context) (uint64, time.Time, error) { return 1, time.Now().Add(-time.Second), nil },
+			func(context.Context) (sweep.Tracked, error) {
+				return sweep.Tracked{Count: 1, Oldest: time.Now().Add(-time.Second)}, nil
+			},
 			sweep.Options{Interval: 20 * time.Millisecond, Lease: r.lease})
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,9 +36,16 @@ type Hinter interface {
 	HintTracked(ctx context.Context, id string) (bool, error)
 }
 
-// Outstanding reports how many jobs are tracked and when the oldest was tracked (the track
-// stream's message count and first message time).
-type Outstanding func(ctx context.Context) (n uint64, oldest time.Time, err error)
+// Tracked is what the track stream says of the outstanding jobs.
+type Tracked struct {
+	Count  uint64    // message count
+	Oldest time.Time // first message time: no outstanding job was tracked before it
+	Newest time.Time // last message time: none was tracked after it (zero: unknown)
+}
+
+// Outstanding reports the track stream's state, read at the call (the sweep relies on Newest
+// being current at its start).
+type Outstanding func(ctx context.Context) (Tracked, error)
 
 // Defaults of zero [Options] fields; config.Defaults() agrees (BRIDGE_LIST_INTERVAL,
 // BRIDGE_LIST_MAX_RATE, BRIDGE_LIST_SAFETY_INTERVAL).
@@ -82,6 +90,15 @@ const (
 	// hints, so a slow budget slows the hints, not the sweep (while fewer than hintWorkers
 	// are waiting).
 	hintWorkers = 64
+	// ClockMargin is how far Reducto's created_at may run ahead of the NATS server's clock:
+	// no outstanding job is assumed created after the newest tracked time plus it, so the
+	// pages above are skipped (a job outside the assumption is caught by the self-check).
+	ClockMargin = 5 * time.Second
+	// deepQuantile: the deep tier's age is at least the age under which this share of the
+	// jobs the sweep reported ended (so deep jobs stay about 1-deepQuantile of the ends).
+	deepQuantile = 0.995
+	// maxAges bounds the reported ages remembered for deepQuantile.
+	maxAges = 4096
 )
 
 // Options configure a Sweeper. Zero values take the defaults in brackets.
@@ -111,7 +128,8 @@ type Options struct {
 // knownJob is a tracked job the poller told the sweeper about (the self-check's sample).
 type knownJob struct {
 	trackedAt time.Time
-	seen      bool // some page showed it
+	created   time.Time // its created_at, once a page showed it
+	seen      bool      // some page showed it
 	misses    int  // sweeps in a row that should have shown it and did not
 }
 
@@ -145,6 +163,20 @@ type Sweeper struct {
 	failures  int // failed sweeps in a row
 	clean     int // clean sweeps in a row
 	needClean int // clean sweeps needed to (re)gain health
+	// marks are the cursors of the latest sweep's pages and the newest created_at each
+	// returned: a sweep resumes from one instead of paging down through jobs created after
+	// every outstanding one (see skip).
+	marks     []mark
+	skipFails int       // resumed pages in a row that did not start where expected
+	noSkip    bool      // cursors do not resume as assumed: always read from the top
+	ages      []float64 // seconds from created_at to the report, of reported jobs (a ring)
+	agesNext  int
+}
+
+// mark is a cursor and the newest created_at of the page it returned.
+type mark struct {
+	cursor string
+	newest time.Time
 }
 
 // New returns a sweeper; it does nothing until [Sweeper.Run].
@@ -301,14 +333,17 @@ func (s *Sweeper) Release(ctx context.Context) {
 }
 
 // sweep is one sweep: page from the newest job down as deep as the floor and the cost model
-// say, hint every listed terminal job not acted on recently, then run the self-check.
+// say, hint every listed terminal job not acted on recently, then run the self-check. The
+// pages above the newest tracked time (plus ClockMargin) hold no outstanding job: the sweep
+// starts below them when a cursor of the previous sweep leads there (see resume).
 func (s *Sweeper) sweep(ctx context.Context) {
 	start := s.o.Now()
-	n, oldest, err := s.outstanding(ctx)
+	tr, err := s.outstanding(ctx)
 	if err != nil {
 		s.failed(err)
 		return
 	}
+	n, oldest := tr.Count, tr.Oldest
 	if n == 0 && s.o.Track == nil {
 		s.idle(start)
 		return
@@ -320,22 +355,35 @@ func (s *Sweeper) sweep(ctx context.Context) {
 	}
 	// The deep tier: pages below deepCut are read every DeepEvery-th sweep only, while
 	// tiered says their longer lag stays out of the p99.
-	deepCut := start.Add(-s.o.DeepAge)
-	tiered, shallow := s.tier()
+	deepAge := s.deepAge()
+	deepCut := start.Add(-deepAge)
+	tiered, shallow := s.tier(deepCut)
 	if shallow {
 		// Promises are kept by the deep sweeps (within DeepEvery intervals, well within the
 		// safety interval); a shallow sweep pages down to the oldest remembered job above the
 		// deep tier, and below it only as deep as pays.
 		promise = s.shallowFloor(deepCut)
 	}
+	// skip: every job created after it is untracked (BRIDGE_TRACK_ALL needs them all).
+	var skip time.Time
+	if s.o.Track == nil && !tr.Newest.IsZero() {
+		skip = tr.Newest.Add(ClockMargin)
+	}
+	if shallow && !skip.IsZero() && skip.Before(deepCut) {
+		// Every outstanding job lies in the deep tier: nothing for this sweep to read.
+		s.finish(start, nil, skip, false, 0, 0, true, true)
+		return
+	}
+	cursor, skipped := s.resume(skip)
 	// The hints of this sweep run while it pages; it ends when they have.
 	hints := &hintRun{sem: make(chan struct{}, hintWorkers)}
 	defer hints.wg.Wait()
 	seen := map[string]struct{}{}
 	var top, bottom time.Time
+	var marks []mark
 	pages, dups, end := 0, 0, false
+	read := 0    // pages of the current descent (the cost model's pace)
 	tracked := 0 // listed jobs of the self-check's sample: the density of tracked jobs
-	cursor := ""
 	for {
 		if s.o.Lease != nil && !s.o.Lease.Held() {
 			return
@@ -349,11 +397,29 @@ func (s *Sweeper) sweep(ctx context.Context) {
 				return
 			}
 			s.m.ListPage(false)
+			if skipped && read == 0 {
+				s.resumeFailed("a resumed page failed", err)
+				cursor, skipped = "", false // from the top instead
+				continue
+			}
 			s.failed(err)
 			return
 		}
 		s.m.ListPage(true)
 		pages++
+		if skipped && read == 0 {
+			if newest := newestCreated(l.Jobs); newest.Before(skip) {
+				// The cursor led below the skipped pages' end: jobs between may be tracked.
+				s.resumeFailed("a resumed page started below the newest tracked time", nil)
+				cursor, skipped = "", false
+				continue
+			}
+			s.resumed()
+		}
+		read++
+		if cursor != "" {
+			marks = append(marks, mark{cursor: cursor, newest: newestCreated(l.Jobs)})
+		}
 		var due []reducto.JobSummary
 		for _, j := range l.Jobs {
 			if _, dup := seen[j.ID]; dup {
@@ -361,7 +427,7 @@ func (s *Sweeper) sweep(ctx context.Context) {
 				continue
 			}
 			seen[j.ID] = struct{}{}
-			if s.isKnown(j.ID) {
+			if s.sawKnown(j.ID, j.CreatedAt) {
 				tracked++
 			}
 			if !j.CreatedAt.IsZero() {
@@ -390,23 +456,90 @@ func (s *Sweeper) sweep(ctx context.Context) {
 		}
 		// Jobs told covered are paged down to (their polls are far away); below them, only
 		// as deep as pays.
-		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, pages, tracked, tiered && bottom.Before(deepCut))) {
+		if (promise.IsZero() || bottom.Before(promise)) && !worthPaging(s.depth(n, oldest, start, top, bottom, floor, read, tracked, tiered && bottom.Before(deepCut))) {
 			break
 		}
 		cursor = l.NextCursor
 	}
 	hints.wg.Wait()
-	s.finish(start, seen, bottom, end, pages, dups, shallow)
+	s.mu.Lock()
+	s.marks = marks
+	s.mu.Unlock()
+	s.finish(start, seen, bottom, end, pages, dups, shallow, skipped)
+	s.log.Debug("list sweep tier", "deep_age", deepAge, "tiered", tiered)
 }
 
-// shallowFloor is the oldest tracked time, minus TrackSlack, of a remembered job whose
-// tracked time minus TrackSlack is not before deepCut (zero when none).
+// newestCreated is the newest created_at of a page (zero when none).
+func newestCreated(jobs []reducto.JobSummary) time.Time {
+	var t time.Time
+	for _, j := range jobs {
+		if j.CreatedAt.After(t) {
+			t = j.CreatedAt
+		}
+	}
+	return t
+}
+
+// resume picks where a sweep starts: the cursor of the previous sweep's deepest page whose
+// newest job was created at or after skip, so that the pages above it (all created after
+// every outstanding job) are not read again; "" (the top) when none, when skip is zero, or
+// when cursors proved not to resume (an offset cursor resumes a little higher each time,
+// which only repeats entries).
+func (s *Sweeper) resume(skip time.Time) (cursor string, skipped bool) {
+	if skip.IsZero() {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.noSkip {
+		return "", false
+	}
+	var best *mark
+	for i := range s.marks {
+		m := &s.marks[i]
+		if !m.newest.Before(skip) && (best == nil || m.newest.Before(best.newest)) {
+			best = m
+		}
+	}
+	if best == nil {
+		return "", false
+	}
+	return best.cursor, true
+}
+
+// resumed records a resumed page that started where expected.
+func (s *Sweeper) resumed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skipFails = 0
+}
+
+// resumeFailed records a resumed page that failed or started too low: the sweep reads from
+// the top instead, and after MissSweeps in a row every sweep does (WARN).
+func (s *Sweeper) resumeFailed(why string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks = nil
+	if s.skipFails++; s.skipFails < MissSweeps {
+		s.log.Debug("list sweep: "+why+"; reading from the top", "error", err)
+		return
+	}
+	s.noSkip = true
+	s.log.Warn("list sweep: "+why+" "+"several times; every sweep reads from the top from now on", "error", err)
+}
+
+// shallowFloor is the oldest creation, not before deepCut, of a remembered job: its
+// created_at once listed, else its tracked time minus TrackSlack (zero when none).
 func (s *Sweeper) shallowFloor(deepCut time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var floor time.Time
 	for _, j := range s.known {
-		if at := j.trackedAt.Add(-s.o.TrackSlack); !at.Before(deepCut) && (floor.IsZero() || at.Before(floor)) {
+		at := j.created
+		if at.IsZero() {
+			at = j.trackedAt.Add(-s.o.TrackSlack)
+		}
+		if !at.Before(deepCut) && (floor.IsZero() || at.Before(floor)) {
 			floor = at
 		}
 	}
@@ -417,19 +550,32 @@ func (s *Sweeper) shallowFloor(deepCut time.Time) time.Time {
 // sweeps (tiered: deep jobs are at most DeepShare of at least deepMinEnds reported jobs, and
 // DeepEvery intervals fit twice in the safety interval, so that a covered deep job is found
 // well before its safety-net poll) and whether this sweep leaves it out (shallow).
-func (s *Sweeper) tier() (tiered, shallow bool) {
+func (s *Sweeper) tier(deepCut time.Time) (tiered, shallow bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweeps++
 	tiered = DeepEvery*s.o.Interval <= s.o.SafetyInterval/2 &&
-		s.ends >= deepMinEnds && s.deepEnds <= DeepShare*s.ends && s.oldKnown() <= deepMaxOld
+		s.ends >= deepMinEnds && s.deepEnds <= DeepShare*s.ends && s.oldKnown(deepCut) <= deepMaxOld
 	return tiered, tiered && (s.sweeps-1)%DeepEvery != 0
 }
 
-// oldKnown is how many remembered tracked jobs were tracked more than DeepAge ago. s.mu is
-// held.
-func (s *Sweeper) oldKnown() int {
-	cut := s.o.Now().Add(-s.o.DeepAge)
+// deepAge is the deep tier's age: DeepAge, or more when more than 1-deepQuantile of the
+// jobs the sweep reported (deepMinEnds of them at least) were older than that at their
+// report, so that deep jobs stay a small share of the ends whatever the workload's durations.
+func (s *Sweeper) deepAge() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ages) < deepMinEnds {
+		return s.o.DeepAge
+	}
+	sorted := slices.Clone(s.ages)
+	slices.Sort(sorted)
+	q := sorted[min(len(sorted)-1, int(deepQuantile*float64(len(sorted))))]
+	return max(s.o.DeepAge, time.Duration(q*float64(time.Second)))
+}
+
+// oldKnown is how many remembered tracked jobs were tracked before deepCut. s.mu is held.
+func (s *Sweeper) oldKnown(cut time.Time) int {
 	old := 0
 	for _, j := range s.known {
 		if j.trackedAt.Before(cut) {
@@ -439,11 +585,15 @@ func (s *Sweeper) oldKnown() int {
 	return old
 }
 
-// isKnown reports whether id is in the self-check's sample of tracked jobs.
-func (s *Sweeper) isKnown(id string) bool {
+// sawKnown reports whether id is in the self-check's sample of tracked jobs, and records
+// its created_at when it is.
+func (s *Sweeper) sawKnown(id string, created time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.known[id]
+	j, ok := s.known[id]
+	if ok && !created.IsZero() {
+		j.created = created
+	}
 	return ok
 }
 
@@ -543,13 +693,26 @@ func (s *Sweeper) hint(ctx context.Context, run *hintRun, jobs []reducto.JobSumm
 				s.acted[id] = time.Time{} // never again
 				delete(s.known, id)
 				s.ends++
-				if !j.CreatedAt.IsZero() && j.CreatedAt.Before(deepCut) {
-					s.deepEnds++
+				if !j.CreatedAt.IsZero() {
+					if j.CreatedAt.Before(deepCut) {
+						s.deepEnds++
+					}
+					s.age(s.o.Now().Sub(j.CreatedAt))
 				}
 				s.m.ListReported()
 			}
 		})
 	}
+}
+
+// age remembers a reported job's age (s.mu held).
+func (s *Sweeper) age(d time.Duration) {
+	if len(s.ages) < maxAges {
+		s.ages = append(s.ages, d.Seconds())
+		return
+	}
+	s.ages[s.agesNext] = d.Seconds()
+	s.agesNext = (s.agesNext + 1) % maxAges
 }
 
 // idle records a sweep with nothing tracked: nothing to page, coverage for what comes next.
@@ -589,11 +752,12 @@ func (s *Sweeper) withdraw() {
 
 // finish runs the self-check after a sweep that read pages down to bottom (or to the end of
 // the list) and records the coverage. A shallow sweep (the deep tier left out) keeps what it
-// knows of the deep tier, and the coverage of the latest deep sweep while it is fresh.
-func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.Time, end bool, pages, dups int, shallow bool) {
+// knows of the deep tier, and the coverage of the latest deep sweep while it is fresh; a
+// skipped one (the top pages left out) what it knows of the top.
+func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.Time, end bool, pages, dups int, shallow, skipped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !shallow {
+	if !shallow && !skipped {
 		for id, at := range s.acted {
 			if _, ok := seen[id]; !ok && (at.IsZero() || !start.Before(at)) {
 				delete(s.acted, id) // below the pages read: no longer listed
@@ -656,5 +820,5 @@ func (s *Sweeper) finish(start time.Time, seen map[string]struct{}, bottom time.
 	s.cov = cov
 	s.covUntil = now.Add(3*s.o.Interval + now.Sub(start))
 	s.m.SweepDepth(pages)
-	s.log.Debug("list sweep", "pages", pages, "shallow", shallow, "listed", len(seen), "repeated", dups, "bottom", bottom, "end", end, "healthy", s.cov.Healthy)
+	s.log.Debug("list sweep", "pages", pages, "shallow", shallow, "skipped", skipped, "listed", len(seen), "repeated", dups, "bottom", bottom, "end", end, "healthy", s.cov.Healthy)
 }

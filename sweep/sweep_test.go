@@ -141,7 +141,7 @@ func account(n int, newest time.Time, gap time.Duration, status reducto.Status) 
 }
 
 func fixed(n uint64, oldest time.Time) Outstanding {
-	return func(context.Context) (uint64, time.Time, error) { return n, oldest, nil }
+	return func(context.Context) (Tracked, error) { return Tracked{Count: n, Oldest: oldest}, nil }
 }
 
 // TestPagingStopsAtTheOldestTrackedJob: 3,000 jobs 100 ms apart; the oldest tracked job was
@@ -188,7 +188,9 @@ func TestPagingStopsAtTheOldestTrackedJob(t *testing.T) {
 		l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
 		n := uint64(10000)
 		s, _ := New(l, &fakeHints{hinted: map[string]int{}},
-			func(context.Context) (uint64, time.Time, error) { return n, now.Add(-120 * time.Second), nil },
+			func(context.Context) (Tracked, error) {
+				return Tracked{Count: n, Oldest: now.Add(-120 * time.Second)}, nil
+			},
 			Options{MaxRate: 1000, Now: func() time.Time { return now }})
 		for i := range 30 {
 			s.Covers(fmt.Sprintf("old%d", i), now.Add(-120*time.Second))
@@ -481,7 +483,9 @@ func TestDeepTier(t *testing.T) {
 		l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
 		n := uint64(10000)
 		s, _ := New(l, &fakeHints{hinted: map[string]int{}},
-			func(context.Context) (uint64, time.Time, error) { return n, now.Add(-250 * time.Second), nil },
+			func(context.Context) (Tracked, error) {
+				return Tracked{Count: n, Oldest: now.Add(-250 * time.Second)}, nil
+			},
 			Options{Interval: time.Second, DeepAge: 150 * time.Second, MaxRate: 1000, Now: func() time.Time { return now }})
 		s.ends = 1000
 		s.sweep(t.Context()) // deep: many outstanding, down to the floor

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/sweep"
 )
 
 // probeEvery bounds how often /readyz and /metrics ask JetStream about the streams: however
@@ -27,6 +28,7 @@ type streamProbe struct {
 	err         error
 	outstanding uint64
 	oldest      time.Time     // the track stream's first message time (zero when empty)
+	newest      time.Time     // its last message time (zero when empty)
 	last        atomic.Uint64 // outstanding, readable while a probe holds mu
 }
 
@@ -35,43 +37,48 @@ func (p *streamProbe) state(ctx context.Context) (outstanding uint64, err error)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if now := p.now(); p.at.IsZero() || now.Sub(p.at) >= probeEvery {
-		p.outstanding, p.oldest, p.err = p.probe(ctx)
-		p.at = p.now()
-		p.last.Store(p.outstanding)
+		p.refresh(ctx)
 	}
 	return p.outstanding, p.err
+}
+
+// refresh probes now. p.mu is held.
+func (p *streamProbe) refresh(ctx context.Context) {
+	p.outstanding, p.oldest, p.newest, p.err = p.probe(ctx)
+	p.at = p.now()
+	p.last.Store(p.outstanding)
 }
 
 // cached returns the latest probe's outstanding count without probing (0 before the first
 // probe): for callers that must not wait on JetStream. The list sweep probes at every sweep.
 func (p *streamProbe) cached() uint64 { return p.last.Load() }
 
-// tracked returns the latest probe's outstanding count and the time the oldest outstanding
-// job was tracked, probing first when it is older than probeEvery: the list sweep's input.
-func (p *streamProbe) tracked(ctx context.Context) (uint64, time.Time, error) {
-	n, err := p.state(ctx)
+// tracked probes now and returns the outstanding count and the times the oldest and the
+// newest outstanding job were tracked: the list sweep's input, at most one probe per sweep
+// (it skips the pages of jobs created after the newest, so a cached probe would miss jobs
+// tracked since).
+func (p *streamProbe) tracked(ctx context.Context) (sweep.Tracked, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return n, p.oldest, err
+	p.refresh(ctx)
+	return sweep.Tracked{Count: p.outstanding, Oldest: p.oldest, Newest: p.newest}, p.err
 }
 
-func (p *streamProbe) probe(ctx context.Context) (uint64, time.Time, error) {
+func (p *streamProbe) probe(ctx context.Context) (outstanding uint64, oldest, newest time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	var outstanding uint64
-	var oldest time.Time
 	for _, name := range []string{subject.TrackStream, subject.EventsStream} {
 		s, err := p.js.Stream(ctx, name)
 		if err != nil {
-			return 0, time.Time{}, fmt.Errorf("stream %s: %w", name, err)
+			return 0, time.Time{}, time.Time{}, fmt.Errorf("stream %s: %w", name, err)
 		}
 		if name == subject.TrackStream {
 			st := s.CachedInfo().State
 			outstanding = st.Msgs
 			if st.Msgs > 0 {
-				oldest = st.FirstTime
+				oldest, newest = st.FirstTime, st.LastTime
 			}
 		}
 	}
-	return outstanding, oldest, nil
+	return outstanding, oldest, newest, nil
 }
