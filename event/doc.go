@@ -18,8 +18,10 @@
 // Every event carries Nats-Msg-Id "<job_id>:<kind>" ([MsgID]) and the CloudEvents attributes in
 // binary mode (NATS protocol binding): ce-specversion 1.0, ce-id (= Nats-Msg-Id), ce-type
 // "ai.reducto.job.<kind>", ce-source (BRIDGE_EVENT_SOURCE), ce-subject (the job id), ce-time
-// (when the bridge saw the end, = observed_at), and Content-Type application/json. Values are
-// percent-encoded as the binding requires. [Headers] builds them; the Header* constants name
+// (when the bridge saw the end, = observed_at), ce-datacontenttype application/json,
+// ce-dataschema ([DataSchema], the $id of docs/event.schema.json), and Content-Type
+// application/json for clients that know no CloudEvents. Values are percent-encoded as the
+// binding requires. [Headers] builds them; the Header* constants name
 // them.
 //
 // # Body

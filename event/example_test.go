@@ -57,7 +57,8 @@ func ExampleHeaders() {
 		ObservedAt: time.Date(2026, 11, 29, 14, 0, 13, 456_000_000, time.UTC),
 	}
 	h := event.Headers(ev, "reducto-bridge")
-	for _, k := range []string{event.HeaderID, event.HeaderType, event.HeaderSource, event.HeaderSubject, event.HeaderTime} {
+	for _, k := range []string{event.HeaderID, event.HeaderType, event.HeaderSource, event.HeaderSubject, event.HeaderTime,
+		event.HeaderDataContentType, event.HeaderDataSchema} {
 		fmt.Printf("%s: %s\n", k, h[k][0])
 	}
 	fmt.Println("Nats-Msg-Id:", event.MsgID(ev.JobID, ev.Kind))
@@ -67,6 +68,8 @@ func ExampleHeaders() {
 	// ce-source: reducto-bridge
 	// ce-subject: 7f3c
 	// ce-time: 2026-11-29T14:00:13.456Z
+	// ce-datacontenttype: application/json
+	// ce-dataschema: urn:reducto-bridge:schema:event:v1
 	// Nats-Msg-Id: 7f3c:completed
 }
 

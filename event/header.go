@@ -3,15 +3,20 @@ package event
 import "strings"
 
 // Header names of an event (docs/contract.md section 2): CloudEvents binary mode, NATS
-// protocol binding. The JetStream header Nats-Msg-Id is set too, to [MsgID].
+// protocol binding (binary mode is defined by the binding's draft 1.0.3-wip; 1.0.2 knows only
+// structured mode). The JetStream header Nats-Msg-Id is set too, to [MsgID].
 const (
-	HeaderContentType = "Content-Type"
-	HeaderSpecVersion = "ce-specversion"
-	HeaderID          = "ce-id"
-	HeaderType        = "ce-type"
-	HeaderSource      = "ce-source"
-	HeaderSubject     = "ce-subject"
-	HeaderTime        = "ce-time"
+	// HeaderContentType is kept for NATS clients that know no CloudEvents; the binding reads
+	// the data's media type from [HeaderDataContentType].
+	HeaderContentType     = "Content-Type"
+	HeaderDataContentType = "ce-datacontenttype"
+	HeaderDataSchema      = "ce-dataschema"
+	HeaderSpecVersion     = "ce-specversion"
+	HeaderID              = "ce-id"
+	HeaderType            = "ce-type"
+	HeaderSource          = "ce-source"
+	HeaderSubject         = "ce-subject"
+	HeaderTime            = "ce-time"
 )
 
 // Header values that do not depend on the event.
@@ -20,6 +25,10 @@ const (
 	SpecVersion = "1.0"
 	// TypePrefix + kind is the ce-type of an event: "ai.reducto.job.completed".
 	TypePrefix = "ai.reducto.job."
+	// DataSchema is the ce-dataschema of every event: the URI, with its version, of the JSON
+	// Schema of the body, docs/event.schema.json (whose $id it is). A change to the body that
+	// breaks consumers gets a new version.
+	DataSchema = "urn:reducto-bridge:schema:event:v1"
 )
 
 // MsgID is the Nats-Msg-Id (and, percent-encoded, the ce-id) of a job's event of kind k:
@@ -32,13 +41,15 @@ func MsgID(jobID string, k Kind) string { return jobID + ":" + string(k) }
 func Headers(ev *Event, source string) map[string][]string {
 	id := MsgID(ev.JobID, ev.Kind)
 	return map[string][]string{
-		HeaderContentType: {ContentType},
-		HeaderSpecVersion: {SpecVersion},
-		HeaderID:          {percentEncode(id)},
-		HeaderType:        {percentEncode(TypePrefix + string(ev.Kind))},
-		HeaderSource:      {percentEncode(source)},
-		HeaderSubject:     {percentEncode(ev.JobID)},
-		HeaderTime:        {percentEncode(ev.ObservedAt.UTC().Format(timeLayout))},
+		HeaderContentType:     {ContentType},
+		HeaderDataContentType: {ContentType},
+		HeaderDataSchema:      {DataSchema},
+		HeaderSpecVersion:     {SpecVersion},
+		HeaderID:              {percentEncode(id)},
+		HeaderType:            {percentEncode(TypePrefix + string(ev.Kind))},
+		HeaderSource:          {percentEncode(source)},
+		HeaderSubject:         {percentEncode(ev.JobID)},
+		HeaderTime:            {percentEncode(ev.ObservedAt.UTC().Format(timeLayout))},
 	}
 }
 

@@ -5,6 +5,10 @@
 //	bridge env     every environment variable with its default and meaning
 //	bridge sim     the Reducto simulator over HTTP, for developing against it locally
 //	bridge bench   the docs' polling loop vs the bridge (polling, webhooks) on the simulator
+//	bridge version the version, the Go version and the VCS revision
+//
+// 'bridge <command> -h' (or --help, or 'bridge help <command>') prints a command's help and
+// exits 0 without starting anything.
 package main
 
 import (
@@ -15,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +27,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 	"github.com/reducto-bridge/reducto-bridge/internal/cli"
 	"github.com/reducto-bridge/reducto-bridge/internal/demo"
+	"github.com/reducto-bridge/reducto-bridge/internal/version"
 )
 
 func main() {
@@ -42,14 +48,19 @@ func main() {
 const usage = `usage: bridge [command]
 
 commands:
-  run     run the bridge (the default), configured from the environment
-  demo    run an embedded NATS, the Reducto simulator and the bridge with a few jobs
-  env     print every environment variable with its default and meaning
-  sim     serve the Reducto simulator over HTTP (bridge sim -h for its flags)
-  bench   benchmark the docs' polling loop against the bridge (bridge bench -h for its flags)
+  run      run the bridge (the default), configured from the environment
+  demo     run an embedded NATS, the Reducto simulator and the bridge with a few jobs
+  env      print every environment variable with its default and meaning
+  sim      serve the Reducto simulator over HTTP
+  bench    benchmark the docs' polling loop against the bridge
+  version  print the version, the Go version and the VCS revision
+  help     print this, or 'bridge help <command>' that command's help
+
+'bridge <command> -h' (or --help) prints a command's help and flags.
 `
 
-// run dispatches the subcommands; ctx ends on SIGINT or SIGTERM.
+// run dispatches the subcommands; ctx ends on SIGINT or SIGTERM. A command's -h or --help
+// returns flag.ErrHelp having printed its help, and starts nothing.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "run"
 	if len(args) > 0 {
@@ -57,6 +68,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "run":
+		if err := noArgs("run", "runs the bridge, configured from the environment ('bridge env' lists the variables);\nexits 0 on SIGTERM or SIGINT.", args, stderr); err != nil {
+			return err
+		}
 		return bridge.Run(ctx, stderr)
 	case "demo":
 		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -69,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return demo.Run(ctx, o, stdout, stderr)
 	case "env":
+		if err := noArgs("env", "prints every environment variable the bridge reads, with its default and meaning.", args, stderr); err != nil {
+			return err
+		}
 		return printEnv(stdout)
 	case "sim":
 		return runSim(ctx, args, stdout, stderr)
@@ -76,10 +93,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bench.Main(ctx, args, stdout, stderr)
 	case "nats-server": // hidden: the scheduler benchmark's NATS server as its own process
 		return bench.ServeNATS(ctx, args, stdout, stderr)
+	case "version":
+		if err := noArgs("version", "prints the bridge's version, its module version, the Go version and, when the\nbuild recorded it, the VCS revision.", args, stderr); err != nil {
+			return err
+		}
+		return version.Write(stdout)
 	case "help", "-h", "-help", "--help":
+		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+			return run(ctx, []string{args[0], "-h"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
 	return cli.ErrUsage
+}
+
+// noArgs parses the command line of a command that takes no flags and no arguments: -h or
+// --help prints its help (flag.ErrHelp), anything else is a usage error.
+func noArgs(name, help string, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, "usage: bridge %s\n\n'bridge %s' %s\n", name, name, help) }
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bridge %s: unexpected argument %q\n", name, fs.Arg(0))
+		fs.Usage()
+		return cli.ErrUsage
+	}
+	return nil
 }
