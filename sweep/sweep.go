@@ -130,7 +130,7 @@ type knownJob struct {
 	trackedAt time.Time
 	created   time.Time // its created_at, once a page showed it
 	seen      bool      // some page showed it
-	misses    int  // sweeps in a row that should have shown it and did not
+	misses    int       // sweeps in a row that should have shown it and did not
 }
 
 // Sweeper runs list sweeps; see the package comment. Construct it with [New].
