@@ -524,3 +524,286 @@ func TestDeepTier(t *testing.T) {
 		})
 	}
 }
+
+// TestSkipsJobsCreatedAfterTheNewestTracked: 3,000 jobs 100 ms apart; the newest tracked job
+// was tracked 120 s ago, so every job created after 115 s ago (the newest tracked time plus
+// ClockMargin: jobs 0-1149) is untracked. The first sweep reads from the top; the next ones
+// resume from the cursor of its deepest page whose newest job is not older than that (page 3,
+// cursor "1000"), never reading pages 1-2 again, and still hint the terminal jobs they list.
+// With offset cursors (entries repeated) the resumed page starts a little higher: the same.
+// With BRIDGE_TRACK_ALL every listed job matters: always from the top.
+func TestSkipsJobsCreatedAfterTheNewestTracked(t *testing.T) {
+	now := time.Now()
+	tracked := Tracked{Count: 10000, Oldest: now.Add(-200 * time.Second), Newest: now.Add(-120 * time.Second)}
+	for _, tt := range []struct {
+		name     string
+		repeat   int
+		trackAll bool
+		want     string // cursors of the second and third sweeps
+	}{
+		{"keyset", 0, false, `["1000" "1500" "2000" "1000" "1500" "2000"]`},
+		{"offset cursors", 20, false, `["980" "1460" "1940" "980" "1460" "1940"]`},
+		{"track all: from the top", 0, true, `["" "500" "1000" "1500" "2000" "" "500" "1000" "1500" "2000"]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			jobs := account(3000, now, 100*time.Millisecond, "Pending")
+			jobs[1300].Status = "Completed"
+			l := &fakeList{jobs: jobs, repeat: tt.repeat}
+			h := &fakeHints{hinted: map[string]int{}, tracked: map[string]bool{"j1300": true}}
+			o := Options{MaxRate: 1000, Now: func() time.Time { return now }}
+			if tt.trackAll {
+				o.Track = func(context.Context, string) error { return nil }
+			}
+			s, err := New(l, h, func(context.Context) (Tracked, error) { return tracked, nil }, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1500; i < 1530; i++ { // the self-check's sample: listed jobs
+				s.Covers(jobs[i].ID, jobs[i].CreatedAt)
+			}
+			s.sweep(t.Context())
+			if l.pages != 5 {
+				t.Fatalf("first sweep read %d pages (cursors %q), want 5: from the top down to the floor", l.pages, l.cursors)
+			}
+			h.set(func() { delete(h.hinted, "j1300"); h.tracked["j1300"] = false })
+			s.mu.Lock()
+			delete(s.acted, "j1300") // as if its hint had failed: listed again, hinted again
+			s.mu.Unlock()
+			l.cursors = nil
+			s.sweep(t.Context())
+			s.sweep(t.Context())
+			if got := fmt.Sprintf("%q", l.cursors); got != tt.want {
+				t.Errorf("cursors of the next two sweeps = %s, want %s", got, tt.want)
+			}
+			if h.count("j1300") != 1 {
+				t.Errorf("j1300 (terminal, below the skipped pages) hinted %d times after the first sweep, want 1", h.count("j1300"))
+			}
+			if !s.Covers("new", now) {
+				t.Error("a job tracked now is not covered after resumed sweeps")
+			}
+		})
+	}
+}
+
+// TestResumeFallsBackToTheTop: a resumed page that starts below the newest tracked time (here
+// the jobs between were deleted; with cursors that do not resume as assumed, the same) may
+// have skipped tracked jobs: that sweep reads from the top, and after MissSweeps such sweeps
+// every sweep does (WARN). A failing resumed page falls back the same way, without counting
+// as a failed sweep.
+func TestResumeFallsBackToTheTop(t *testing.T) {
+	now := time.Now()
+	tracked := Tracked{Count: 10000, Oldest: now.Add(-200 * time.Second), Newest: now.Add(-120 * time.Second)}
+	logs := &logtest.Buffer{}
+	l := &fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+	s, _ := New(l, &fakeHints{hinted: map[string]int{}}, func(context.Context) (Tracked, error) { return tracked, nil },
+		Options{MaxRate: 1000, Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	for i := range 30 {
+		s.Covers(fmt.Sprintf("j%d", 2000+i), now.Add(-200*time.Second))
+	}
+	s.sweep(t.Context())
+	// Jobs 1000-1199 gone: the page at cursor "1000" now starts at job 1200, 120 s old.
+	l.set(func(l *fakeList) {
+		l.omit = map[string]bool{}
+		for i := 1000; i < 1200; i++ {
+			l.omit[fmt.Sprintf("j%d", i)] = true
+		}
+		l.cursors = nil
+	})
+	s.sweep(t.Context())
+	if got, want := fmt.Sprintf("%q", l.cursors), `["1000" "" "500" "1000" "1700" "2200"]`; got != want {
+		t.Errorf("cursors = %s, want %s: the resumed page, then from the top", got, want)
+	}
+	// The next sweep resumes from the page above the gap, which starts where expected.
+	l.set(func(l *fakeList) { l.cursors = nil })
+	s.sweep(t.Context())
+	if got, want := fmt.Sprintf("%q", l.cursors), `["500" "1000" "1700" "2200"]`; got != want {
+		t.Errorf("cursors = %s, want %s: resumed above the gap", got, want)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("a WARN after one resumed page started too low:\n%s", logs)
+	}
+
+	// Cursors that lead deeper each time they are reused: after MissSweeps resumed pages
+	// started too low, every sweep reads from the top.
+	sl := &staleCursors{jobs: account(3000, now, 100*time.Millisecond, "Pending")}
+	s3, _ := New(sl, &fakeHints{hinted: map[string]int{}}, func(context.Context) (Tracked, error) { return tracked, nil },
+		Options{MaxRate: 1000, Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	for i := range 30 {
+		s3.Covers(fmt.Sprintf("j%d", 2000+i), now.Add(-200*time.Second))
+	}
+	for range MissSweeps + 1 {
+		sl.gen++
+		s3.sweep(t.Context())
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "reads from the top") {
+		t.Errorf("no WARN after %d resumed pages started too low:\n%s", MissSweeps, logs)
+	}
+	sl.gen++
+	sl.firsts = nil
+	s3.sweep(t.Context())
+	if fmt.Sprint(sl.firsts) != "[true]" {
+		t.Errorf("pages from the top in the last sweep: %v, want one descent from the top", sl.firsts)
+	}
+
+	// A failing resumed page: from the top in the same sweep, which is clean.
+	l2 := &failOnCursor{fakeList: fakeList{jobs: account(3000, now, 100*time.Millisecond, "Pending")}, cursor: "1000"}
+	s2, _ := New(l2, &fakeHints{hinted: map[string]int{}}, func(context.Context) (Tracked, error) { return tracked, nil },
+		Options{MaxRate: 1000, Now: func() time.Time { return now }})
+	for i := range 30 {
+		s2.Covers(fmt.Sprintf("j%d", 2000+i), now.Add(-200*time.Second))
+	}
+	s2.sweep(t.Context())
+	l2.fail = true
+	l2.cursors = nil
+	s2.sweep(t.Context())
+	if got, want := fmt.Sprintf("%q", l2.cursors), `["1000" "" "500" "1000" "1500" "2000"]`; got != want {
+		t.Errorf("cursors = %s, want %s", got, want)
+	}
+	if s2.failures != 0 || !s2.Covers("new", now) {
+		t.Errorf("a failed resumed page counted as a failed sweep (failures %d)", s2.failures)
+	}
+}
+
+// staleCursors serves pages by position with cursors "gen:pos": a cursor of an earlier
+// generation (sl.gen, moved on by the test between sweeps) leads 600 entries deeper than it
+// did. firsts records, per page, whether it was asked from the top.
+type staleCursors struct {
+	jobs   []reducto.JobSummary
+	gen    int
+	firsts []bool
+}
+
+func (l *staleCursors) ListJobs(_ context.Context, o reducto.ListOptions) (*reducto.JobList, error) {
+	pos := 0
+	if o.Cursor != "" {
+		var gen int
+		fmt.Sscanf(o.Cursor, "%d:%d", &gen, &pos)
+		if gen < l.gen {
+			pos += 600
+		}
+	} else {
+		l.firsts = append(l.firsts, true)
+	}
+	end := min(len(l.jobs), pos+o.Limit)
+	out := &reducto.JobList{Jobs: l.jobs[min(pos, end):end]}
+	if end < len(l.jobs) {
+		out.NextCursor = fmt.Sprintf("%d:%d", l.gen, end)
+	}
+	return out, nil
+}
+
+// failOnCursor fails the page of one cursor, once fail is set.
+type failOnCursor struct {
+	fakeList
+	cursor string
+	fail   bool
+	once   bool
+}
+
+func (l *failOnCursor) ListJobs(ctx context.Context, o reducto.ListOptions) (*reducto.JobList, error) {
+	if l.fail && !l.once && o.Cursor == l.cursor {
+		l.once = true
+		l.mu.Lock()
+		l.cursors = append(l.cursors, o.Cursor)
+		l.mu.Unlock()
+		return nil, errors.New("400 invalid cursor")
+	}
+	return l.fakeList.ListJobs(ctx, o)
+}
+
+// TestShallowSweepWithNothingAboveTheDeepTier: every outstanding job was tracked before the
+// deep tier's age, so a shallow sweep has no page to read: it reads none and keeps the deep
+// sweep's coverage; every DeepEvery-th sweep still reads down to the floor.
+func TestShallowSweepWithNothingAboveTheDeepTier(t *testing.T) {
+	now := time.Now()
+	tracked := Tracked{Count: 10000, Oldest: now.Add(-250 * time.Second), Newest: now.Add(-200 * time.Second)}
+	jobs := account(3000, now, 100*time.Millisecond, "Pending")
+	l := &fakeList{jobs: jobs}
+	s, _ := New(l, &fakeHints{hinted: map[string]int{}}, func(context.Context) (Tracked, error) { return tracked, nil },
+		Options{Interval: time.Second, DeepAge: 150 * time.Second, MaxRate: 1000, Now: func() time.Time { return now }})
+	s.ends = 1000
+	s.sweep(t.Context()) // deep: many outstanding, from the top down to the floor
+	tracked.Count = 10
+	for i := 2500; i < 2510; i++ {
+		if !s.Covers(jobs[i].ID, jobs[i].CreatedAt) {
+			t.Fatal("an old job is not covered after the deep sweep")
+		}
+	}
+	pages := []int{l.pageCount()}
+	for range DeepEvery {
+		before := l.pageCount()
+		s.sweep(t.Context())
+		pages = append(pages, l.pageCount()-before)
+	}
+	// The next deep sweep resumes at job 1500 (the page whose newest job is the last one not
+	// older than 195 s): 3 pages down to the floor.
+	want := "6 " + strings.Repeat("0 ", DeepEvery-1) + "3"
+	if got := strings.Trim(fmt.Sprint(pages), "[]"); got != want {
+		t.Errorf("pages per sweep = %v, want [%s]", pages, want)
+	}
+	if !s.Covers("old-covered", now.Add(-250*time.Second)) {
+		t.Error("an old job is not covered between deep sweeps")
+	}
+}
+
+// TestDeepAgeFollowsReportedAges: the deep tier's age is DeepAge until deepMinEnds reported
+// ages, then the larger of DeepAge and their 99.5th percentile.
+func TestDeepAgeFollowsReportedAges(t *testing.T) {
+	s, _ := New(&fakeList{}, &fakeHints{}, fixed(0, time.Time{}), Options{DeepAge: 135 * time.Second})
+	for range deepMinEnds - 1 {
+		s.age(400 * time.Second)
+	}
+	if got := s.deepAge(); got != 135*time.Second {
+		t.Errorf("deep age with %d ages = %v, want DeepAge", deepMinEnds-1, got)
+	}
+	s.ages = nil
+	for i := range 1000 {
+		d := 20 * time.Second
+		if i%100 == 0 {
+			d = 300 * time.Second // 1%: above the 99.5th percentile's rank
+		}
+		s.age(d)
+	}
+	if got := s.deepAge(); got != 300*time.Second {
+		t.Errorf("deep age with 1%% of ages at 300 s = %v, want 300s", got)
+	}
+	s.ages = nil
+	for range maxAges + 10 {
+		s.age(10 * time.Second)
+	}
+	if len(s.ages) != maxAges {
+		t.Errorf("%d ages remembered, want at most %d", len(s.ages), maxAges)
+	}
+	if got := s.deepAge(); got != 135*time.Second {
+		t.Errorf("deep age with short jobs only = %v, want DeepAge (its least)", got)
+	}
+}
+
+func (h *fakeHints) set(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f()
+}
+
+// TestShallowSweepPagesDownToListedJobs: a shallow sweep pages down to the oldest remembered
+// job above the deep tier by its created_at once listed: a job created and tracked 140 s ago
+// lies above a 150 s tier, though its tracked time minus the slack (170 s) does not. With few
+// outstanding jobs the cost model alone would stop after the first page.
+func TestShallowSweepPagesDownToListedJobs(t *testing.T) {
+	now := time.Now()
+	jobs := account(3000, now, 100*time.Millisecond, "Pending")
+	l := &fakeList{jobs: jobs}
+	n := uint64(10000)
+	s, _ := New(l, &fakeHints{hinted: map[string]int{}},
+		func(context.Context) (Tracked, error) { return Tracked{Count: n, Oldest: now.Add(-250 * time.Second)}, nil },
+		Options{Interval: time.Second, DeepAge: 150 * time.Second, MaxRate: 1000, Now: func() time.Time { return now }})
+	s.ends = 1000
+	s.Covers(jobs[1400].ID, jobs[1400].CreatedAt)
+	s.sweep(t.Context()) // deep, down to the floor: lists j1400
+	n = 10
+	before := l.pageCount()
+	s.sweep(t.Context())
+	if got := l.pageCount() - before; got != 3 {
+		t.Errorf("shallow sweep read %d pages, want 3 (down to j1400, created 140 s ago)", got)
+	}
+}
