@@ -15,10 +15,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/reducto-bridge/reducto-bridge/config"
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/bridge"
 	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
+	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
 const testKey = "cli-test-key"
@@ -220,3 +223,34 @@ func TestVerbUsage(t *testing.T) {
 }
 
 var flagErrHelp = flag.ErrHelp
+
+// TestWatchForeign: a message another client published on an event subject, even one that
+// decodes as that job's event, is shown as not an event; the bridge's own event is shown.
+func TestWatchForeign(t *testing.T) {
+	s := natstest.RunServer(t)
+	nc, js := natstest.JetStream(t, s)
+	pub, err := publisher.Setup(t.Context(), js, publisher.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := []byte(`{"job_id":"j1","kind":"completed","status":"Completed","observed_at":"2026-01-01T00:00:00Z"}`)
+	if _, err := js.Publish(t.Context(), subject.Event("reducto", "completed", "j1"), forged); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(t.Context(), &event.Event{JobID: "j1", Kind: event.Failed, Status: "Failed"}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c, err := NewClient(nc, "", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Watch(t.Context(), WatchOptions{All: true, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "not an event: reducto.job.completed.j1 (sequence 1)") ||
+		!strings.Contains(lines[1], "failed     j1  status Failed") {
+		t.Errorf("watch output:\n%s", out.String())
+	}
+}
