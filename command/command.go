@@ -1,6 +1,7 @@
 // Package command serves the bridge's request/reply commands (docs/contract.md section 3) as the
 // NATS micro service "reducto-bridge": P.cancel cancels a Reducto job and makes sure its
-// terminal event will be published, P.submit submits an async job and tracks it. Every request
+// terminal event will be published, P.submit submits an async job and tracks it, P.status tells
+// what the streams know of a job (when [Options.Status] is set). Every request
 // gets a JSON reply or a micro error (Nats-Service-Error and Nats-Service-Error-Code headers);
 // none is dropped silently.
 //
@@ -41,6 +42,7 @@ const ServiceName = "reducto-bridge"
 const (
 	EndpointCancel = "cancel"
 	EndpointSubmit = "submit"
+	EndpointStatus = "status"
 )
 
 // Defaults of [Options].
@@ -111,6 +113,8 @@ type Options struct {
 	// its own webhook (body.async.webhook or body.webhook), and sends nothing to Reducto. The
 	// bridge's own webhook (PublicURL) is still added.
 	RefuseWebhooks bool
+	// Status, when set, serves P.status from these look-ups; nil serves no P.status.
+	Status *StatusSources
 }
 
 // Service is the running micro service. Construct it with [Start]; end it with [Service.Stop].
@@ -129,6 +133,8 @@ type Service struct {
 	cancelTrackedOnly bool
 	tracked           func(ctx context.Context, id string) (bool, error)
 	refuseWebhooks    bool
+	prefix            string
+	statusSrc         *StatusSources // nil: no P.status
 
 	sem chan struct{} // one slot per command being handled
 	// base is every command's parent context; Shutdown cancels it when its own context ends,
@@ -144,9 +150,9 @@ type Service struct {
 	stats map[string]*endpointStats // by endpoint name; fixed after Start
 }
 
-// Start registers the micro service on nc and starts serving P.cancel and P.submit, in the
-// default queue group so that replicas share the load. jobs and tracker are required; events
-// may be nil (no check for an already-published event).
+// Start registers the micro service on nc and starts serving P.cancel, P.submit and (with
+// [Options.Status]) P.status, in the default queue group so that replicas share the load. jobs
+// and tracker are required; events may be nil (no check for an already-published event).
 //
 // micro installs its own closed and error handlers on nc (chaining to those already set), so
 // set nc's handlers before calling Start.
@@ -172,6 +178,9 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Status != nil && (o.Status.Track == nil || o.Status.Event == nil) {
+		return nil, errors.New("start command service: Status needs Track and Event")
+	}
 	if o.CancelTrackedOnly && o.Tracked == nil {
 		return nil, errors.New("start command service: CancelTrackedOnly needs Tracked")
 	}
@@ -194,9 +203,12 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		cancelTrackedOnly: o.CancelTrackedOnly,
 		tracked:           o.Tracked,
 		refuseWebhooks:    o.RefuseWebhooks,
+		prefix:            o.Prefix,
+		statusSrc:         o.Status,
 		stats: map[string]*endpointStats{
 			EndpointCancel: {},
 			EndpointSubmit: {},
+			EndpointStatus: {},
 		},
 	}
 	s.idle = sync.NewCond(&s.mu)
@@ -205,7 +217,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     o.Version,
-		Description: "Reducto async jobs as NATS events: cancel and submit commands",
+		Description: "Reducto async jobs as NATS events: cancel, submit and status commands",
 		Metadata:    map[string]string{"prefix": o.Prefix},
 		// micro's own counters see only the hand-off to a goroutine, not the reply; the real
 		// figures are in each endpoint's "data".
@@ -226,6 +238,12 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	}{
 		{EndpointCancel, subject.Cancel(o.Prefix), s.cancel},
 		{EndpointSubmit, subject.Submit(o.Prefix), s.submit},
+	}
+	if o.Status != nil {
+		endpoints = append(endpoints, struct {
+			name, subject string
+			run           func(context.Context, []byte) result
+		}{EndpointStatus, subject.Status(o.Prefix), s.status})
 	}
 	for _, e := range endpoints {
 		err := svc.AddEndpoint(e.name, s.handler(e.name, e.run), micro.WithEndpointSubject(e.subject),

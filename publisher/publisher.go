@@ -344,18 +344,26 @@ func (p *Publisher) kindOf(subj, jobID string) event.Kind {
 
 // Lookup returns the terminal event already stored for a job, or (nil, nil) when there is none.
 func (p *Publisher) Lookup(ctx context.Context, jobID string) (*event.Event, error) {
+	ev, _, err := p.Find(ctx, jobID)
+	return ev, err
+}
+
+// Find is [Publisher.Lookup] that also returns the event's sequence in REDUCTO_EVENTS (0 when
+// there is no event). Messages on the job's subjects that other clients published are skipped,
+// as they are when publishing.
+func (p *Publisher) Find(ctx context.Context, jobID string) (*event.Event, uint64, error) {
 	if err := subject.ValidJobID(jobID); err != nil {
-		return nil, fmt.Errorf("look up event: %w", err)
+		return nil, 0, fmt.Errorf("look up event: %w", err)
 	}
 	raw, _, err := p.lastGenuine(ctx, jobID, p.log.With("job_id", jobID))
 	if err != nil || raw == nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ev, err := event.Decode(raw.Data)
 	if err != nil {
-		return nil, fmt.Errorf("look up event of job %s: seq %d: %w", jobID, raw.Sequence, err)
+		return nil, 0, fmt.Errorf("look up event of job %s: seq %d: %w", jobID, raw.Sequence, err)
 	}
-	return ev, nil
+	return ev, raw.Sequence, nil
 }
 
 // last returns the job's last stored event message, or nil when there is none.

@@ -45,6 +45,7 @@ func TestAsyncAPIDocumentCoversSubjects(t *testing.T) {
 		"EventKinds": filters[:1],
 		"Cancel":     {"address: " + subject.Cancel(p)},
 		"Submit":     {"address: " + subject.Submit(p)},
+		"Status":     {"address: " + subject.Status(p)},
 		"Replicas":   {"address: " + replicas},
 	}
 	notSubjects := map[string]bool{"ValidJobID": true, "ValidPrefix": true, "TrackJobID": true}

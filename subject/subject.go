@@ -116,6 +116,9 @@ func Cancel(prefix string) string { return prefix + ".cancel" }
 // Submit is the submit command's subject: P.submit.
 func Submit(prefix string) string { return prefix + ".submit" }
 
+// Status is the status command's subject: P.status.
+func Status(prefix string) string { return prefix + ".status" }
+
 // Replicas is the subject on which the replicas of one API key announce themselves,
 // P.bridge.replicas.<key id>: the key id is the first 16 hex digits of the SHA-256 of the key,
 // so replicas of one key find each other and the key itself is never on the wire.

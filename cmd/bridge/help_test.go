@@ -26,6 +26,11 @@ var verbs = map[string]string{
 	"sim":         "Usage of sim",
 	"bench":       "Usage of bench",
 	"nats-server": "Usage of nats-server",
+	"track":       "usage: bridge track <job_id>",
+	"cancel":      "usage: bridge cancel <job_id>",
+	"status":      "usage: bridge status <job_id>",
+	"watch":       "usage: bridge watch [kind]",
+	"doctor":      "usage: bridge doctor",
 }
 
 // TestEveryVerbHelp: 'bridge <verb> -h', '--help' and 'bridge help <verb>' print that verb's

@@ -6,6 +6,7 @@
 //	bridge sim     the Reducto simulator over HTTP, for developing against it locally
 //	bridge bench   the docs' polling loop vs the bridge (polling, webhooks) on the simulator
 //	bridge version the version, the Go version and the VCS revision
+//	bridge track|cancel|status|watch|doctor   thin NATS clients of a running bridge
 //
 // 'bridge <command> -h' (or --help, or 'bridge help <command>') prints a command's help and
 // exits 0 without starting anything.
@@ -56,8 +57,19 @@ commands:
   version  print the version, the Go version and the VCS revision
   help     print this, or 'bridge help <command>' that command's help
 
+verbs (NATS clients of a running bridge, connected as NATS_URL and the NATS_* variables say):
+%s
 'bridge <command> -h' (or --help) prints a command's help and flags.
 `
+
+// usageText is usage with the NATS client verbs listed.
+func usageText() string {
+	var verbs strings.Builder
+	for _, v := range cli.Verbs {
+		fmt.Fprintf(&verbs, "  %-8s %s\n", v.Name, v.Summary)
+	}
+	return fmt.Sprintf(usage, verbs.String())
+}
 
 // run dispatches the subcommands; ctx ends on SIGINT or SIGTERM. A command's -h or --help
 // returns flag.ErrHelp having printed its help, and starts nothing.
@@ -102,10 +114,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			return run(ctx, []string{args[0], "-h"}, stdout, stderr)
 		}
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText())
 		return nil
 	}
-	fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usage)
+	if cli.IsVerb(cmd) {
+		return cli.Run(ctx, cmd, args, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "bridge: unknown command %q\n\n%s", cmd, usageText())
 	return cli.ErrUsage
 }
 

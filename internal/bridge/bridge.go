@@ -259,6 +259,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 			return m != nil, err
 		},
 		RefuseWebhooks: !cfg.SubmitWebhooks,
+		Status:         &command.StatusSources{Track: queue.Last, Event: b.pub.Find},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("command service: %w", err)

@@ -90,28 +90,11 @@ func connectOptions(cfg *config.Config, h *natsHealth, closed chan<- struct{}) (
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	auth, err := cfg.NATSAuthOptions()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.NATSNKey != "" {
-		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKey)
-		if err != nil {
-			return nil, fmt.Errorf("NATS_NKEY: %w", err)
-		}
-		opts = append(opts, o)
-	}
-	if cfg.NATSUser != "" {
-		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword.Reveal()))
-	}
-	if cfg.NATSToken.IsSet() {
-		opts = append(opts, nats.Token(cfg.NATSToken.Reveal()))
-	}
-	if cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSCA))
-	}
-	if cfg.NATSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
-	}
+	opts = append(opts, auth...)
 	return opts, nil
 }
 

@@ -152,7 +152,7 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 		t.Fatalf("bridge not ready under the documented permissions: %v", err)
 	}
 
-	// Producer: track (a JetStream publish, acknowledged), submit, cancel.
+	// Producer: track (a JetStream publish, acknowledged), submit, cancel (status below).
 	tracked := sim.Create(reductosim.JobSpec{Duration: time.Second})
 	h.track(tracked, `{"metadata":{"team":"a"}}`)
 	resp, err := pnc.Request(subject.Submit("reducto"), []byte(`{"endpoint":"parse","body":{"input":"https://x/big.pdf"}}`), 10*time.Second)
@@ -207,6 +207,25 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 	}
 	if ev := decode(t, got[tracked]); string(ev.Metadata) != `{"team":"a"}` || ev.Result == nil {
 		t.Errorf("tracked job's event: metadata %s, result %d bytes", ev.Metadata, len(ev.Result))
+	}
+
+	// Producer: P.status, answered by the bridge reading both streams under its permissions.
+	// A job reported through a poll may still have its track message for a moment (the ack
+	// follows the event), so only the event is checked.
+	resp, err = pnc.Request(subject.Status("reducto"), fmt.Appendf(nil, `{"job_id":%q}`, cancelled), 10*time.Second)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if code := resp.Header.Get(micro.ErrorCodeHeader); code != "" {
+		t.Fatalf("status: error %s %s", code, resp.Header.Get(micro.ErrorHeader))
+	}
+	var st struct {
+		Event *struct {
+			Kind event.Kind `json:"kind"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal(resp.Data, &st); err != nil || st.Event == nil || st.Event.Kind != event.Cancelled {
+		t.Fatalf("status reply %s: %v, want the cancelled event", resp.Data, err)
 	}
 
 	// Reader: the large result from the object store.

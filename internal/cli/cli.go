@@ -1,6 +1,7 @@
-// Package cli is what the bridge's subcommands share about their command lines: how flags are
+// Package cli is what the bridge's subcommands share about their command lines (how flags are
 // parsed and how a wrong command line is reported, so cmd/bridge maps both to the same exit
-// status (0 for -h, 1 otherwise) whichever package parsed the flags.
+// status, 0 for -h and 1 otherwise, whichever package parsed the flags), and the verbs that
+// are thin NATS clients of a running bridge: track, cancel, status, watch and doctor ([Run]).
 package cli
 
 import (

@@ -1,0 +1,88 @@
+package command
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
+)
+
+// StatusSources are what P.status reads: the job's track message and its stored event. Both
+// are required for the service to serve P.status.
+type StatusSources struct {
+	// Track returns the job's track message, nil when it has none; (*track.Queue).Last.
+	Track func(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
+	// Event returns the job's stored terminal event and its stream sequence, nil when there
+	// is none; (*publisher.Publisher).Find.
+	Event func(ctx context.Context, id string) (*event.Event, uint64, error)
+}
+
+// StatusRequest is the body of a P.status request. Unknown keys are ignored.
+type StatusRequest struct {
+	JobID string `json:"job_id"`
+}
+
+// StatusReply is the body of a successful P.status reply: what the streams say about the job.
+// A job the bridge knows nothing of is a normal reply with Tracked false and no Event.
+//
+// The delivery count, the last status polled and the next poll's time are not in it: they
+// live only with the replica that holds the track message at that moment (the consumer's
+// per-message state is not readable from outside), and the event's Polls is the count once
+// the job is reported.
+type StatusReply struct {
+	JobID string `json:"job_id"`
+	// Tracked: the job has a track message in REDUCTO_TRACK (it is outstanding, or its event
+	// has just been published and the message is being acked).
+	Tracked bool `json:"tracked"`
+	// TrackedAt is when the job's current track message was stored (a re-track replaces it).
+	TrackedAt *time.Time `json:"tracked_at,omitempty"`
+	// TrackSequence is the track message's sequence in REDUCTO_TRACK.
+	TrackSequence uint64 `json:"track_sequence,omitempty"`
+	// Webhook is the track body's webhook flag: polls are only a safety net.
+	Webhook bool `json:"webhook,omitempty"`
+	// Event is the job's terminal event, when it has been reported.
+	Event *StatusEvent `json:"event,omitempty"`
+}
+
+// StatusEvent is the part of a reported job's event P.status returns.
+type StatusEvent struct {
+	Kind       event.Kind `json:"kind"`
+	Sequence   uint64     `json:"sequence"` // in REDUCTO_EVENTS
+	Subject    string     `json:"subject"`
+	Status     string     `json:"status,omitempty"`
+	ObservedAt time.Time  `json:"observed_at"`
+	Polls      int        `json:"polls,omitempty"`
+}
+
+// status runs one P.status command: two stream reads, no Reducto request.
+func (s *Service) status(ctx context.Context, data []byte) result {
+	id, res, valid := decodeCancel(data)
+	if !valid {
+		return res
+	}
+	reply := StatusReply{JobID: id}
+	msg, err := s.statusSrc.Track(ctx, id)
+	if err != nil {
+		return result{code: 503, desc: "cannot read the track stream, retry", jobID: id, err: err}
+	}
+	if msg != nil {
+		at := msg.Time.UTC()
+		body, _ := track.ParseBody(msg.Data, track.DefaultMaxMetadata) // the flag is read whatever the metadata
+		reply.Tracked, reply.TrackedAt, reply.TrackSequence, reply.Webhook = true, &at, msg.Sequence, body.Webhook
+	}
+	ev, seq, err := s.statusSrc.Event(ctx, id)
+	if err != nil {
+		return result{code: 503, desc: "cannot read the events stream, retry", jobID: id, err: err}
+	}
+	if ev != nil {
+		reply.Event = &StatusEvent{
+			Kind: ev.Kind, Sequence: seq, Subject: subject.Event(s.prefix, string(ev.Kind), id),
+			Status: ev.Status, ObservedAt: ev.ObservedAt, Polls: ev.Polls,
+		}
+	}
+	return success(id, reply)
+}
