@@ -206,6 +206,11 @@ func TestServiceLevelMetrics(t *testing.T) {
 	if s := histogramSum(mfs, "reducto_bridge_webhook_to_event_seconds", nil); s <= 0 || s > float64(len(hooked))*10 {
 		t.Errorf("webhook_to_event sum = %.6fs", s)
 	}
+	for _, name := range []string{"reducto_bridge_track_to_event_seconds", "reducto_bridge_detection_lag_seconds", "reducto_bridge_polls_per_job", "reducto_bridge_webhook_to_event_seconds"} {
+		if n := histogramCount(mfs, name, nil); n > 0 {
+			t.Logf("%s: %d observations, mean %.4g", name, n, histogramSum(mfs, name, nil)/float64(n))
+		}
+	}
 	if v := gaugeValue(t, mfs, "reducto_bridge_nats_connected"); v != 1 {
 		t.Errorf("nats_connected = %v, want 1", v)
 	}
@@ -289,6 +294,34 @@ func TestPromtool(t *testing.T) {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, promtool, "check", "rules", deployFiles[0]).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	// Every dashboard query parses as PromQL.
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	data, err := os.ReadFile(deployFiles[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatal(err)
+	}
+	queries := 0
+	for _, p := range dash.Panels {
+		for _, q := range p.Targets {
+			queries++
+			if out, err := exec.CommandContext(ctx, promtool, "--experimental", "promql", "format", q.Expr).CombinedOutput(); err != nil {
+				t.Errorf("dashboard panel %q: %s: %v\n%s", p.Title, q.Expr, err, out)
+			}
+		}
+	}
+	if queries < 10 {
+		t.Errorf("dashboard has %d queries", queries)
 	}
 	_, text, _, _ := busyBridge(t)
 	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
