@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -328,5 +329,29 @@ func TestPromtool(t *testing.T) {
 	cmd.Stdin = bytes.NewReader([]byte(text))
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestNATSConnectionMetrics: nats_connected follows an outage of the server, and the
+// reconnection counts in nats_reconnects_total.
+func TestNATSConnectionMetrics(t *testing.T) {
+	h := newHarness(t, natstest.Options{}, reductosim.Options{})
+	dir := t.TempDir()
+	s := natstest.RunServer(t, natstest.Options{StoreDir: dir})
+	port := s.Addr().(*net.TCPAddr).Port
+	cfg := h.config()
+	cfg.NATSURL = s.ClientURL()
+	b := h.start(cfg)
+	value := func(name string) float64 { return gaugeValue(t, gather(t, b), name) }
+	if c, r := value("reducto_bridge_nats_connected"), value("reducto_bridge_nats_reconnects_total"); c != 1 || r != 0 {
+		t.Fatalf("before the outage: connected %v, reconnects %v; want 1, 0", c, r)
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	natstest.WaitFor(t, func() bool { return value("reducto_bridge_nats_connected") == 0 })
+	natstest.RunServer(t, natstest.Options{StoreDir: dir, Port: port})
+	natstest.WaitFor(t, func() bool { return value("reducto_bridge_nats_connected") == 1 })
+	if r := value("reducto_bridge_nats_reconnects_total"); r != 1 {
+		t.Errorf("reconnects = %v after one outage, want 1", r)
 	}
 }
