@@ -5,10 +5,13 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/version"
 )
 
 const namespace = "reducto_bridge"
@@ -48,6 +51,34 @@ type Metrics struct {
 	sweepHealthy    prometheus.Gauge
 	sweepMisses     prometheus.Counter
 	leaseHeld       prometheus.Gauge
+	trackToEvent    *prometheus.HistogramVec
+	detectionLag    *prometheus.HistogramVec
+	pollsPerJob     *prometheus.HistogramVec
+	webhookToEvent  prometheus.Histogram
+	buildInfo       *prometheus.GaugeVec
+}
+
+// Buckets of the service-level histograms.
+var (
+	// latencyBuckets span a job's life, from a webhook's sub-second answer to jobs polled
+	// for hours (seconds).
+	latencyBuckets = []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600}
+	// pollBuckets count GET /job calls per job.
+	pollBuckets = []float64{0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144}
+)
+
+// Label turns a value into the snake case every label value uses: lower case, with spaces and
+// dashes as underscores (reducto's op "get job" is get_job).
+func Label(v string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ' || r == '-':
+			return '_'
+		case r >= 'A' && r <= 'Z':
+			return r + ('a' - 'A')
+		}
+		return r
+	}, v)
 }
 
 // New creates the collectors and registers them, with Go and process collectors, on a fresh
@@ -133,10 +164,37 @@ func New() *Metrics {
 			Namespace: namespace, Name: "list_sweep_lease_held",
 			Help: "1 while this replica holds the API key's sweeper lease (it pages GET /jobs), else 0.",
 		}),
+		trackToEvent: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "track_to_event_seconds",
+			Help:    "Time from a job's track message (its stream timestamp; a webhook's arrival for a job first seen by webhook) to the publish of its event, by kind.",
+			Buckets: latencyBuckets,
+		}, []string{"kind"}),
+		detectionLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "detection_lag_seconds",
+			Help:    "Time from the job's end at Reducto (its created_at plus duration, when GET /job gives both) to the publish of its event, by kind.",
+			Buckets: latencyBuckets,
+		}, []string{"kind"}),
+		pollsPerJob: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "polls_per_job",
+			Help:    "GET /job calls the bridge made for a job, counted when its event is published, by kind.",
+			Buckets: pollBuckets,
+		}, []string{"kind"}),
+		webhookToEvent: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "webhook_to_event_seconds",
+			Help:    "Time from an accepted webhook's arrival to the publish of the event it announced.",
+			Buckets: latencyBuckets,
+		}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "build_info",
+			Help: "Always 1; the labels name the bridge's version, the Go version and the VCS revision (empty when the build recorded none).",
+		}, []string{"version", "goversion", "revision"}),
 	}
+	goVersion, revision := version.Build()
+	m.buildInfo.WithLabelValues(version.Version, goVersion, revision).Set(1)
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
 		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
 		m.listPages, m.listTerminal, m.sweepDepth, m.sweepHealthy, m.sweepMisses, m.leaseHeld,
+		m.trackToEvent, m.detectionLag, m.pollsPerJob, m.webhookToEvent, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -165,6 +223,7 @@ func (m *Metrics) ReductoRequest(op string, code int, elapsed time.Duration) {
 	if m == nil {
 		return
 	}
+	op = Label(op)
 	m.reductoRequests.WithLabelValues(op, strconv.Itoa(code)).Inc()
 	m.reductoLatency.WithLabelValues(op).Observe(elapsed.Seconds())
 }
@@ -281,6 +340,52 @@ func (m *Metrics) LeaseHeld(held bool) {
 	if m != nil {
 		setBool(m.leaseHeld, held)
 	}
+}
+
+// Reported records the service level of one published event (not a duplicate): trackToEvent
+// from the track message; lag since the job's end at Reducto, when known (known false: not
+// observed; a negative lag, clock skew, counts as 0); the job's GET /job calls.
+func (m *Metrics) Reported(kind string, trackToEvent time.Duration, lag time.Duration, lagKnown bool, polls int) {
+	if m == nil {
+		return
+	}
+	kind = Label(kind)
+	m.trackToEvent.WithLabelValues(kind).Observe(max(trackToEvent, 0).Seconds())
+	if lagKnown {
+		m.detectionLag.WithLabelValues(kind).Observe(max(lag, 0).Seconds())
+	}
+	m.pollsPerJob.WithLabelValues(kind).Observe(float64(max(polls, 0)))
+}
+
+// WebhookToEvent records the time from a webhook's arrival to the event it announced.
+func (m *Metrics) WebhookToEvent(d time.Duration) {
+	if m != nil {
+		m.webhookToEvent.Observe(max(d, 0).Seconds())
+	}
+}
+
+// NATSConnection registers the NATS connection's gauges, read at scrape time:
+// reducto_bridge_nats_connected (1 while connected) and reducto_bridge_nats_reconnects_total.
+func (m *Metrics) NATSConnection(connected func() bool, reconnects func() uint64) error {
+	if m == nil {
+		return nil
+	}
+	err := m.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "nats_connected",
+		Help: "1 while the bridge's NATS connection is up, 0 while it is disconnected, reconnecting or closed.",
+	}, func() float64 {
+		if connected() {
+			return 1
+		}
+		return 0
+	}))
+	if err != nil {
+		return err
+	}
+	return m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: namespace, Name: "nats_reconnects_total",
+		Help: "Times the NATS connection was re-established after a loss.",
+	}, func() float64 { return float64(reconnects()) }))
 }
 
 // Register adds further collectors (e.g. a gauge computed at scrape time).

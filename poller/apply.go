@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
@@ -245,6 +246,9 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 		}
 		t.log.Info(msg, "kind", ev.Kind, "status", ev.Status, "polls", ev.Polls)
 	}
+	if !out.Duplicate {
+		p.observeReported(t, v, ev)
+	}
 	if v.class == classTerminal && v.job != nil {
 		p.eta.finished(t.id, v.job, ev.ObservedAt.Sub(t.trackedAt))
 	}
@@ -284,4 +288,21 @@ func pollOutcome(c class) string {
 		return metrics.PollPermanent
 	}
 	return metrics.PollTransient
+}
+
+// observeReported records the service level of a published event: its time from the track
+// message, its lag behind the job's end at Reducto (created_at plus duration, when GET /job
+// gave both), the job's polls, and for a webhook's hint the time since the webhook arrived.
+func (p *Poller) observeReported(t *trackedJob, v verdict, ev *event.Event) {
+	now := p.now()
+	var lag time.Duration
+	lagKnown := false
+	if j := v.job; v.class == classTerminal && j != nil && !j.CreatedAt.IsZero() && j.Duration != nil && *j.Duration >= 0 {
+		end := j.CreatedAt.Add(time.Duration(*j.Duration * float64(time.Second)))
+		lag, lagKnown = now.Sub(end), true
+	}
+	p.m.Reported(string(ev.Kind), now.Sub(t.trackedAt), lag, lagKnown, ev.Polls)
+	if t.via == "webhook" && !t.hintedAt.IsZero() {
+		p.m.WebhookToEvent(now.Sub(t.hintedAt))
+	}
 }

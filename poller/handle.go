@@ -17,6 +17,9 @@ type trackedJob struct {
 	delivery
 	log *slog.Logger
 	via string // a hint's source (webhook, list); empty for a delivery
+	// hintedAt is when the hint arrived (a webhook's arrival, for webhook_to_event_seconds);
+	// zero for a delivery.
+	hintedAt time.Time
 }
 
 // handle processes one delivery of a track message. Delivery 1 admits the job (has it been

@@ -53,6 +53,7 @@ func (p *Poller) HintTracked(ctx context.Context, id string) (reported bool, err
 
 // hint is Hint and HintTracked; onlyTracked leaves a job without a track message alone.
 func (p *Poller) hint(ctx context.Context, id string, metadata json.RawMessage, via string, onlyTracked bool) (bool, error) {
+	hintedAt := p.now()
 	log := p.log.With("job_id", id, "via", via)
 	if !p.claim(id) {
 		// A poll (or another hint) of the job is in flight here: it reports the job.
@@ -88,7 +89,7 @@ func (p *Poller) hint(ctx context.Context, id string, metadata json.RawMessage, 
 		}
 	}
 	// attempt 0: not a delivery of the track message; the schedule is not consulted.
-	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: !onlyTracked, polls: 1}, log: log, via: via}
+	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: !onlyTracked, polls: 1}, log: log, via: via, hintedAt: hintedAt}
 	if tr != nil {
 		// The track message's metadata, or none: never the webhook's.
 		t.trackedAt = tr.Time

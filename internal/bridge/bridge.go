@@ -336,6 +336,10 @@ func (b *Bridge) connect() error {
 		return fmt.Errorf("connect to nats %s: %w", h.urls, err)
 	}
 	h.setConn(b.nc)
+	nc := b.nc
+	if err := b.m.NATSConnection(nc.IsConnected, func() uint64 { return nc.Stats().Reconnects }); err != nil {
+		return fmt.Errorf("register nats metrics: %w", err)
+	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

@@ -365,7 +365,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	for _, want := range []string{
 		`reducto_bridge_polls_total{outcome="terminal"} 1`,
 		`reducto_bridge_events_total{kind="completed",result="published"} 1`,
-		`reducto_bridge_reducto_requests_total{code="200",op="get job"} 1`,
+		`reducto_bridge_reducto_requests_total{code="200",op="get_job"} 1`,
 		`reducto_bridge_jobs_outstanding`,
 		`reducto_bridge_rate_limit_per_second{limit="get_job"} 100`,
 		`reducto_bridge_rate_limit_per_second{limit="all"} 500`,

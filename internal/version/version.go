@@ -57,3 +57,22 @@ func Format(bi *debug.BuildInfo) string {
 	}
 	return s
 }
+
+// Build reports the Go version the binary was built with and its VCS revision (empty when the
+// build recorded none), as reducto_bridge_build_info labels them.
+func Build() (goVersion, revision string) {
+	goVersion = runtime.Version()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return goVersion, ""
+	}
+	if bi.GoVersion != "" {
+		goVersion = bi.GoVersion
+	}
+	for _, kv := range bi.Settings {
+		if kv.Key == "vcs.revision" {
+			revision = kv.Value
+		}
+	}
+	return goVersion, revision
+}
