@@ -795,7 +795,9 @@ func TestShallowSweepPagesDownToListedJobs(t *testing.T) {
 	l := &fakeList{jobs: jobs}
 	n := uint64(10000)
 	s, _ := New(l, &fakeHints{hinted: map[string]int{}},
-		func(context.Context) (Tracked, error) { return Tracked{Count: n, Oldest: now.Add(-250 * time.Second)}, nil },
+		func(context.Context) (Tracked, error) {
+			return Tracked{Count: n, Oldest: now.Add(-250 * time.Second)}, nil
+		},
 		Options{Interval: time.Second, DeepAge: 150 * time.Second, MaxRate: 1000, Now: func() time.Time { return now }})
 	s.ends = 1000
 	s.Covers(jobs[1400].ID, jobs[1400].CreatedAt)
