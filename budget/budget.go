@@ -123,6 +123,19 @@ func (b *Budget) SetReplicas(n int) {
 	b.all.setReplicas(now, n)
 }
 
+// KeyRate is a limit's rate for the whole API key as this replica sees it: its own rate
+// times the live replicas, each of which takes an equal share (the AIMD cut included).
+func (b *Budget) KeyRate(limit string) float64 {
+	l := b.all
+	if limit == LimitGetJob {
+		l = b.job
+	}
+	r := l.rate(b.now())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return r * float64(l.replicas)
+}
+
 // Rate returns the current requests per second of this replica under limit ([LimitGetJob]
 // or [LimitAll]).
 func (b *Budget) Rate(limit string) float64 {

@@ -111,9 +111,15 @@ func TestShareFollowsReplicas(t *testing.T) {
 	if got[LimitGetJob] != 50 || got[LimitAll] != 200 {
 		t.Fatalf("3 replicas: observed %v, want get_job 50, all 200", got)
 	}
+	if r := b.KeyRate(LimitGetJob); r != 150 {
+		t.Fatalf("3 replicas: key rate %v, want the whole 150", r)
+	}
 	b.Throttled(code2000(0))
 	if r := b.Rate(LimitGetJob); r != 25 {
 		t.Fatalf("cut of a 50/s share = %v, want 25", r)
+	}
+	if r := b.KeyRate(LimitGetJob); r != 75 {
+		t.Fatalf("key rate after a cut = %v, want 75 (3 x 25)", r)
 	}
 	b.SetReplicas(2) // one died: the cut share of a larger slice
 	if r := b.Rate(LimitGetJob); r != 37.5 {

@@ -27,6 +27,11 @@ type delivery struct {
 	// of a covered job instead: more covered jobs than half the GET /job budget can poll
 	// that often (see Poller.sweptEvery).
 	sweptEvery time.Duration
+	// fairEvery is the least time between two polls of any job while the GET /job budget
+	// binds: outstanding / (fairShare x the key's rate), so that the polls due never come
+	// faster than the budget serves them and a job tracked behind others is reached within
+	// about one such cycle (see Poller.fairEvery). Zero when unknown.
+	fairEvery time.Duration
 	// evidence is a permanent answer (404, 409, 410, another 4xx) given earlier in this same
 	// delivery: the answer being decided confirms it or not. Confirmation never spans two
 	// deliveries, so it cannot depend on which replica, or which process, saw the first one.
@@ -159,9 +164,11 @@ func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 				// Stretched, but never past the TTL: the expired event is the schedule's.
 				after = min(max(after, pol.sweptInterval, d.sweptEvery), max(next, pol.ttl-now.Sub(d.trackedAt)))
 			}
-			return verdict{action: pollAgain, after: after, class: classPending, job: j}
+			return verdict{action: pollAgain, after: fair(after, d, now, pol), class: classPending, job: j}
 		}
-		return verdict{action: pollAgain, after: next, predict: true, class: classPending, job: j}
+		// A prediction may refine the schedule's delay, not the budget's floor.
+		after := fair(next, d, now, pol)
+		return verdict{action: pollAgain, after: after, predict: after == next, class: classPending, job: j}
 	}
 
 	c := classify(a.err)
@@ -182,12 +189,21 @@ func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 			v.action, v.event = report, expiredEvent(d, nil, a.err, now)
 			break
 		}
-		v.action, v.after = pollAgain, next
+		v.action, v.after = pollAgain, fair(next, d, now, pol)
 		if ra, ok := reducto.RetryAfter(a.err); ok && ra > v.after {
 			v.after = ra
 		}
 	}
 	return v
+}
+
+// fair raises a poll-again delay to d.fairEvery, but never past the TTL (the expired event
+// is the schedule's, and comes at most one poll after it).
+func fair(after time.Duration, d delivery, now time.Time, pol policy) time.Duration {
+	if d.fairEvery <= after {
+		return after
+	}
+	return max(after, min(d.fairEvery, pol.ttl-now.Sub(d.trackedAt)))
 }
 
 // errNoAnswer stands for an answer with neither a job nor an error (a JobGetter bug).

@@ -98,10 +98,12 @@ type Options struct {
 	// SweptPollInterval is the poll interval of jobs the list sweep covers
 	// (BRIDGE_LIST_SAFETY_INTERVAL) [DefaultSweptPollInterval].
 	SweptPollInterval time.Duration
-	// Outstanding and PollRate, when both set, stretch the safety-net polls of covered jobs
-	// beyond SweptPollInterval when there are too many of them for half the GET /job budget:
-	// Outstanding is the number of tracked jobs (cached, cheap to call), PollRate the GET /job
-	// requests per second this process may send now.
+	// Outstanding and PollRate, when both set, space the polls so that they fit the GET /job
+	// budget: every poll at least outstanding / (90% of the rate) after the previous one
+	// (fairness when the budget binds), and the safety-net polls of covered jobs at least
+	// outstanding / (half the rate). Outstanding is the number of tracked jobs on the key
+	// (cached, cheap to call), PollRate the key's GET /job requests per second now (all
+	// replicas together).
 	Outstanding func() uint64
 	PollRate    func() float64
 	// AfterPublish, when set, runs after an event's PubAck and before the track message is

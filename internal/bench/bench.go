@@ -53,6 +53,7 @@ const (
 	scenarioFlood       = "flood"       // many unknown ids, then a few real jobs: fairness under a backlog
 	scenarioBacklog     = "backlog"     // many jobs outstanding, 1% of them ending per minute: lag over a window
 	scenarioScheduler   = "scheduler"   // many parked jobs re-polled on a fixed interval: nats-server's cost
+	scenarioFair        = "fair"        // many jobs that never finish on the default schedule: every one polled
 )
 
 // Scenario defaults.
@@ -122,7 +123,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := &benchConfig{Args: append([]string{"bridge", "bench"}, args...)}
-	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood, 100000 backlog, 10000 scheduler)")
+	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs in the workload (scenarios: 50000 outstanding, 100000 parked, 20000 unknown ids flood, 100000 backlog, 10000 scheduler, 100000 fair)")
 	fs.Float64Var(&cfg.Arrival, "arrival", 10, "jobs arriving per simulator second (Poisson)")
 	fs.DurationVar(&cfg.Median, "median", 20*time.Second, "median job duration (lognormal, simulator time)")
 	fs.Float64Var(&cfg.Sigma, "sigma", 0.8, "lognormal sigma of job durations")
@@ -136,7 +137,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	modes := fs.String("modes", strings.Join(allModes, ","), "contenders, comma separated: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.Out, "out", "./bench-out", "directory for results.md, results.json, the plot and the bridge logs")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "workload seed (durations, pages, arrivals)")
-	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, one bridge: outstanding, parked, flood, backlog or scheduler")
+	fs.StringVar(&cfg.Scenario, "scenario", "", "extra scenario instead of the comparison, one bridge: outstanding, parked, flood, backlog, scheduler or fair")
 	fs.BoolVar(&cfg.OffsetCursors, "offset-cursors", false, "the simulator's GET /jobs cursors are numeric offsets (entries repeat when jobs are created between pages) instead of keysets")
 	fs.DurationVar(&cfg.ListStaleness, "list-staleness", 0, "the simulator's GET /jobs reports statuses this old (simulator time; GET /job stays current)")
 	fs.BoolVar(&cfg.ListSweep, "list-sweep", true, "scenarios: BRIDGE_LIST_SWEEP of the scenario's bridge (the comparison sets it per contender)")
@@ -180,6 +181,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 		}
 		cfg.Progress = "none" // the backlog's jobs report no progress, whatever -progress says
 		cfg.Modes = []string{scenarioMode(cfg)}
+	case scenarioFair:
+		if !jobsSet {
+			cfg.Jobs = fairJobs
+		}
+		cfg.Progress, cfg.ListSweep = "none", false
+		cfg.Modes = []string{modePoll}
 	case scenarioScheduler:
 		if !jobsSet {
 			cfg.Jobs = schedulerJobs
@@ -250,9 +257,9 @@ func (c *benchConfig) validate() error {
 		seen[m] = true
 	}
 	switch c.Scenario {
-	case "", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, scenarioScheduler:
+	case "", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, scenarioScheduler, scenarioFair:
 	default:
-		bad("-scenario must be %s, %s, %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, scenarioScheduler, c.Scenario)
+		bad("-scenario must be %s, %s, %s, %s, %s or %s, got %q", scenarioOutstanding, scenarioParked, scenarioFlood, scenarioBacklog, scenarioScheduler, scenarioFair, c.Scenario)
 	}
 	if c.Interval < 0 {
 		bad("-interval must not be negative, got %s", c.Interval)
@@ -310,6 +317,8 @@ func bench(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) erro
 		return benchBacklog(ctx, cfg, stdout, stderr)
 	case scenarioScheduler:
 		return benchScheduler(ctx, cfg, stdout, stderr)
+	case scenarioFair:
+		return benchFair(ctx, cfg, stdout, stderr)
 	}
 	wl := drawWorkload(cfg)
 	if cfg.Timeout == 0 {

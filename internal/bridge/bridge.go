@@ -10,6 +10,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -201,7 +202,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Coverage:            coverage,
 		SweptPollInterval:   cfg.ListSafetyInterval,
 		Outstanding:         b.probe.cached,
-		PollRate:            func() float64 { return bud.Rate(budget.LimitGetJob) },
+		PollRate:            func() float64 { return bud.KeyRate(budget.LimitGetJob) },
 		DrainTimeout:        cfg.DrainTimeout,
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,
@@ -218,7 +219,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	b.stopPolling, b.polling = cancel, make(chan struct{})
 	go func() {
 		defer close(b.polling)
+		// The poller spaces its polls by the outstanding count: keep it current.
+		fctx, stopFresh := context.WithCancel(pctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { b.probe.keepFresh(fctx) })
 		b.poller.Run(pctx)
+		stopFresh()
+		wg.Wait()
 	}()
 	if b.sweep != nil {
 		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

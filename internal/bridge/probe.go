@@ -49,6 +49,21 @@ func (p *streamProbe) refresh(ctx context.Context) {
 	p.last.Store(p.outstanding)
 }
 
+// keepFresh probes every probeEvery until ctx ends, so that cached stays at most that old
+// for the poller, which asks it at every delivery.
+func (p *streamProbe) keepFresh(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		_, _ = p.state(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // cached returns the latest probe's outstanding count without probing (0 before the first
 // probe): for callers that must not wait on JetStream. The list sweep probes at every sweep.
 func (p *streamProbe) cached() uint64 { return p.last.Load() }
