@@ -28,9 +28,10 @@ type delivery struct {
 	// that often (see Poller.sweptEvery).
 	sweptEvery time.Duration
 	// fairEvery is the least time between two polls of any job while the GET /job budget
-	// binds: outstanding / (fairShare x the key's rate), so that the polls due never come
-	// faster than the budget serves them and a job tracked behind others is reached within
-	// about one such cycle (see Poller.fairEvery). Zero when unknown.
+	// cannot poll every job at the schedule's longest interval: outstanding / (fairShare x
+	// the key's rate), so that the polls due never come faster than the budget serves them
+	// and a job tracked behind others is reached within about one such cycle (see
+	// Poller.fairEvery). Zero otherwise.
 	fairEvery time.Duration
 	// evidence is a permanent answer (404, 409, 410, another 4xx) given earlier in this same
 	// delivery: the answer being decided confirms it or not. Confirmation never spans two

@@ -212,11 +212,18 @@ const fairShare = 0.9
 func (p *Poller) sweptEvery() time.Duration { return p.every(sweptShare) }
 
 // fairEvery is the interval at which every outstanding job, polled that often, takes
-// fairShare of the GET /job rate: the floor of every poll's delay (see delivery.fairEvery).
-// Without it, with more outstanding jobs than the budget can poll every
-// BRIDGE_POLL_MAX_INTERVAL, the jobs that got a poll kept every slot with their re-polls and
-// the others were never polled (100,000 jobs at 100/s: 96,890 never polled in 12 minutes).
-func (p *Poller) fairEvery() time.Duration { return p.every(fairShare) }
+// fairShare of the GET /job rate, when that is longer than MaxInterval: the floor of every
+// poll's delay (see delivery.fairEvery); 0 otherwise. Only then can the budget not keep up
+// with every job even at the schedule's longest interval; below it the backoff itself brings
+// the polls within the budget. Without it, the jobs that got a poll kept every slot with
+// their re-polls and the others were never polled (100,000 jobs at 100/s: 96,890 never
+// polled in 12 minutes).
+func (p *Poller) fairEvery() time.Duration {
+	if f := p.every(fairShare); f > p.o.MaxInterval {
+		return f
+	}
+	return 0
+}
 
 // every is outstanding / (share x the key's GET /job rate), or 0 when either is unknown. The
 // outstanding count is the key's (the track stream's), so the rate is the key's too: each of

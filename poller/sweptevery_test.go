@@ -33,7 +33,8 @@ func TestSweptEvery(t *testing.T) {
 }
 
 // TestFairEvery: every outstanding job polled at that interval takes 90% of the key's GET
-// /job rate; without a count or a rate there is no floor.
+// /job rate, when that is longer than the schedule's longest interval (30 s); otherwise, or
+// without a count or a rate, there is no floor.
 func TestFairEvery(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
@@ -42,13 +43,15 @@ func TestFairEvery(t *testing.T) {
 		want        time.Duration
 	}{
 		{"100,000 jobs at 100/s", func() uint64 { return 100_000 }, func() float64 { return 100 }, 1111111111111 * time.Nanosecond},
-		{"900 jobs at 100/s: 10 s", func() uint64 { return 900 }, func() float64 { return 100 }, 10 * time.Second},
+		{"3,600 jobs at 100/s: 40 s", func() uint64 { return 3600 }, func() float64 { return 100 }, 40 * time.Second},
+		{"2,700 jobs at 100/s: 30 s, not beyond the schedule", func() uint64 { return 2700 }, func() float64 { return 100 }, 0},
+		{"900 jobs at 100/s: within the schedule", func() uint64 { return 900 }, func() float64 { return 100 }, 0},
 		{"no jobs", func() uint64 { return 0 }, func() float64 { return 100 }, 0},
 		{"no rate", func() uint64 { return 1_000 }, func() float64 { return 0 }, 0},
 		{"no rate function", func() uint64 { return 1_000 }, nil, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &Poller{o: Options{Outstanding: tt.outstanding, PollRate: tt.rate}}
+			p := &Poller{o: Options{Outstanding: tt.outstanding, PollRate: tt.rate, MaxInterval: 30 * time.Second}}
 			if got := p.fairEvery(); got != tt.want {
 				t.Errorf("fairEvery = %s, want %s", got, tt.want)
 			}
