@@ -217,10 +217,11 @@ type Config struct {
 	// Default 30s.
 	ListTrackSlack time.Duration `envconfig:"BRIDGE_LIST_TRACK_SLACK" default:"30s" desc:"list sweep: how long before its tracking a job may have been created"`
 
-	// ListDeepAge is the age of the list sweep's deep tier: while jobs older than it are at
+	// ListDeepAge is the least age of the list sweep's deep tier (more when 0.5% of the
+	// reported jobs ended older): while jobs older than it are at
 	// most 1% of the jobs the sweep reports, pages whose jobs were all created more than it
 	// before the sweep are read every 16th sweep only. Default 135s.
-	ListDeepAge time.Duration `envconfig:"BRIDGE_LIST_DEEP_AGE" default:"135s" desc:"list sweep: pages of jobs older than this are read every 16th sweep while such jobs are rare"`
+	ListDeepAge time.Duration `envconfig:"BRIDGE_LIST_DEEP_AGE" default:"135s" desc:"list sweep: pages of jobs older than this (or than 99.5% of the reported jobs, when longer) are read every 16th sweep while such jobs are rare"`
 
 	// TrackAll tracks every job the account's list shows, so that every Reducto job of the
 	// account gets an event with no producer change. Needs ListSweep. Default false.
