@@ -20,6 +20,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/logtest"
+	"github.com/reducto-bridge/reducto-bridge/internal/natsconf"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -33,13 +34,9 @@ func securityConfig(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(doc), "\n```conf\n")
-	if !ok {
-		t.Fatal("docs/security.md has no ```conf block")
-	}
-	block, _, ok := strings.Cut(rest, "\n```\n")
-	if !ok || strings.Contains(rest[len(block):], "\n```conf\n") {
-		t.Fatal("docs/security.md: want exactly one closed ```conf block")
+	block, err := natsconf.SecurityBlock(string(doc))
+	if err != nil {
+		t.Fatalf("docs/security.md: %v", err)
 	}
 	return block
 }
