@@ -119,7 +119,9 @@ func TestReplay(t *testing.T) {
 	out := &notifyingBuffer{wrote: make(chan struct{}, 1)}
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- run(fctx, reader, options{durable: "test", source: "reducto-bridge", follow: true}, out) }()
+	go func() {
+		done <- run(fctx, reader, options{durable: "test", source: "reducto-bridge", follow: true}, out)
+	}()
 	waitFor := func(s string) {
 		t.Helper()
 		for !strings.Contains(out.String(), s) {
