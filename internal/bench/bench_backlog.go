@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -103,11 +102,7 @@ func benchBacklog(ctx context.Context, cfg *benchConfig, stdout, stderr io.Write
 		return err
 	}
 	defer r.close()
-	addr, err := bridgeproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	if err := r.startBridge(ctx, r.bridgeEnv(addr), scenarioBacklog); err != nil {
+	if err := r.startScenario(ctx, scenarioBacklog, nil); err != nil {
 		return err
 	}
 	n := len(wl.durations)

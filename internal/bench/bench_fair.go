@@ -14,8 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
-	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
@@ -125,23 +123,14 @@ func benchFair(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) 
 	cfg.TimeoutS = cfg.Timeout.Seconds()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	wl := &workload{durations: make([]time.Duration, total), pages: make([]int, total), arrivals: make([]time.Duration, total), progress: reductosim.ProgressNone}
-	for i := range total {
-		wl.durations[i], wl.pages[i] = schedulerDuration, 1
-	}
+	wl := neverEnding(total)
 	log := &pollLog{jobs: map[string]*polls{}}
 	r, err := newRigWith(cfg, wl, rigOptions{withNATS: true, wrapSim: log.wrap})
 	if err != nil {
 		return err
 	}
 	defer r.close()
-	addr, err := bridgeproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	env := r.bridgeEnv(addr)
-	env["BRIDGE_LIST_SWEEP"] = "false"
-	if err := r.startBridge(ctx, env, scenarioFair); err != nil {
+	if err := r.startScenario(ctx, scenarioFair, func(env map[string]string) { env["BRIDGE_LIST_SWEEP"] = "false" }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "bench: fair: %d jobs that never finish tracked at once, %d more %s later; default schedule, no list sweep, budget %g/s; bound %s (simulator time) ...\n",

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 )
@@ -133,11 +132,7 @@ func benchFlood(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer)
 		return err
 	}
 	defer r.close()
-	addr, err := bridgeproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	if err := r.startBridge(ctx, r.bridgeEnv(addr), scenarioFlood); err != nil {
+	if err := r.startScenario(ctx, scenarioFlood, nil); err != nil {
 		return err
 	}
 	seen := &floodSeen{first: map[string]time.Time{}, kind: map[string]string{}, count: map[string]int{}, want: cfg.Jobs + floodRealJobs, done: make(chan struct{})}

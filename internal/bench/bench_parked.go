@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
@@ -62,14 +61,10 @@ func benchParked(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer
 		return err
 	}
 	defer r.close()
-	addr, err := bridgeproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	env := r.bridgeEnv(addr)
-	env["BRIDGE_POLL_INITIAL_INTERVAL"] = parkedInterval.String()
-	env["BRIDGE_POLL_MAX_INTERVAL"] = parkedInterval.String()
-	if err := r.startBridge(ctx, env, scenarioParked); err != nil {
+	if err := r.startScenario(ctx, scenarioParked, func(env map[string]string) {
+		env["BRIDGE_POLL_INITIAL_INTERVAL"] = parkedInterval.String()
+		env["BRIDGE_POLL_MAX_INTERVAL"] = parkedInterval.String()
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "bench: parking %d jobs that never finish (bridge polls every %s) ...\n", cfg.Jobs, parkedInterval)

@@ -173,6 +173,20 @@ func (r *rig) bridgeEnv(addr string) map[string]string {
 	}
 }
 
+// startScenario starts a scenario's bridge on a free address, with the rig's environment
+// changed by tune (nil: as is), and waits until it is ready.
+func (r *rig) startScenario(ctx context.Context, name string, tune func(env map[string]string)) error {
+	addr, err := bridgeproc.FreeAddr()
+	if err != nil {
+		return err
+	}
+	env := r.bridgeEnv(addr)
+	if tune != nil {
+		tune(env)
+	}
+	return r.startBridge(ctx, env, name)
+}
+
 // startBridge starts the child with env and waits until it is ready.
 func (r *rig) startBridge(ctx context.Context, env map[string]string, name string) error {
 	var err error

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
@@ -142,6 +141,15 @@ func schedulerInterval(cfg *benchConfig) time.Duration {
 	return time.Duration(float64(cfg.Jobs) / cfg.BridgeRate * float64(time.Second))
 }
 
+// neverEnding is a workload of n one-page jobs that never finish (no progress).
+func neverEnding(n int) *workload {
+	wl := &workload{durations: make([]time.Duration, n), pages: make([]int, n), arrivals: make([]time.Duration, n), progress: reductosim.ProgressNone}
+	for i := range n {
+		wl.durations[i], wl.pages[i] = schedulerDuration, 1
+	}
+	return wl
+}
+
 // benchScheduler runs the scheduler scenario.
 func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) error {
 	began := time.Now()
@@ -154,26 +162,19 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	n := cfg.Jobs
-	wl := &workload{durations: make([]time.Duration, n), pages: make([]int, n), arrivals: make([]time.Duration, n), progress: reductosim.ProgressNone}
-	for i := range n {
-		wl.durations[i], wl.pages[i] = schedulerDuration, 1
-	}
+	wl := neverEnding(n)
 	rec := newGetRecorder()
 	r, err := newRigWith(cfg, wl, rigOptions{withNATS: true, natsProcess: true, wrapSim: rec.wrap})
 	if err != nil {
 		return err
 	}
 	defer r.close()
-	addr, err := bridgeproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	env := r.bridgeEnv(addr)
-	env["BRIDGE_POLL_INITIAL_INTERVAL"] = interval.String()
-	env["BRIDGE_POLL_MAX_INTERVAL"] = interval.String()
-	env["BRIDGE_POLL_JITTER"] = "0"
-	env["BRIDGE_LIST_SWEEP"] = "false"
-	if err := r.startBridge(ctx, env, scenarioScheduler); err != nil {
+	if err := r.startScenario(ctx, scenarioScheduler, func(env map[string]string) {
+		env["BRIDGE_POLL_INITIAL_INTERVAL"] = interval.String()
+		env["BRIDGE_POLL_MAX_INTERVAL"] = interval.String()
+		env["BRIDGE_POLL_JITTER"] = "0"
+		env["BRIDGE_LIST_SWEEP"] = "false"
+	}); err != nil {
 		return err
 	}
 	res := &schedulerResult{Scenario: scenarioScheduler, Config: cfg, Jobs: n, IntervalS: interval.Seconds(), BudgetPerS: cfg.BridgeRate * cfg.Speed}
