@@ -71,7 +71,8 @@ type Options struct {
 	// AllowInsecure allows http:// URLs and redirects to any host
 	// (BRIDGE_ALLOW_INSECURE_REDUCTO); without it only loopback hosts may be http://.
 	AllowInsecure bool
-	// Transport sends the requests; nil means a clone of http.DefaultTransport.
+	// Transport sends the requests; nil means a clone of http.DefaultTransport without
+	// keep-alives.
 	Transport http.RoundTripper
 }
 
@@ -99,7 +100,11 @@ func New(store Store, o Options) (*Capturer, error) {
 	}
 	rt := o.Transport
 	if rt == nil {
-		rt = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Downloads are rare and long: no idle connection is kept, so none outlives the
+		// bridge.
+		t.DisableKeepAlives = true
+		rt = t
 	}
 	c := &Capturer{store: store, max: o.MaxBytes, o: o}
 	// A client of its own: no Authorization is ever set on it, so neither the Reducto API key
