@@ -69,8 +69,12 @@ type Options struct {
 	// Timeout bounds one download; default DefaultTimeout.
 	Timeout time.Duration
 	// AllowInsecure allows http:// URLs and redirects to any host
-	// (BRIDGE_ALLOW_INSECURE_REDUCTO); without it only loopback hosts may be http://.
+	// (BRIDGE_ALLOW_INSECURE_REDUCTO).
 	AllowInsecure bool
+	// AllowLoopback allows http:// URLs on loopback hosts (127.0.0.0/8, ::1, localhost): for
+	// a Reducto, or a simulator, on this machine. Off, a link Reducto hands out cannot make
+	// the bridge read a plain-http service on its own host into the results bucket.
+	AllowLoopback bool
 	// Transport sends the requests; nil means a clone of http.DefaultTransport without
 	// keep-alives.
 	Transport http.RoundTripper
@@ -166,17 +170,20 @@ func (c *Capturer) Capture(ctx context.Context, name, rawURL string) (*event.Res
 	return ref, nil
 }
 
-// allowed refuses a URL that is not https, unless its host is loopback or insecure http is
-// allowed (the rule REDUCTO_BASE_URL follows).
+// allowed refuses a URL that is not https, unless insecure http is allowed, or the host is
+// loopback and loopback http is (the rule REDUCTO_BASE_URL follows).
 func (c *Capturer) allowed(u *url.URL) error {
 	switch {
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && (c.o.AllowInsecure || loopback(u.Hostname())):
+	case u.Scheme == "http" && (c.o.AllowInsecure || c.o.AllowLoopback && loopback(u.Hostname())):
 		return nil
 	}
 	return fmt.Errorf("%w: %s://%s (set BRIDGE_ALLOW_INSECURE_REDUCTO=true to allow http)", ErrInsecure, u.Scheme, u.Host)
 }
+
+// Loopback reports whether host is 127.0.0.0/8, ::1 or localhost.
+func Loopback(host string) bool { return loopback(host) }
 
 func loopback(host string) bool {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {

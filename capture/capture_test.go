@@ -76,28 +76,30 @@ func TestCapture(t *testing.T) {
 	t.Cleanup(ts.Close)
 
 	tests := []struct {
-		name    string
-		url     string
-		max     int64
-		wantErr error
+		name       string
+		url        string
+		max        int64
+		wantErr    error
+		noLoopback bool
 	}{
-		{"stored byte for byte", ts.URL + "/ok?X-Amz-Signature=s3cr3t", 0, nil},
-		{"a redirect on loopback is followed", ts.URL + "/to-ok", 0, nil},
-		{"exactly at the limit", ts.URL + "/ok", int64(len(body)), nil},
-		{"over the limit, declared", ts.URL + "/ok", int64(len(body)) - 1, capture.ErrTooLarge},
-		{"over the limit, streamed", ts.URL + "/chunked", int64(len(body)) - 1, capture.ErrTooLarge},
-		{"403: the link expired", ts.URL + "/expired?X-Amz-Signature=s3cr3t", 0, capture.ErrRejected},
-		{"404: the object is gone", ts.URL + "/gone", 0, capture.ErrRejected},
-		{"503: retry", ts.URL + "/flaky", 0, capture.ErrDownload},
-		{"refused connection: retry", "http://127.0.0.1:1/r", 0, capture.ErrDownload},
-		{"http to a remote host: never requested", "http://results.example.com/r?X-Amz-Signature=s3cr3t", 0, capture.ErrInsecure},
-		{"redirect to remote http: not followed", ts.URL + "/to-remote-http", 0, capture.ErrInsecure},
-		{"not a url", "::", 0, capture.ErrInsecure},
+		{"stored byte for byte", ts.URL + "/ok?X-Amz-Signature=s3cr3t", 0, nil, false},
+		{"a redirect on loopback is followed", ts.URL + "/to-ok", 0, nil, false},
+		{"exactly at the limit", ts.URL + "/ok", int64(len(body)), nil, false},
+		{"over the limit, declared", ts.URL + "/ok", int64(len(body)) - 1, capture.ErrTooLarge, false},
+		{"over the limit, streamed", ts.URL + "/chunked", int64(len(body)) - 1, capture.ErrTooLarge, false},
+		{"403: the link expired", ts.URL + "/expired?X-Amz-Signature=s3cr3t", 0, capture.ErrRejected, false},
+		{"404: the object is gone", ts.URL + "/gone", 0, capture.ErrRejected, false},
+		{"503: retry", ts.URL + "/flaky", 0, capture.ErrDownload, false},
+		{"refused connection: retry", "http://127.0.0.1:1/r", 0, capture.ErrDownload, false},
+		{"http to a remote host: never requested", "http://results.example.com/r?X-Amz-Signature=s3cr3t", 0, capture.ErrInsecure, false},
+		{"redirect to remote http: not followed", ts.URL + "/to-remote-http", 0, capture.ErrInsecure, false},
+		{"not a url", "::", 0, capture.ErrInsecure, false},
+		{"http on loopback without AllowLoopback: never requested", ts.URL + "/ok", 0, capture.ErrInsecure, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := &memStore{}
-			c := newCapturer(t, store, capture.Options{MaxBytes: tt.max})
+			c := newCapturer(t, store, capture.Options{MaxBytes: tt.max, AllowLoopback: !tt.noLoopback})
 			name := "job" + strconv.Itoa(i)
 			ref, err := c.Capture(t.Context(), name, tt.url)
 			if !errors.Is(err, tt.wantErr) {

@@ -77,6 +77,7 @@ func newCaptureEnv(t *testing.T, links *urlHost, o capture.Options) *captureEnv 
 		t.Fatal(err)
 	}
 	e := newEnv(t, 30*time.Second)
+	o.AllowLoopback = true // the simulator's links are http://127.0.0.1
 	c, err := capture.New(e.pub, o)
 	if err != nil {
 		t.Fatal(err)

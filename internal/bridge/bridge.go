@@ -213,7 +213,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		po.Origins = b.origins // never a nil *track.Origins in the interface
 	}
 	if cfg.CaptureURLResults {
-		c, err := capture.New(b.pub, capture.Options{MaxBytes: cfg.CaptureMaxBytes, AllowInsecure: cfg.AllowInsecureReducto})
+		// http:// links on loopback only for a Reducto (a simulator) on this machine.
+		u, _ := neturl.Parse(cfg.BaseURL)
+		c, err := capture.New(b.pub, capture.Options{MaxBytes: cfg.CaptureMaxBytes, AllowInsecure: cfg.AllowInsecureReducto,
+			AllowLoopback: u != nil && u.Scheme == "http" && capture.Loopback(u.Hostname())})
 		if err != nil {
 			return nil, fmt.Errorf("url result capture: %w", err)
 		}
