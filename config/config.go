@@ -241,6 +241,16 @@ type Config struct {
 	// the job expires). Default 268435456 (256 MiB).
 	ReductoMaxBody int64 `envconfig:"BRIDGE_REDUCTO_MAX_BODY" default:"268435456" desc:"largest Reducto answer read, in bytes (a larger one is refused unread)"`
 
+	// CaptureURLResults downloads a completed job's URL result ({"type":"url",...}, whose
+	// presigned link expires) into REDUCTO_RESULTS before the event, which then carries
+	// result_ref next to Reducto's result: a replay of the stream after the link has expired
+	// still finds the result. It costs the download (bandwidth, up to CaptureMaxBytes per
+	// job) and its storage for BRIDGE_EVENTS_MAX_AGE. Default true (package capture).
+	CaptureURLResults bool `envconfig:"BRIDGE_CAPTURE_URL_RESULTS" default:"true" desc:"download URL results into REDUCTO_RESULTS before the event (result_ref next to result), so replays outlive the presigned link"`
+	// CaptureMaxBytes bounds one captured URL result; a larger one is reported without
+	// capture, with capture_error saying so. Default 268435456 (256 MiB).
+	CaptureMaxBytes int64 `envconfig:"BRIDGE_CAPTURE_MAX_BYTES" default:"268435456" desc:"largest URL result captured, in bytes (a larger one is reported uncaptured, with capture_error)"`
+
 	// The optional restrictions of docs/security.md ("Capabilities and the optional
 	// restrictions"). All default to today's behaviour, right for one team per NATS account.
 

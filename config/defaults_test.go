@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/reducto-bridge/reducto-bridge/budget"
+	"github.com/reducto-bridge/reducto-bridge/capture"
 	"github.com/reducto-bridge/reducto-bridge/command"
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/poller"
@@ -54,6 +55,8 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		{"BRIDGE_RATE_LIMIT / budget.DefaultGetJobRate", c.RateLimit, budget.DefaultGetJobRate},
 		{"BRIDGE_RATE_LIMIT_ALL / budget.DefaultAllRate", c.RateLimitAll, budget.DefaultAllRate},
 		{"BRIDGE_REDUCTO_MAX_BODY / reducto.DefaultMaxBody", c.ReductoMaxBody, reducto.DefaultMaxBody},
+		{"BRIDGE_CAPTURE_URL_RESULTS / capture.DefaultEnabled", c.CaptureURLResults, capture.DefaultEnabled},
+		{"BRIDGE_CAPTURE_MAX_BYTES / capture.DefaultMaxBytes", c.CaptureMaxBytes, int64(capture.DefaultMaxBytes)},
 		{"BRIDGE_CANCEL_TRACKED_ONLY / zero command.Options", c.CancelTrackedOnly, command.Options{}.CancelTrackedOnly},
 		{"BRIDGE_SUBMIT_WEBHOOKS / zero command.Options", !c.SubmitWebhooks, command.Options{}.RefuseWebhooks},
 		{"BRIDGE_RETRACK_KEEPS_SCHEDULE / zero poller.Options", c.RetrackKeepsSchedule, poller.Options{}.Origins != nil},

@@ -76,6 +76,8 @@ var contractDefaults = Config{
 	ListDeepAge:         135 * time.Second,
 	ListTrackSlack:      30 * time.Second,
 	ReductoMaxBody:      256 << 20,
+	CaptureURLResults:   true,
+	CaptureMaxBytes:     256 << 20,
 	SubmitWebhooks:      true,
 }
 

@@ -62,6 +62,8 @@ var contractVars = map[string]string{
 	"BRIDGE_PPROF":                  "false",
 	"BRIDGE_ALLOW_INSECURE_REDUCTO": "false",
 	"BRIDGE_REDUCTO_MAX_BODY":       "268435456",
+	"BRIDGE_CAPTURE_URL_RESULTS":    "true",
+	"BRIDGE_CAPTURE_MAX_BYTES":      "268435456",
 	"BRIDGE_CANCEL_TRACKED_ONLY":    "false",
 	"BRIDGE_SUBMIT_WEBHOOKS":        "true",
 	"BRIDGE_RETRACK_KEEPS_SCHEDULE": "false",

@@ -203,6 +203,9 @@ func (c *Config) check() []error {
 	if c.ReductoMaxBody < 1 {
 		bad("BRIDGE_REDUCTO_MAX_BODY", "must be at least 1 (bytes), got %d", c.ReductoMaxBody)
 	}
+	if c.CaptureMaxBytes < 1 {
+		bad("BRIDGE_CAPTURE_MAX_BYTES", "must be at least 1 (bytes), got %d", c.CaptureMaxBytes)
+	}
 	return errs
 }
 

@@ -62,6 +62,8 @@ func TestValidate(t *testing.T) {
 		{"base url https remote", func(c *Config) { c.BaseURL = "https://eu.platform.reducto.ai" }, ""},
 		{"reducto max body zero", func(c *Config) { c.ReductoMaxBody = 0 }, "BRIDGE_REDUCTO_MAX_BODY"},
 		{"reducto max body negative", func(c *Config) { c.ReductoMaxBody = -1 }, "BRIDGE_REDUCTO_MAX_BODY"},
+		{"capture max bytes zero", func(c *Config) { c.CaptureMaxBytes = 0 }, "BRIDGE_CAPTURE_MAX_BYTES"},
+		{"capture max bytes negative, capture off: still checked", func(c *Config) { c.CaptureURLResults, c.CaptureMaxBytes = false, -5 }, "BRIDGE_CAPTURE_MAX_BYTES"},
 		{"reducto max body 1", func(c *Config) { c.ReductoMaxBody = 1 }, ""},
 		{"nats url list", func(c *Config) { c.NATSURL = "nats://a:4222, nats://b:4222" }, ""},
 		{"nats url empty entry", func(c *Config) { c.NATSURL = "nats://a:4222,,nats://b:4222" }, "NATS_URL"},

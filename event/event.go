@@ -48,9 +48,15 @@ type Event struct {
 	Reason string     `json:"reason,omitempty"`
 	Error  *ErrorInfo `json:"error,omitempty"`
 	// Result is Reducto's result verbatim. The bridge moves it to the object store (and sets
-	// ResultRef instead) when the event would not fit in one NATS message.
+	// ResultRef instead) when the event would not fit in one NATS message. A URL result
+	// stays, and ResultRef names its captured content (BRIDGE_CAPTURE_URL_RESULTS).
 	Result    json.RawMessage `json:"result,omitempty"`
 	ResultRef *ResultRef      `json:"result_ref,omitempty"`
+	// CaptureError says why a URL result ({"type":"url",...}) was not captured into the
+	// object store (BRIDGE_CAPTURE_URL_RESULTS): too large, a URL that is not https, or
+	// downloads that kept failing until BRIDGE_JOB_TTL. Result is then Reducto's alone, its
+	// link valid only until it expires. Empty when captured (ResultRef set) or not attempted.
+	CaptureError string `json:"capture_error,omitempty"`
 	// Metadata is the track message's metadata verbatim (for a job first seen through a
 	// webhook, the webhook's), less a top-level "webhook_token" member.
 	Metadata json.RawMessage `json:"metadata,omitempty"`
@@ -148,9 +154,10 @@ func lenientString(raw json.RawMessage) string {
 	return s
 }
 
-// ResultRef says where a result too large for the event was stored (claim check): fetch the
-// object Name from the JetStream object store Bucket; its size and digest are those the
-// object store reports for it.
+// ResultRef says where a result was stored: a result too large for the event (claim check,
+// the event then has no Result), or the content a URL result's link pointed to, captured
+// (the event then keeps Reducto's url object in Result). Fetch the object Name from the
+// JetStream object store Bucket; its size and digest are those the object store reports.
 type ResultRef struct {
 	Bucket string `json:"bucket"` // object store bucket, REDUCTO_RESULTS
 	Name   string `json:"name"`   // object name, the job id
@@ -169,6 +176,7 @@ type wireEvent struct {
 	Error      *ErrorInfo      `json:"error,omitempty"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	ResultRef  *ResultRef      `json:"result_ref,omitempty"`
+	CaptureErr string          `json:"capture_error,omitempty"`
 	Metadata   json.RawMessage `json:"metadata,omitempty"`
 	Progress   *float64        `json:"progress,omitempty"`
 	Duration   *float64        `json:"duration,omitempty"`
@@ -190,6 +198,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Error:      e.Error,
 		Result:     nonNull(e.Result),
 		ResultRef:  e.ResultRef,
+		CaptureErr: e.CaptureError,
 		Metadata:   nonNull(e.Metadata),
 		Progress:   e.Progress,
 		Duration:   e.Duration,
@@ -215,21 +224,22 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("observed_at: %w", err)
 	}
 	*e = Event{
-		JobID:      w.JobID,
-		Kind:       w.Kind,
-		Status:     w.Status,
-		Type:       w.Type,
-		Reason:     w.Reason,
-		Error:      w.Error,
-		Result:     w.Result,
-		ResultRef:  w.ResultRef,
-		Metadata:   w.Metadata,
-		Progress:   w.Progress,
-		Duration:   w.Duration,
-		NumPages:   w.NumPages,
-		TrackedAt:  tracked,
-		ObservedAt: observed,
-		Polls:      w.Polls,
+		JobID:        w.JobID,
+		Kind:         w.Kind,
+		Status:       w.Status,
+		Type:         w.Type,
+		Reason:       w.Reason,
+		Error:        w.Error,
+		Result:       w.Result,
+		ResultRef:    w.ResultRef,
+		CaptureError: w.CaptureErr,
+		Metadata:     w.Metadata,
+		Progress:     w.Progress,
+		Duration:     w.Duration,
+		NumPages:     w.NumPages,
+		TrackedAt:    tracked,
+		ObservedAt:   observed,
+		Polls:        w.Polls,
 	}
 	return nil
 }

@@ -26,8 +26,8 @@ func TestDecode(t *testing.T) {
 	full := &event.Event{
 		JobID: "j1", Kind: event.Failed, Status: "Failed", Type: "Extract", Reason: "r",
 		Error:     &event.ErrorInfo{Code: 500, Name: "INTERNAL", Message: "m"},
-		ResultRef: &event.ResultRef{Bucket: "REDUCTO_RESULTS", Name: "j1", Size: 10, Digest: "SHA-256=abc="},
-		Metadata:  json.RawMessage(`{"x":"y"}`), Progress: new(42.5), Duration: new(1.5), NumPages: new(3),
+		ResultRef: &event.ResultRef{Bucket: "REDUCTO_RESULTS", Name: "j1", Size: 10, Digest: "SHA-256=abc="}, CaptureError: "url result exceeds BRIDGE_CAPTURE_MAX_BYTES",
+		Metadata: json.RawMessage(`{"x":"y"}`), Progress: new(42.5), Duration: new(1.5), NumPages: new(3),
 		TrackedAt: tracked, ObservedAt: observed, Polls: 9,
 	}
 	t.Run("round trip", func(t *testing.T) {

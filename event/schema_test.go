@@ -35,8 +35,8 @@ func TestSchemaDocumentMatchesEvent(t *testing.T) {
 		JobID: "j", Kind: event.Completed, Status: "Completed", Type: "Parse", Reason: "r",
 		Error:     &event.ErrorInfo{Code: 1, Name: "N"},
 		Result:    json.RawMessage(`{}`),
-		ResultRef: &event.ResultRef{Bucket: "b", Name: "j", Size: 1, Digest: "SHA-256=x"},
-		Metadata:  json.RawMessage(`1`), Progress: new(1.0), Duration: new(1.0), NumPages: new(1),
+		ResultRef: &event.ResultRef{Bucket: "b", Name: "j", Size: 1, Digest: "SHA-256=x"}, CaptureError: "c",
+		Metadata: json.RawMessage(`1`), Progress: new(1.0), Duration: new(1.0), NumPages: new(1),
 		TrackedAt: observed, ObservedAt: observed, Polls: 1,
 	}
 	body, err := json.Marshal(full)

@@ -19,7 +19,7 @@ func (p *Poller) poll(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 	t.draw = rand.Float64()
 	for {
 		t.polls++
-		a := p.get(ctx, t.id)
+		a := p.capture(ctx, t, p.get(ctx, t.id), msg)
 		v := decide(t.delivery, a, p.now(), p.pol)
 		if v.action != confirm {
 			p.apply(ctx, msg, t, v)
@@ -305,4 +305,61 @@ func (p *Poller) observeReported(t *trackedJob, v verdict, ev *event.Event) {
 	if t.via == "webhook" && !t.hintedAt.IsZero() {
 		p.m.WebhookToEvent(now.Sub(t.hintedAt))
 	}
+}
+
+// capture downloads a completed job's URL result when capture is on (Options.Capture), and
+// records the outcome in the answer for decide. While it downloads, msg (nil for a hint) is
+// kept in progress, so that a long download does not hand the job to another replica. A job
+// already reported is not downloaded again: its event names the stored object already.
+func (p *Poller) capture(ctx context.Context, t *trackedJob, a answer, msg jetstream.Msg) answer {
+	if p.o.Capture == nil || a.err != nil || a.job == nil || a.job.Outcome() != reducto.OutcomeCompleted {
+		return a
+	}
+	u, ok := a.job.ResultURL()
+	if !ok {
+		return a
+	}
+	if ev, err := p.events.Lookup(ctx, t.id); err == nil && ev != nil {
+		return a // the publish finds that event and reports it
+	}
+	if msg != nil {
+		stop := p.keepInProgress(msg)
+		defer stop()
+	}
+	a.captured, a.captureErr = p.o.Capture.Capture(ctx, t.id, u)
+	if a.captureErr != nil && ctx.Err() != nil {
+		a.captureErr = context.Canceled // cut short by shutdown, not a failed download
+	}
+	switch {
+	case a.captureErr != nil:
+		t.log.Warn("url result not captured", "error", a.captureErr)
+	default:
+		t.log.Debug("url result captured", "size", a.captured.Size)
+	}
+	return a
+}
+
+// keepInProgress tells JetStream every third of AckWait that msg is still being worked on,
+// until stop is called.
+func (p *Poller) keepInProgress(msg jetstream.Msg) (stop func()) {
+	every := time.Second
+	if info := p.queue.Consumer().CachedInfo(); info != nil && info.Config.AckWait > 0 {
+		every = info.Config.AckWait / 3
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(max(every, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				p.inProgress(msg)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

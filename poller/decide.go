@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/capture"
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
@@ -46,10 +47,14 @@ type delivery struct {
 	step uint64
 }
 
-// answer is the outcome of one GET /job: a job, or an error.
+// answer is the outcome of one GET /job: a job, or an error; for a completed job with a URL
+// result, when capture is on, also the outcome of downloading it (one of captured, captureErr).
 type answer struct {
 	job *reducto.Job
 	err error
+	// captured is where the URL result's content was stored; captureErr why it was not.
+	captured   *event.ResultRef
+	captureErr error
 }
 
 // policy is the configuration decide applies.
@@ -125,7 +130,11 @@ type verdict struct {
 // what an answer means, and a pure function: no I/O, no clock, no process state. The rules,
 // in the README's table:
 //
-//   - 200 with a terminal status: report its kind with Reducto's values verbatim.
+//   - 200 with a terminal status: report its kind with Reducto's values verbatim. A completed
+//     job's URL result, when captured, adds result_ref; a capture that failed for good (too
+//     large, not https) adds capture_error; one that failed otherwise (network, 5xx, an
+//     expired link) polls again with backoff, for a fresh link, until the TTL, and then
+//     reports completed with capture_error. Never an event of another kind because of it.
 //   - 200 with any other status, known or not: poll again (backoff, or the job's predicted
 //     end, or the webhook or list-sweep safety-net interval); expired once the job is older
 //     than the TTL.
@@ -149,7 +158,23 @@ func decide(d delivery, a answer, now time.Time, pol policy) verdict {
 	if a.err == nil {
 		j := a.job
 		if j.Status.Terminal() {
-			return verdict{action: report, class: classTerminal, job: j, event: jobEvent(d, j, now)}
+			ev := jobEvent(d, j, now)
+			switch err := a.captureErr; {
+			case a.captured != nil:
+				ev.ResultRef = a.captured // next to Reducto's url object, which stays
+			case err == nil:
+			case errors.Is(err, context.Canceled):
+				return verdict{action: pollAgain, class: classInterrupted, job: j, err: err}
+			case capture.Permanent(err):
+				ev.CaptureError = err.Error()
+			case expired:
+				ev.CaptureError = "not captured by BRIDGE_JOB_TTL: " + err.Error()
+			default:
+				// A download that failed, or a link that expired: the next GET /job hands
+				// out a fresh link. The job is completed, but its event waits for the result.
+				return verdict{action: pollAgain, after: fair(next, d, now, pol), class: classTransient, job: j, err: err}
+			}
+			return verdict{action: report, class: classTerminal, job: j, event: ev}
 		}
 		if expired {
 			return verdict{action: report, class: classPending, job: j, event: expiredEvent(d, j, nil, now)}

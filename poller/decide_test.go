@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/reducto-bridge/reducto-bridge/capture"
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
@@ -46,6 +48,13 @@ func TestDecide(t *testing.T) {
 	errRaw := json.RawMessage(`{"code":400.0,"name":"DOCUMENT_CORRUPT","message":"bad pdf","job_id":"j","category":"Input"}`)
 	pct, dur, pages := 100.0, 12.4, 7
 	completed := &reducto.Job{ID: "j", Status: "Completed", Type: "Parse", Progress: &pct, Duration: &dur, NumPages: &pages, Result: result}
+	urlDone := &reducto.Job{ID: "j", Status: "Completed", Type: "Parse",
+		Result: json.RawMessage(`{"job_id":"j","result":{"type":"url","url":"https://s3.example/r?sig=x","result_id":"r"}}`)}
+	captured := &event.ResultRef{Bucket: "REDUCTO_RESULTS", Name: "j", Size: 9, Digest: "SHA-256=abc="}
+	capDownload := fmt.Errorf("%w: HTTP 503 from s3.example", capture.ErrDownload)
+	capRejected := fmt.Errorf("%w: HTTP 403 from s3.example", capture.ErrRejected)
+	capTooLarge := fmt.Errorf("%w: 300 bytes, limit 200", capture.ErrTooLarge)
+	capInsecure := fmt.Errorf("%w: http://s3.example", capture.ErrInsecure)
 	failed := &reducto.Job{ID: "j", Status: "Failed", Reason: "corrupt",
 		Error: &reducto.JobError{Code: 400, Name: "DOCUMENT_CORRUPT", Message: "bad pdf", Raw: errRaw}}
 
@@ -112,6 +121,40 @@ func TestDecide(t *testing.T) {
 		{row: "terminal", name: "lower-case completed", a: answer{job: job("completed")}, want: want{action: report, kind: event.Completed}},
 		{row: "terminal", name: "terminal after the TTL is still its kind", a: answer{job: completed}, now: late, want: want{action: report, kind: event.Completed}},
 		{row: "terminal", name: "terminal while confirming a 404", a: answer{job: completed}, evidence: true, want: want{action: report, kind: event.Completed}},
+
+		// A completed job's URL result, with BRIDGE_CAPTURE_URL_RESULTS: captured, or the
+		// event waits for it (transient), or reports completed saying why not (permanent, TTL).
+		{row: "url capture", name: "captured: result_ref next to Reducto's url result", a: answer{job: urlDone, captured: captured},
+			want: want{action: report, kind: event.Completed},
+			checkEv: func(t *testing.T, ev *event.Event) {
+				if string(ev.Result) != string(urlDone.Result) || ev.ResultRef != captured || ev.CaptureError != "" {
+					t.Errorf("result %s result_ref %+v capture_error %q; want Reducto's url result and the ref", ev.Result, ev.ResultRef, ev.CaptureError)
+				}
+			}},
+		{row: "url capture", name: "download failed: poll again with backoff", a: answer{job: urlDone, captureErr: capDownload}, want: want{action: pollAgain, after: next4}},
+		{row: "url capture", name: "link expired (403): poll again for a fresh link", a: answer{job: urlDone, captureErr: capRejected}, want: want{action: pollAgain, after: next4}},
+		{row: "url capture", name: "download failed past the TTL: completed, capture_error", a: answer{job: urlDone, captureErr: capDownload}, now: late,
+			want: want{action: report, kind: event.Completed},
+			checkEv: func(t *testing.T, ev *event.Event) {
+				if string(ev.Result) != string(urlDone.Result) || ev.ResultRef != nil || !strings.Contains(ev.CaptureError, "BRIDGE_JOB_TTL") {
+					t.Errorf("result %s result_ref %+v capture_error %q", ev.Result, ev.ResultRef, ev.CaptureError)
+				}
+			}},
+		{row: "url capture", name: "too large: completed at once, capture_error", a: answer{job: urlDone, captureErr: capTooLarge},
+			want: want{action: report, kind: event.Completed},
+			checkEv: func(t *testing.T, ev *event.Event) {
+				if string(ev.Result) != string(urlDone.Result) || ev.ResultRef != nil || !strings.Contains(ev.CaptureError, "BRIDGE_CAPTURE_MAX_BYTES") {
+					t.Errorf("result %s result_ref %+v capture_error %q", ev.Result, ev.ResultRef, ev.CaptureError)
+				}
+			}},
+		{row: "url capture", name: "not https: completed at once, capture_error", a: answer{job: urlDone, captureErr: capInsecure},
+			want: want{action: report, kind: event.Completed},
+			checkEv: func(t *testing.T, ev *event.Event) {
+				if ev.CaptureError == "" || ev.ResultRef != nil {
+					t.Errorf("capture_error %q result_ref %+v", ev.CaptureError, ev.ResultRef)
+				}
+			}},
+		{row: "url capture", name: "download cut short by shutdown: hand back, no event", a: answer{job: urlDone, captureErr: context.Canceled}, want: want{action: pollAgain}},
 
 		// 200, any other status (known or not): poll again.
 		{row: "pending", name: "Pending", a: answer{job: job("Pending")}, want: want{action: pollAgain, after: next4, predict: true}},

@@ -101,7 +101,7 @@ func (p *Poller) hint(ctx context.Context, id string, metadata json.RawMessage, 
 		log.Debug("hint while polls are paused; left to the schedule")
 		return false, p.keepTracked(ctx, tr, id, metadata, errPaused)
 	}
-	a := p.get(ctx, id)
+	a := p.capture(ctx, t, p.get(ctx, id), nil)
 	v := decide(t.delivery, a, p.now(), p.pol)
 	if v.action != report {
 		if onlyTracked && a.err == nil {

@@ -113,6 +113,16 @@ type Options struct {
 	// a new track message for an outstanding job then keeps the job's TTL origin and its
 	// place in the schedule, and only its metadata changes. Nil: a re-track restarts both.
 	Origins Origins
+	// Capture, when set (BRIDGE_CAPTURE_URL_RESULTS), downloads a completed job's URL result
+	// into the object store before its event is published; nil leaves URL results as they
+	// are.
+	Capture Capturer
+}
+
+// Capturer downloads a URL result into the results object store under name and says where;
+// *capture.Capturer satisfies it. Its errors are classified by capture.Permanent.
+type Capturer interface {
+	Capture(ctx context.Context, name, url string) (*event.ResultRef, error)
 }
 
 // Coverage says whether a list sweep will find a tracked job's end; *sweep.Sweeper satisfies

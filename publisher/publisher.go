@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -129,8 +130,12 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 		if lerr != nil {
 			return Result{}, fmt.Errorf("publish event %s: %w", id, lerr)
 		}
-		if e.ResultRef, err = p.storeResult(ctx, &e); err != nil {
-			return Result{}, fmt.Errorf("publish event %s: %w", id, err)
+		// A captured URL result is in the store already (ResultRef set): only Reducto's
+		// small url object has to go, not the stored result to be replaced by it.
+		if e.ResultRef == nil {
+			if e.ResultRef, err = p.storeResult(ctx, &e); err != nil {
+				return Result{}, fmt.Errorf("publish event %s: %w", id, err)
+			}
 		}
 		e.Result = nil
 		msg, err = p.message(&e, subj)
@@ -164,14 +169,26 @@ func (p *Publisher) message(e *event.Event, subj string) (*nats.Msg, error) {
 // storeResult puts e's result into the results bucket under the job id. Putting the same name
 // again replaces the object, which makes a retried Publish harmless.
 func (p *Publisher) storeResult(ctx context.Context, e *event.Event) (*event.ResultRef, error) {
+	ref, err := p.PutResult(ctx, e.JobID, bytes.NewReader(e.Result))
+	if err != nil {
+		return nil, fmt.Errorf("store result of %d bytes: %w", len(e.Result), err)
+	}
+	return ref, nil
+}
+
+// PutResult streams r into the results bucket REDUCTO_RESULTS under name (a job id) and says
+// where it is, for an event's result_ref: how large results and captured URL results
+// (package capture) are stored. Putting a name again replaces its object; a put that fails
+// (r's error is returned as it is, wrapped) leaves no partial object and keeps the old one.
+func (p *Publisher) PutResult(ctx context.Context, name string, r io.Reader) (*event.ResultRef, error) {
 	meta := jetstream.ObjectMeta{
-		Name: e.JobID,
+		Name: name,
 		// The object store's default chunk (128 KiB) exceeds a server's smaller max payload.
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(maxChunk, p.maxPayload-chunkMargin))},
 	}
-	info, err := p.results.Put(ctx, meta, bytes.NewReader(e.Result))
+	info, err := p.results.Put(ctx, meta, r)
 	if err != nil {
-		return nil, fmt.Errorf("store result of %d bytes in %s: %w", len(e.Result), subject.ResultsBucket, err)
+		return nil, fmt.Errorf("store result in %s: %w", subject.ResultsBucket, err)
 	}
 	return &event.ResultRef{Bucket: subject.ResultsBucket, Name: info.Name, Size: info.Size, Digest: info.Digest}, nil
 }

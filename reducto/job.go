@@ -368,3 +368,43 @@ func decodeJobList(body []byte) (*JobList, error) {
 	}
 	return l, nil
 }
+
+// ResultURL returns the URL of a URL result ({"type":"url","url":...}, reference section
+// 3.1): Reducto's answer to a result too large for one response, a presigned link that
+// expires. It looks where Reducto puts one: the result itself, a ParseResponse's inner result,
+// and a pipeline's parse step. ok is false for every other result.
+func (j *Job) ResultURL() (u string, ok bool) {
+	if j == nil || len(j.Result) == 0 {
+		return "", false
+	}
+	type urlResult struct {
+		Type string `json:"type"`
+		URL  string `json:"url"`
+	}
+	var outer struct {
+		urlResult
+		Result json.RawMessage `json:"result"`
+	}
+	if json.Unmarshal(j.Result, &outer) != nil {
+		return "", false
+	}
+	if outer.Type == "url" && outer.URL != "" {
+		return outer.URL, true
+	}
+	var inner struct {
+		urlResult
+		Parse *struct {
+			Result *urlResult `json:"result"`
+		} `json:"parse"`
+	}
+	if len(outer.Result) == 0 || json.Unmarshal(outer.Result, &inner) != nil {
+		return "", false
+	}
+	if inner.Type == "url" && inner.URL != "" {
+		return inner.URL, true
+	}
+	if p := inner.Parse; p != nil && p.Result != nil && p.Result.Type == "url" && p.Result.URL != "" {
+		return p.Result.URL, true
+	}
+	return "", false
+}

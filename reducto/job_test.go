@@ -200,3 +200,27 @@ func TestGetJobLogsDroppedFieldNames(t *testing.T) {
 		t.Errorf("a dropped value was logged:\n%s", out)
 	}
 }
+
+func TestResultURL(t *testing.T) {
+	tests := []struct {
+		name, result, want string
+	}{
+		{"parse response", `{"job_id":"j","result":{"type":"url","url":"https://s3.example/r?sig=1","result_id":"r"}}`, "https://s3.example/r?sig=1"},
+		{"bare url result", `{"type":"url","url":"https://s3.example/r","result_id":"r"}`, "https://s3.example/r"},
+		{"pipeline parse step", `{"job_id":"j","result":{"parse":{"result":{"type":"url","url":"https://s3.example/p"}},"extract":null}}`, "https://s3.example/p"},
+		{"full result", `{"job_id":"j","result":{"type":"full","chunks":[]}}`, ""},
+		{"url type without url", `{"result":{"type":"url"}}`, ""},
+		{"extract array", `{"result":[{"type":"url","url":"https://x"}]}`, ""},
+		{"not json", `{`, ""},
+		{"none", ``, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &Job{Result: json.RawMessage(tt.result)}
+			got, ok := j.ResultURL()
+			if got != tt.want || ok != (tt.want != "") {
+				t.Errorf("ResultURL() = %q, %v; want %q", got, ok, tt.want)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reducto-bridge/reducto-bridge/budget"
+	"github.com/reducto-bridge/reducto-bridge/capture"
 	"github.com/reducto-bridge/reducto-bridge/command"
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/internal/redact"
@@ -210,6 +211,16 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	}
 	if b.origins != nil {
 		po.Origins = b.origins // never a nil *track.Origins in the interface
+	}
+	if cfg.CaptureURLResults {
+		// http:// links on loopback only for a Reducto (a simulator) on this machine.
+		u, _ := neturl.Parse(cfg.BaseURL)
+		c, err := capture.New(b.pub, capture.Options{MaxBytes: cfg.CaptureMaxBytes, AllowInsecure: cfg.AllowInsecureReducto,
+			AllowLoopback: u != nil && u.Scheme == "http" && capture.Loopback(u.Hostname())})
+		if err != nil {
+			return nil, fmt.Errorf("url result capture: %w", err)
+		}
+		po.Capture = c
 	}
 	b.poller, err = poller.New(queue, b.client, b.pub, po)
 	if err != nil {

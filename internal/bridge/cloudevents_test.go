@@ -37,6 +37,7 @@ func realEvents(t *testing.T) (*harness, map[string]*nats.Msg) {
 		"cancelled":  h.sim.Create(reductosim.JobSpec{Outcome: reductosim.OutcomeNever}),
 		"expired":    h.sim.Create(reductosim.JobSpec{Outcome: reductosim.OutcomeNever}),
 		"result_ref": h.sim.Create(reductosim.JobSpec{ResultSize: 300 << 10}),
+		"url_result": h.sim.Create(reductosim.JobSpec{Outcome: reductosim.OutcomeCompleteURL, ResultSize: 300 << 10}),
 		"not_found":  "never-existed",
 	}
 	h.sim.Cancel(ids["cancelled"])
@@ -44,13 +45,17 @@ func realEvents(t *testing.T) (*harness, map[string]*nats.Msg) {
 		h.track(id, fmt.Sprintf(`{"metadata":{"case":%q}}`, name))
 	}
 	h.clock.Advance(2 * time.Second)
-	byID := h.collect(ids["completed"], ids["failed"], ids["cancelled"], ids["expired"], ids["result_ref"], ids["not_found"])
+	byID := h.collect(ids["completed"], ids["failed"], ids["cancelled"], ids["expired"], ids["result_ref"], ids["url_result"], ids["not_found"])
 	out := map[string]*nats.Msg{}
 	for name, id := range ids {
 		out[name] = byID[id]
 	}
 	if ev := decode(t, out["result_ref"]); ev.ResultRef == nil {
 		t.Fatalf("the large result was not moved to the object store: %s", out["result_ref"].Data[:200])
+	}
+	// BRIDGE_CAPTURE_URL_RESULTS is on by default: Reducto's url result, and its content.
+	if ev := decode(t, out["url_result"]); ev.ResultRef == nil || !strings.Contains(string(ev.Result), `"type":"url"`) {
+		t.Fatalf("the url result was not captured next to Reducto's result: %.300s", out["url_result"].Data)
 	}
 	return h, out
 }
@@ -151,7 +156,7 @@ func (m *natsJetStreamMessage) GetVersion() cespec.Version {
 func TestCloudEventsSDKDecodesRealEvents(t *testing.T) {
 	h, msgs := realEvents(t)
 	wantKind := map[string]string{"completed": "completed", "failed": "failed", "cancelled": "cancelled",
-		"expired": "expired", "result_ref": "completed", "not_found": "failed"}
+		"expired": "expired", "result_ref": "completed", "url_result": "completed", "not_found": "failed"}
 	for name, m := range msgs {
 		t.Run(name, func(t *testing.T) {
 			ours := decode(t, m)
@@ -236,6 +241,16 @@ func TestEventsMatchSchema(t *testing.T) {
 		`{"job_id":"j","kind":"completed","observed_at":"2026-11-29T14:00:13.456Z","extra":1}`,
 		`{"job_id":"j","kind":"completed","observed_at":"2026-11-29T14:00:13.456Z","result_ref":{"bucket":"B","name":"j"}}`,
 	}
+	good := []string{
+		`{"job_id":"j","kind":"completed","observed_at":"2026-11-29T14:00:13.456Z","result":{"result":{"type":"url","url":"https://s3.example/r"}},"capture_error":"url result exceeds BRIDGE_CAPTURE_MAX_BYTES: 300 bytes, limit 200"}`,
+	}
+	for _, g := range good {
+		inst, _ := jsonschema.UnmarshalJSON(strings.NewReader(g))
+		if err := schema.Validate(inst); err != nil {
+			t.Errorf("the schema refuses %s: %v", g, err)
+		}
+	}
+	bad = append(bad, `{"job_id":"j","kind":"completed","observed_at":"2026-11-29T14:00:13.456Z","capture_error":""}`)
 	for _, b := range bad {
 		inst, _ := jsonschema.UnmarshalJSON(strings.NewReader(b))
 		if schema.Validate(inst) == nil {

@@ -223,10 +223,13 @@ func describeEvent(ev *event.Event, j *demoJob) string {
 	if ev.NumPages != nil {
 		parts = append(parts, plural(*ev.NumPages, "page"))
 	}
+	isURL := strings.Contains(string(ev.Result), `"type":"url"`)
 	switch {
+	case ev.ResultRef != nil && isURL:
+		parts = append(parts, fmt.Sprintf("result as URL, captured: %s in object store %s", size(int64(ev.ResultRef.Size)), ev.ResultRef.Bucket))
 	case ev.ResultRef != nil:
 		parts = append(parts, fmt.Sprintf("result %s in object store %s", size(int64(ev.ResultRef.Size)), ev.ResultRef.Bucket))
-	case strings.Contains(string(ev.Result), `"type":"url"`):
+	case isURL:
 		parts = append(parts, "result as URL")
 	case len(ev.Result) > 0:
 		parts = append(parts, "result "+size(int64(len(ev.Result))))

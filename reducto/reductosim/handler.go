@@ -32,6 +32,8 @@ const (
 	body1000             = `{"message": "[CODE 1000] rate limit exceeded, retry with exponential backoff"}`
 	bodyNoSuchKey        = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code>" +
 		"<Message>The specified key does not exist.</Message></Error>"
+	bodyExpired = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>" +
+		"<Message>Request has expired</Message></Error>"
 )
 
 // htmlForbidden answers a request without any Authorization header: Reducto's docs say a
@@ -175,7 +177,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint, arg 
 	case epVersion:
 		s.sendString(w, http.StatusOK, strconv.Quote(Version))
 	case epResults:
-		s.result(w, arg)
+		s.result(w, r, arg)
 	}
 }
 
@@ -652,7 +654,15 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 
 // result serves a URL result or an edited document, like a presigned S3 URL: no auth, and
 // S3's NoSuchKey when it does not (or no longer) exist.
-func (s *Server) result(w http.ResponseWriter, rid string) {
+func (s *Server) result(w http.ResponseWriter, r *http.Request, rid string) {
+	if s.resultURLTTL > 0 {
+		exp, err := strconv.ParseInt(r.URL.Query().Get("expires"), 10, 64)
+		if err != nil || s.clock.Now().UnixNano() > exp {
+			w.Header()["Content-Type"] = ctXML
+			s.sendString(w, http.StatusForbidden, bodyExpired)
+			return
+		}
+	}
 	v, ok := s.results.Load(rid)
 	var j *job
 	if ok {

@@ -176,6 +176,9 @@ func (s *Server) finalBody(j *job, v jobView) body {
 	out := b.done()
 	*bp = b.cur[:0]
 	bufPool.Put(bp)
+	if s.resultURLTTL > 0 && j.spec.Outcome == OutcomeCompleteURL && j.spec.Type == TypeParse {
+		return out // an expiring link: a fresh one every time
+	}
 	j.final.Store(&out)
 	return out
 }
@@ -252,7 +255,12 @@ func (s *Server) appendInner(b *builder, j *job) {
 	if j.spec.Outcome == OutcomeCompleteURL && j.spec.Type == TypeParse {
 		b.str(`{"type":"url","url":"`)
 		b.base()
-		b.str(`/results/` + j.resultID + `","result_id":"` + j.resultID + `"}`)
+		b.str(`/results/` + j.resultID)
+		if s.resultURLTTL > 0 {
+			exp := s.clock.Now().Add(s.resultURLTTL)
+			b.str(`?X-Amz-Expires=` + strconv.FormatInt(int64(s.resultURLTTL.Seconds()), 10) + `&expires=` + strconv.FormatInt(exp.UnixNano(), 10))
+		}
+		b.str(`","result_id":"` + j.resultID + `"}`)
 		return
 	}
 	b.shared(s.inner(j))

@@ -19,7 +19,7 @@
 //	                                         optionally stale ([Options.ListStaleness])
 //	POST /upload                             multipart file, or a presigned URL to PUT to
 //	GET  /version                            a JSON string
-//	GET  /results/{result_id}                URL results (no auth, like a presigned S3 URL)
+//	GET  /results/{result_id}                URL results (no auth, like a presigned S3 URL; expiring with [Options.ResultURLTTL])
 //
 // Job timelines run on a [Clock] (real, scaled or fake); how each job behaves is a [JobSpec],
 // chosen per submission by [Options.Spec] or given directly to [Server.Create]. Jobs nobody
@@ -150,6 +150,12 @@ type Options struct {
 	// within the window is listed as queued. 0 means current, like GET /job (the reference
 	// says nothing about the list's freshness: UNCONFIRMED).
 	ListStaleness time.Duration
+	// ResultURLTTL makes URL results expire like presigned S3 links: each GET /job (and
+	// every other answer carrying the result) hands out a fresh link to
+	// /results/{result_id}?X-Amz-Expires=...&expires=..., valid for this long on the
+	// simulator clock; after it, or without a valid expiry, the link answers 403 with S3's
+	// AccessDenied "Request has expired". 0 means links that never expire.
+	ResultURLTTL time.Duration
 	// Background is untracked account traffic, created by the simulator from New on; see
 	// [Background] and [Server.SetBackground].
 	Background Background
@@ -172,6 +178,7 @@ type Server struct {
 
 	offsetCursors bool
 	listStaleness time.Duration
+	resultURLTTL  time.Duration
 	bg            background
 
 	faults atomic.Pointer[Faults]
@@ -231,6 +238,7 @@ func New(opts Options) (*Server, error) {
 
 		offsetCursors: opts.OffsetCursors,
 		listStaleness: opts.ListStaleness,
+		resultURLTTL:  max(opts.ResultURLTTL, 0),
 	}
 	if opts.ListStaleness < 0 {
 		return nil, fmt.Errorf("%w: negative list staleness", ErrInvalidOptions)

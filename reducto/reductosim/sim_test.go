@@ -435,3 +435,40 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestResultURLExpires: with ResultURLTTL, each GET /job hands out a fresh link, which serves
+// the result until its expiry on the simulator clock and then answers 403 AccessDenied.
+func TestResultURLExpires(t *testing.T) {
+	f := newFixture(t, Options{ResultURLTTL: time.Minute})
+	id := f.sim.Create(JobSpec{Outcome: OutcomeCompleteURL, Duration: time.Second, ResultSize: 8_000})
+	f.clock.Advance(2 * time.Second)
+	link := func() string {
+		t.Helper()
+		r := f.call(t, "GET", "/job/"+id, "")
+		inner := r.json(t)["result"].(map[string]any)["result"].(map[string]any)
+		u, _ := inner["url"].(string)
+		if r.code != 200 || inner["type"] != "url" || !strings.HasPrefix(u, f.ts.URL+"/results/") {
+			t.Fatalf("GET /job: %d, url result %v", r.code, inner)
+		}
+		return strings.TrimPrefix(u, f.ts.URL)
+	}
+	first := link()
+	if r := f.callAuth(t, "GET", first, "", ""); r.code != 200 || r.json(t)["type"] != "full" {
+		t.Fatalf("fresh link: got %d %.100s, want the full result", r.code, r.body)
+	}
+	f.clock.Advance(time.Minute + time.Second)
+	if r := f.callAuth(t, "GET", first, "", ""); r.code != 403 || !strings.Contains(string(r.body), "Request has expired") {
+		t.Fatalf("expired link: got %d %.100s, want 403 AccessDenied", r.code, r.body)
+	}
+	second := link()
+	if second == first {
+		t.Fatalf("GET /job after expiry handed out the same link %s", first)
+	}
+	if r := f.callAuth(t, "GET", second, "", ""); r.code != 200 {
+		t.Fatalf("fresh link after expiry: got %d, want 200", r.code)
+	}
+	rid := strings.TrimPrefix(strings.SplitN(second, "?", 2)[0], "/results/")
+	if r := f.callAuth(t, "GET", "/results/"+rid, "", ""); r.code != 403 {
+		t.Fatalf("link without expiry: got %d, want 403", r.code)
+	}
+}
