@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/tracing"
 )
 
@@ -33,6 +34,11 @@ func TestCarriedFromNATSHeadersToNATSAndHTTP(t *testing.T) {
 	want := map[string]string{"traceparent": traceparent, "tracestate": "vendor=opaque", "baggage": "tenant=acme", "ce-id": "x"}
 	if len(out) != len(want) {
 		t.Errorf("injected headers %v, want %v", out, want)
+	}
+	for _, h := range event.TraceHeaders { // the names the contract documents
+		if _, ok := out[h]; !ok {
+			t.Errorf("event.TraceHeaders names %s, not injected", h)
+		}
 	}
 	for k, v := range want {
 		if got := out[k]; len(got) != 1 || got[0] != v {

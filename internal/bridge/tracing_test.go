@@ -291,3 +291,38 @@ func TestTraceContextFromCancelRequest(t *testing.T) {
 		t.Errorf("%d POST /cancel seen, want 1", cancels)
 	}
 }
+
+// TestRetrackedJobKeepsNewestTraceContext: a job tracked again with another trace context is
+// polled, and reported, with the newest one.
+func TestRetrackedJobKeepsNewestTraceContext(t *testing.T) {
+	h := newHarness(t, natstest.Options{}, reductosim.Options{Clock: reductosim.RealClock()})
+	url, seen := recordingSim(t, h)
+	cfg := h.config()
+	cfg.BaseURL = url
+	h.start(cfg)
+
+	id := h.sim.Create(reductosim.JobSpec{Duration: time.Hour, NumPages: 1})
+	first, newest := traceHeaders(), nats.Header{"traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+	polledWith := func(tp string) bool {
+		for _, r := range getJobs(seen(), id) {
+			if r.traceparent == tp {
+				return true
+			}
+		}
+		return false
+	}
+	for _, hd := range []nats.Header{first, newest} {
+		if _, err := h.js.PublishMsg(t.Context(), &nats.Msg{Subject: subject.Track("reducto", id), Header: hd, Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		natstest.WaitFor(t, func() bool { return polledWith(hd.Get("traceparent")) })
+	}
+	h.sim.Cancel(id)
+	ev := h.collect(id)[id]
+	if got := ev.Header.Get("traceparent"); got != newest.Get("traceparent") {
+		t.Errorf("event traceparent %q, want the newest track's %q", got, newest.Get("traceparent"))
+	}
+	if got := ev.Header.Get("baggage"); got != "" {
+		t.Errorf("event baggage %q: the newest track message had none", got)
+	}
+}
