@@ -326,3 +326,38 @@ func TestRetrackedJobKeepsNewestTraceContext(t *testing.T) {
 		t.Errorf("event baggage %q: the newest track message had none", got)
 	}
 }
+
+// TestWebhookHintOfTracedJobCarriesContext: a webhook for a job tracked with a trace context
+// makes its GET /job and event carry the track message's context.
+func TestWebhookHintOfTracedJobCarriesContext(t *testing.T) {
+	h := newHarness(t, natstest.Options{}, reductosim.Options{Clock: reductosim.RealClock()})
+	url, seen := recordingSim(t, h)
+	addr := natstest.FreeAddr(t)
+	cfg := h.config()
+	cfg.BaseURL = url
+	cfg.HTTPAddr = addr
+	cfg.PublicURL = "http://" + addr
+	cfg.WebhookToken = "hook-token"
+	h.start(cfg)
+
+	id := h.sim.Create(reductosim.JobSpec{Duration: time.Hour, NumPages: 1})
+	// webhook: true, so the schedule's first poll is BRIDGE_WEBHOOK_POLL_INTERVAL away.
+	if _, err := h.js.PublishMsg(t.Context(), &nats.Msg{Subject: subject.Track("reducto", id), Header: traceHeaders(), Data: []byte(`{"webhook":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	h.sim.Cancel(id)
+	resp, err := http.Post("http://"+addr+"/webhooks/reducto?token=hook-token", "application/json", strings.NewReader(`{"job_id":"`+id+`","status":"Cancelled"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ev := h.collect(id)[id]
+	want := traceHeaders().Get("traceparent")
+	if got := ev.Header.Get("traceparent"); got != want {
+		t.Errorf("event traceparent %q, want %q", got, want)
+	}
+	polls := getJobs(seen(), id)
+	if len(polls) != 1 || polls[0].traceparent != want {
+		t.Errorf("GET /job requests %+v, want one carrying %q", polls, want)
+	}
+}
