@@ -31,6 +31,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
@@ -365,6 +366,8 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 				}()
 				ctx, cancel := context.WithTimeout(s.base, s.timeout)
 				defer cancel()
+				// The request's trace context goes to Reducto and to the job's track message.
+				ctx = tracing.Extract(ctx, req.Headers())
 				res = run(ctx, req.Data())
 			}()
 			s.finish(name, req, res, time.Since(start))

@@ -19,6 +19,18 @@ const (
 	HeaderTime            = "ce-time"
 )
 
+// Trace context headers (W3C Trace Context and Baggage), present on an event only when its
+// job's track message, or the submit or cancel request that tracked it, carried them (package
+// tracing). Lower-case, as the W3C specifications write them.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+	HeaderBaggage     = "baggage"
+)
+
+// TraceHeaders are the trace context headers an event may carry.
+var TraceHeaders = []string{HeaderTraceparent, HeaderTracestate, HeaderBaggage}
+
 // Header values that do not depend on the event.
 const (
 	ContentType = "application/json"

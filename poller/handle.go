@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
@@ -39,6 +40,9 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 		p.term(msg, "invalid job id")
 		return
 	}
+	// The trace context of this (the newest) track message, for the job's Reducto requests
+	// and its event.
+	ctx = tracing.Extract(ctx, msg.Headers())
 	t := &trackedJob{
 		delivery: delivery{id: id, trackedAt: md.Timestamp, attempt: md.NumDelivered},
 		log:      p.log.With("job_id", id, "attempt", md.NumDelivered),

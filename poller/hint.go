@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
@@ -91,9 +92,10 @@ func (p *Poller) hint(ctx context.Context, id string, metadata json.RawMessage, 
 	// attempt 0: not a delivery of the track message; the schedule is not consulted.
 	t := &trackedJob{delivery: delivery{id: id, trackedAt: p.now(), metadata: metadata, webhook: !onlyTracked, polls: 1}, log: log, via: via, hintedAt: hintedAt}
 	if tr != nil {
-		// The track message's metadata, or none: never the webhook's.
+		// The track message's metadata, or none: never the webhook's; and its trace context.
 		t.trackedAt = tr.Time
 		p.readBody(t, tr.Data)
+		ctx = tracing.Extract(ctx, tr.Header)
 	}
 	if p.gate.remaining(p.now()) > 0 {
 		// Events cannot be stored now: a GET would be wasted. The schedule reports the job

@@ -27,6 +27,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
 	"github.com/reducto-bridge/reducto-bridge/internal/redact"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 )
 
 // Errors returned by [Publisher.Publish], matched with errors.Is.
@@ -125,7 +126,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 	if found {
 		return out, nil
 	}
-	msg, err := p.message(&e, subj)
+	msg, err := p.message(ctx, &e, subj)
 	if errors.Is(err, ErrEventTooLarge) && hasResult(&e) {
 		if lerr != nil {
 			return Result{}, fmt.Errorf("publish event %s: %w", id, lerr)
@@ -138,7 +139,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 			}
 		}
 		e.Result = nil
-		msg, err = p.message(&e, subj)
+		msg, err = p.message(ctx, &e, subj)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("publish event %s: %w", id, err)
@@ -146,13 +147,15 @@ func (p *Publisher) Publish(ctx context.Context, ev *event.Event) (Result, error
 	return p.publish(ctx, msg, &e, foreign, log)
 }
 
-// message builds the NATS message of e, or fails with ErrEventTooLarge.
-func (p *Publisher) message(e *event.Event, subj string) (*nats.Msg, error) {
+// message builds the NATS message of e, with ctx's trace context (package tracing), or fails
+// with ErrEventTooLarge.
+func (p *Publisher) message(ctx context.Context, e *event.Event, subj string) (*nats.Msg, error) {
 	body, err := e.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("marshal event: %w", err)
 	}
 	msg := &nats.Msg{Subject: subj, Header: nats.Header(event.Headers(e, p.source)), Data: body}
+	tracing.Inject(ctx, msg.Header)
 	// Measure with the JetStream headers the publish options add, as the client and the
 	// server count headers toward max_payload.
 	probe := copyMsg(msg)

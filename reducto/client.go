@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 )
 
 // DefaultBaseURL is Reducto's production API (EU: https://eu.platform.reducto.ai, AU:
@@ -318,6 +320,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 	req.Header.Set("Authorization", c.cred.auth)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "reducto-bridge")
+	tracing.InjectHTTP(ctx, req.Header)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

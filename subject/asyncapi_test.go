@@ -70,6 +70,11 @@ func TestAsyncAPIDocumentCoversSubjects(t *testing.T) {
 			t.Errorf("docs/asyncapi.yaml lacks the channel or the ce-type of kind %s", k)
 		}
 	}
+	for _, h := range event.TraceHeaders {
+		if !strings.Contains(doc, "          "+h+":\n") {
+			t.Errorf("docs/asyncapi.yaml lacks the trace header %s", h)
+		}
+	}
 	for h := range event.Headers(&event.Event{JobID: "j", Kind: event.Completed}, "s") {
 		if !strings.Contains(doc, "          "+h+":\n") {
 			t.Errorf("docs/asyncapi.yaml lacks the event header %s", h)

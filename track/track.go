@@ -11,11 +11,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
 	"github.com/reducto-bridge/reducto-bridge/internal/streams"
 	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 )
 
 // ConsumerName is the durable pull consumer on REDUCTO_TRACK that all replicas share.
@@ -64,6 +66,7 @@ type JetStream interface {
 	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
 	CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error)
 	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
 // Queue is the track work queue [Setup] created. It is safe for concurrent use.
@@ -197,7 +200,9 @@ func (q *Queue) Ensure(ctx context.Context, id string, req Request) (bool, error
 	if err != nil {
 		return false, err
 	}
-	_, err = q.js.Publish(ctx, subject.Track(q.prefix, id), body, jetstream.WithExpectLastSequencePerSubject(0))
+	msg := &nats.Msg{Subject: subject.Track(q.prefix, id), Header: nats.Header{}, Data: body}
+	tracing.Inject(ctx, msg.Header) // a submit's or cancel's trace context, for polls and event
+	_, err = q.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(0))
 	// Either refusal means the job is tracked: the subject holds a track message, or (on a
 	// replicated stream) another track of the job is being stored right now.
 	if jserr.WrongLastSequence(err) || jserr.SubjectInFlight(err) {

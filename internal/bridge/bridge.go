@@ -32,6 +32,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/replica"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/sweep"
+	"github.com/reducto-bridge/reducto-bridge/tracing"
 	"github.com/reducto-bridge/reducto-bridge/track"
 	"github.com/reducto-bridge/reducto-bridge/webhook"
 )
@@ -61,6 +62,9 @@ type Bridge struct {
 	origins *track.Origins
 	kv      jetstream.KeyValue // the lease bucket (BRIDGE_LIST_SWEEP); nil without the sweep
 	sweep   *sweep.Sweeper     // nil without BRIDGE_LIST_SWEEP
+	// tracer makes the poll and publish spans: exporting with the OTEL_EXPORTER_OTLP_*
+	// variables, recording nothing without them. Tests set it (tune) to an in-memory one.
+	tracer *tracing.Tracer
 
 	// health follows the NATS connection for /readyz; set (before the connection is made)
 	// while start runs, so /readyz can say why NATS is not there yet.
@@ -144,6 +148,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 			b.Shutdown(sctx)
 		}
 	}()
+	if b.tracer == nil {
+		if b.tracer, err = tracing.Setup(ctx, os.Getenv); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.startHTTP(); err != nil {
 		return nil, err
 	}
@@ -222,7 +231,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		}
 		po.Capture = c
 	}
-	b.poller, err = poller.New(queue, b.client, b.pub, po)
+	b.poller, err = poller.New(queue,
+		tracedJobs{jobs: b.client, tr: b.tracer, redact: red},
+		tracedEvents{events: b.pub, tr: b.tracer, redact: red}, po)
 	if err != nil {
 		return nil, err
 	}
@@ -585,6 +596,11 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 		<-b.httpDone
+	}
+	if b.tracer != nil {
+		if err := b.tracer.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	b.log.Info("bridge stopped")
 	return errors.Join(errs...)

@@ -1,0 +1,4 @@
+package tracing
+
+// ServiceResource exposes serviceResource to the tests.
+var ServiceResource = serviceResource
