@@ -133,13 +133,18 @@ func (g *getRecorder) window(on bool) (polls int, gaps []time.Duration) {
 }
 
 // schedulerInterval is each job's poll interval in simulator time: -interval, or -jobs over
-// the budget so that the polls use it.
+// 90% of the budget, so that the polls use what the bridge's fair floor lets them (a shorter
+// interval would be raised to that floor, and every gap measured late by the difference).
 func schedulerInterval(cfg *benchConfig) time.Duration {
 	if cfg.Interval > 0 {
 		return cfg.Interval
 	}
-	return time.Duration(float64(cfg.Jobs) / cfg.BridgeRate * float64(time.Second))
+	return time.Duration(float64(cfg.Jobs) / (schedulerShare * cfg.BridgeRate) * float64(time.Second))
 }
+
+// schedulerShare is the share of the budget the scheduler scenario's polls take by default:
+// the poller's fair share.
+const schedulerShare = 0.9
 
 // neverEnding is a workload of n one-page jobs that never finish (no progress).
 func neverEnding(n int) *workload {
