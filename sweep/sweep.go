@@ -355,8 +355,7 @@ func (s *Sweeper) sweep(ctx context.Context) {
 	}
 	// The deep tier: pages below deepCut are read every DeepEvery-th sweep only, while
 	// tiered says their longer lag stays out of the p99.
-	deepAge := s.deepAge()
-	deepCut := start.Add(-deepAge)
+	deepCut := start.Add(-s.deepAge())
 	tiered, shallow := s.tier(deepCut)
 	if shallow {
 		// Promises are kept by the deep sweeps (within DeepEvery intervals, well within the
@@ -466,7 +465,6 @@ func (s *Sweeper) sweep(ctx context.Context) {
 	s.marks = marks
 	s.mu.Unlock()
 	s.finish(start, seen, bottom, end, pages, dups, shallow, skipped)
-	s.log.Debug("list sweep tier", "deep_age", deepAge, "tiered", tiered)
 }
 
 // newestCreated is the newest created_at of a page (zero when none).
