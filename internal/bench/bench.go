@@ -87,6 +87,7 @@ type benchConfig struct {
 	ListSweep     bool          `json:"list_sweep"`      // BRIDGE_LIST_SWEEP of a scenario's bridge
 	Window        time.Duration `json:"-"`               // the backlog and scheduler scenarios' measurement window
 	Interval      time.Duration `json:"-"`               // the scheduler scenario's poll interval; 0 = jobs / bridge rate
+	Replicas      int           `json:"replicas"`        // the scheduler scenario's bridges on the one key
 	IntervalS     float64       `json:"interval_s,omitempty"`
 	ListStaleS    float64       `json:"list_staleness_s"`
 	WindowS       float64       `json:"window_s,omitempty"`
@@ -142,6 +143,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.DurationVar(&cfg.ListStaleness, "list-staleness", 0, "the simulator's GET /jobs reports statuses this old (simulator time; GET /job stays current)")
 	fs.BoolVar(&cfg.ListSweep, "list-sweep", true, "scenarios: BRIDGE_LIST_SWEEP of the scenario's bridge (the comparison sets it per contender)")
 	fs.DurationVar(&cfg.Window, "window", backlogWindow, "backlog scenario: measurement window, simulator time, from when every job is tracked and admitted; scheduler: from when every job has been polled once (default 1m)")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "scheduler scenario: bridge replicas on the one API key (they share the budget and the jobs)")
 	fs.DurationVar(&cfg.Interval, "interval", 0, "scheduler scenario: every job's fixed poll interval, simulator time (0 = jobs / (90% of bridge-rate), so the polls use what the bridge's fair floor allows)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
 	if err := cli.ParseFlags(fs, args); err != nil {
@@ -263,6 +265,11 @@ func (c *benchConfig) validate() error {
 	}
 	if c.Interval < 0 {
 		bad("-interval must not be negative, got %s", c.Interval)
+	}
+	if c.Replicas < 1 || c.Replicas > 16 {
+		bad("-replicas must be 1 to 16, got %d", c.Replicas)
+	} else if c.Replicas > 1 && c.Scenario != scenarioScheduler {
+		bad("-replicas applies to -scenario %s only", scenarioScheduler)
 	}
 	if c.ListStaleness < 0 {
 		bad("-list-staleness must not be negative, got %s", c.ListStaleness)

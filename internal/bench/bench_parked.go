@@ -140,6 +140,21 @@ func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error
 	})
 }
 
+// admitted is how many jobs the bridges (every replica) admitted, new or already reported;
+// -1 when one of them does not answer.
+func (r *rig) admitted(ctx context.Context) float64 {
+	var n float64
+	for _, c := range append([]*childBridge{r.child}, r.replicas...) {
+		m, err := c.get(ctx, "/metrics")
+		if err != nil {
+			return -1
+		}
+		n += metricValue(m, `reducto_bridge_track_messages_total{result="new"}`) +
+			metricValue(m, `reducto_bridge_track_messages_total{result="already_reported"}`)
+	}
+	return n
+}
+
 // waitConsumer polls the track consumer's info and the bridge's admissions (new and already
 // reported: a job the list sweep reported before its first delivery is admitted as already
 // reported) until done says so. Neither says so by a signal.
@@ -153,11 +168,7 @@ func (r *rig) waitConsumer(ctx context.Context, n int, progress io.Writer, done 
 	lastReport := time.Now()
 	for {
 		info, err := cons.Info(ctx)
-		admitted := -1.0
-		if m, merr := r.child.get(ctx, "/metrics"); merr == nil {
-			admitted = metricValue(m, `reducto_bridge_track_messages_total{result="new"}`) +
-				metricValue(m, `reducto_bridge_track_messages_total{result="already_reported"}`)
-		}
+		admitted := r.admitted(ctx)
 		if err == nil && done(info, admitted) {
 			return nil
 		}

@@ -56,6 +56,7 @@ type rig struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	child    *childBridge
+	replicas []*childBridge // more bridges on the key (the scheduler scenario's -replicas)
 }
 
 // rigOptions are what a scenario changes in its rig.
@@ -202,11 +203,14 @@ func (r *rig) startBridge(ctx context.Context, env map[string]string, name strin
 // close stops everything the rig started; the child is stopped by the caller (to check its
 // exit), or here as a last resort.
 func (r *rig) close() {
-	if r.child != nil {
+	for _, c := range append(r.replicas, r.child) {
+		if c == nil {
+			continue
+		}
 		select {
-		case <-r.child.Exited():
+		case <-c.Exited():
 		default:
-			_ = r.child.stop(30 * time.Second)
+			_ = c.stop(30 * time.Second)
 		}
 	}
 	if r.nc != nil {

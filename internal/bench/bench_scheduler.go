@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
@@ -45,24 +46,26 @@ type procFigures struct {
 
 // schedulerResult is the scheduler scenario's outcome; times are real.
 type schedulerResult struct {
-	Scenario       string       `json:"scenario"`
-	Config         *benchConfig `json:"config"`
-	Jobs           int          `json:"jobs"`
-	IntervalS      float64      `json:"interval_s"`       // each job's poll interval
-	BudgetPerS     float64      `json:"budget_per_s"`     // BRIDGE_RATE_LIMIT as the child got it
-	TrackSeconds   float64      `json:"track_s"`          // storing every track message
-	AdmitSeconds   float64      `json:"admitted_s"`       // until every job was admitted, from the start
-	IntakePerS     float64      `json:"intake_per_s"`     // jobs admitted per second
-	WarmupSeconds  float64      `json:"warmup_s"`         // from admission until every job had been polled once
-	WindowSeconds  float64      `json:"window_s"`         // the measurement window as it ran
-	AckPending     int          `json:"ack_pending"`      // the track consumer's, at the window's end
-	NATS           procFigures  `json:"nats_server"`      // the nats-server process
-	Bridge         procFigures  `json:"bridge"`           // the bridge child process
-	APILatencyMs   dist         `json:"api_latency_ms"`   // JetStream consumer info, every 100 ms
-	APIErrors      int          `json:"api_errors"`       // probes that failed
-	PollsPerS      float64      `json:"polls_per_s"`      // answered GET /job per second in the window
-	PollLatenessMs dist         `json:"poll_lateness_ms"` // gap between two GETs of a job minus the interval
-	WallSeconds    float64      `json:"wall_s"`
+	Scenario       string        `json:"scenario"`
+	Config         *benchConfig  `json:"config"`
+	Jobs           int           `json:"jobs"`
+	IntervalS      float64       `json:"interval_s"`   // each job's poll interval
+	BudgetPerS     float64       `json:"budget_per_s"` // BRIDGE_RATE_LIMIT as the child got it
+	TrackSeconds   float64       `json:"track_s"`      // storing every track message
+	AdmitSeconds   float64       `json:"admitted_s"`   // until every job was admitted, from the start
+	IntakePerS     float64       `json:"intake_per_s"` // jobs admitted per second
+	WarmupSeconds  float64       `json:"warmup_s"`     // from admission until every job had been polled once
+	WindowSeconds  float64       `json:"window_s"`     // the measurement window as it ran
+	AckPending     int           `json:"ack_pending"`  // the track consumer's, at the window's end
+	NATS           procFigures   `json:"nats_server"`  // the nats-server process
+	Bridge         procFigures   `json:"bridge"`       // the bridge child process (the first replica)
+	Replicas       int           `json:"replicas"`     // bridge processes on the key
+	Others         []procFigures `json:"other_replicas,omitempty"`
+	APILatencyMs   dist          `json:"api_latency_ms"`   // JetStream consumer info, every 100 ms
+	APIErrors      int           `json:"api_errors"`       // probes that failed
+	PollsPerS      float64       `json:"polls_per_s"`      // answered GET /job per second in the window
+	PollLatenessMs dist          `json:"poll_lateness_ms"` // gap between two GETs of a job minus the interval
+	WallSeconds    float64       `json:"wall_s"`
 }
 
 // getRecorder wraps the simulator's handler and records, per job, the arrival of its last
@@ -146,6 +149,32 @@ func schedulerInterval(cfg *benchConfig) time.Duration {
 // the poller's fair share.
 const schedulerShare = 0.9
 
+// startReplicas starts n more bridges on the rig's key (r.replicas, stopped by r.close if
+// not before), with the scenario's environment (tune), each on a free address and logging to
+// its own file, and waits until they are ready.
+func (r *rig) startReplicas(ctx context.Context, n int, tune func(env map[string]string)) error {
+	for i := range n {
+		addr, err := bridgeproc.FreeAddr()
+		if err != nil {
+			return err
+		}
+		env := r.bridgeEnv(addr)
+		tune(env)
+		c, err := startChild(r.cfg.bridgeCmd, addr, env, r.cfg.bridgeEnv, filepath.Join(r.cfg.Out, fmt.Sprintf("%s-replica%d-bridge.log", r.cfg.Scenario, i+2)))
+		if err != nil {
+			return err
+		}
+		r.replicas = append(r.replicas, c)
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err = c.waitReady(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // neverEnding is a workload of n one-page jobs that never finish (no progress).
 func neverEnding(n int) *workload {
 	wl := &workload{durations: make([]time.Duration, n), pages: make([]int, n), arrivals: make([]time.Duration, n), progress: reductosim.ProgressNone}
@@ -174,15 +203,20 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 		return err
 	}
 	defer r.close()
-	if err := r.startScenario(ctx, scenarioScheduler, func(env map[string]string) {
+	tune := func(env map[string]string) {
 		env["BRIDGE_POLL_INITIAL_INTERVAL"] = interval.String()
 		env["BRIDGE_POLL_MAX_INTERVAL"] = interval.String()
 		env["BRIDGE_POLL_JITTER"] = "0"
 		env["BRIDGE_LIST_SWEEP"] = "false"
-	}); err != nil {
+	}
+	if err := r.startScenario(ctx, scenarioScheduler, tune); err != nil {
 		return err
 	}
-	res := &schedulerResult{Scenario: scenarioScheduler, Config: cfg, Jobs: n, IntervalS: interval.Seconds(), BudgetPerS: cfg.BridgeRate * cfg.Speed}
+	if err := r.startReplicas(ctx, cfg.Replicas-1, tune); err != nil {
+		return err
+	}
+	others := r.replicas
+	res := &schedulerResult{Scenario: scenarioScheduler, Config: cfg, Jobs: n, IntervalS: interval.Seconds(), BudgetPerS: cfg.BridgeRate * cfg.Speed, Replicas: cfg.Replicas}
 	fmt.Fprintf(stderr, "bench: scheduler: %d jobs that never finish, polled every %s (jitter 0, no list sweep), budget %g/s; nats-server pid %d, bridge pid %d ...\n",
 		n, interval, res.BudgetPerS, r.natsProc.pid(), r.child.Pid())
 
@@ -221,6 +255,10 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	natsPid, bridgePid := r.natsProc.pid(), r.child.Pid()
 	natsCPU0, ok1 := procCPU(natsPid)
 	bridgeCPU0, ok2 := procCPU(bridgePid)
+	otherCPU0 := make([]time.Duration, len(others))
+	for i, c := range others {
+		otherCPU0[i], _ = procCPU(c.Pid())
+	}
 	w0 := time.Now()
 	rec.window(true)
 	pctx, stopProbe := context.WithCancel(ctx)
@@ -231,6 +269,10 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	polls, gaps := rec.window(false)
 	natsCPU1, ok3 := procCPU(natsPid)
 	bridgeCPU1, ok4 := procCPU(bridgePid)
+	otherCPU1 := make([]time.Duration, len(others))
+	for i, c := range others {
+		otherCPU1[i], _ = procCPU(c.Pid())
+	}
 	w1 := time.Now()
 	stopProbe()
 	lat := <-probed
@@ -249,7 +291,14 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	res.WindowSeconds = secs
 	res.NATS = procFigures{Pid: natsPid, CPUPercent: 100 * (natsCPU1 - natsCPU0).Seconds() / secs}
 	res.Bridge = procFigures{Pid: bridgePid, CPUPercent: 100 * (bridgeCPU1 - bridgeCPU0).Seconds() / secs}
-	for _, p := range []*procFigures{&res.NATS, &res.Bridge} {
+	for i, c := range others {
+		res.Others = append(res.Others, procFigures{Pid: c.Pid(), CPUPercent: 100 * (otherCPU1[i] - otherCPU0[i]).Seconds() / secs})
+	}
+	figures := []*procFigures{&res.NATS, &res.Bridge}
+	for i := range res.Others {
+		figures = append(figures, &res.Others[i])
+	}
+	for _, p := range figures {
 		if hwm, rss, ok := procMemory(p.Pid); ok {
 			p.PeakRSSBytes, p.RSSBytes = hwm<<10, rss<<10
 		}
@@ -265,6 +314,11 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 		res.AckPending = info.NumAckPending
 	}
 	r.saveMetrics(ctx, scenarioScheduler)
+	for _, c := range others {
+		if err := c.stop(time.Minute); err != nil {
+			return err
+		}
+	}
 	if err := r.child.stop(time.Minute); err != nil {
 		return err
 	}
@@ -334,12 +388,16 @@ func (s *schedulerResult) write(dir string, stdout io.Writer) error {
 	fmt.Fprintf(&md, "## bridge bench (scheduler)\n\n`%s`\n\n", strings.Join(s.Config.Args, " "))
 	fmt.Fprintf(&md, "%d jobs that never finish, tracked at once and polled every %.1f s (fixed: no backoff, jitter 0, BRIDGE_LIST_SWEEP=false), so each poll parks its job again with NakWithDelay; bridge budget %g GET/s; speed x%g. nats-server runs as its own process (`bridge nats-server`, JetStream file storage). Tracked in %.1f s, admitted after %.1f s (%.0f jobs/s); every job polled once %.1f s later; then a window of %.1f s. Wall time %.0f s.\n\n",
 		s.Jobs, s.IntervalS, s.BudgetPerS, s.Config.Speed, s.TrackSeconds, s.AdmitSeconds, s.IntakePerS, s.WarmupSeconds, s.WindowSeconds, s.WallSeconds)
-	fmt.Fprintln(&md, "| parked (ack pending) | nats-server CPU | nats-server RSS (peak) | JetStream API latency p50 / p99 / max (ms) | bridge CPU | bridge RSS (peak) | polls/s | poll lateness p50 / p99 / max (ms) | intake (jobs/s) |")
-	fmt.Fprintln(&md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	fmt.Fprintf(&md, "| %d | %.1f%% | %.0f MB (%.0f) | %.2f / %.2f / %.2f | %.1f%% | %.0f MB (%.0f) | %.1f | %.0f / %.0f / %.0f | %.0f |\n\n",
+	fmt.Fprintln(&md, "| parked (ack pending) | nats-server CPU | nats-server RSS (peak) | JetStream API latency p50 / p99 / max (ms) | bridges | bridge CPU (all) | bridge RSS (peak, largest) | polls/s | poll lateness p50 / p99 / max (ms) | intake (jobs/s) |")
+	fmt.Fprintln(&md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	cpu, rss, peak := s.Bridge.CPUPercent, s.Bridge.RSSBytes, s.Bridge.PeakRSSBytes
+	for _, o := range s.Others {
+		cpu, rss, peak = cpu+o.CPUPercent, max(rss, o.RSSBytes), max(peak, o.PeakRSSBytes)
+	}
+	fmt.Fprintf(&md, "| %d | %.1f%% | %.0f MB (%.0f) | %.2f / %.2f / %.2f | %d | %.1f%% | %.0f MB (%.0f) | %.1f | %.0f / %.0f / %.0f | %.0f |\n\n",
 		s.AckPending, s.NATS.CPUPercent, mb(s.NATS.RSSBytes), mb(s.NATS.PeakRSSBytes),
 		s.APILatencyMs.P50, s.APILatencyMs.P99, s.APILatencyMs.Max,
-		s.Bridge.CPUPercent, mb(s.Bridge.RSSBytes), mb(s.Bridge.PeakRSSBytes),
+		max(1, s.Replicas), cpu, mb(rss), mb(peak),
 		s.PollsPerS, s.PollLatenessMs.P50, s.PollLatenessMs.P99, s.PollLatenessMs.Max, s.IntakePerS)
 	fmt.Fprintf(&md, "- CPU: utime + stime from /proc/<pid>/stat over the window, in %% of one core. RSS: VmRSS at the window's end (VmHWM).\n")
 	fmt.Fprintf(&md, "- API latency: consumer info of %s's consumer, timed by the bench every %s (%d samples, %d failed).\n", subject.TrackStream, apiProbeEvery, s.APILatencyMs.N, s.APIErrors)

@@ -406,6 +406,14 @@ func TestBenchFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "negative interval", args: []string{"-scenario", "scheduler", "-interval", "-1s"}, wantErr: true, wantMsg: "-interval"},
+		{name: "no replica", args: []string{"-scenario", "scheduler", "-replicas", "0"}, wantErr: true, wantMsg: "-replicas must be 1 to 16"},
+		{name: "replicas outside the scheduler scenario", args: []string{"-scenario", "backlog", "-replicas", "3"}, wantErr: true, wantMsg: "-replicas applies to -scenario scheduler only"},
+		{name: "fair scenario", args: []string{"-scenario", "fair"}, check: func(c *benchConfig) string {
+			if c.Jobs != fairJobs || c.ListSweep || len(c.Modes) != 1 || c.Modes[0] != modePoll {
+				return fmt.Sprintf("got %d jobs, list sweep %v, modes %v", c.Jobs, c.ListSweep, c.Modes)
+			}
+			return ""
+		}},
 		{name: "scheduler without background", args: []string{"-scenario", "scheduler", "-background", "1"}, wantErr: true, wantMsg: "-background does not apply to -scenario scheduler"},
 		{name: "list options", args: []string{"-offset-cursors", "-list-staleness", "3s"}, check: func(c *benchConfig) string {
 			if !c.OffsetCursors || c.ListStaleness != 3*time.Second || c.ListStaleS != 3 {
@@ -745,7 +753,7 @@ func TestBenchScheduler(t *testing.T) {
 	baseline := goleak.IgnoreCurrent()
 	out := t.TempDir()
 	const jobs = 200
-	cfg, err := parseBenchFlags([]string{"-scenario", "scheduler", "-jobs", fmt.Sprint(jobs), "-window", "3s", "-out", out}, io.Discard)
+	cfg, err := parseBenchFlags([]string{"-scenario", "scheduler", "-jobs", fmt.Sprint(jobs), "-window", "3s", "-replicas", "2", "-out", out}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,12 +788,15 @@ func TestBenchScheduler(t *testing.T) {
 	if res.NATS.Pid == os.Getpid() || res.NATS.Pid == res.Bridge.Pid || res.NATS.Pid <= 0 {
 		t.Errorf("nats-server pid %d, bridge pid %d, bench pid %d: want three processes", res.NATS.Pid, res.Bridge.Pid, os.Getpid())
 	}
-	for name, p := range map[string]procFigures{"nats-server": res.NATS, "bridge": res.Bridge} {
+	if res.Replicas != 2 || len(res.Others) != 1 || res.Others[0].Pid == res.Bridge.Pid || res.Others[0].Pid == res.NATS.Pid || res.Others[0].Pid <= 0 {
+		t.Fatalf("replicas %d, other replicas %+v (bridge pid %d): want a second bridge process", res.Replicas, res.Others, res.Bridge.Pid)
+	}
+	for name, p := range map[string]procFigures{"nats-server": res.NATS, "bridge": res.Bridge, "second bridge": res.Others[0]} {
 		if p.RSSBytes <= 0 || p.PeakRSSBytes < p.RSSBytes || p.CPUPercent < 0 || p.CPUPercent > 200 {
 			t.Errorf("%s: %+v; want an RSS, a peak at least as large, CPU within 0..200%%", name, p)
 		}
 	}
-	// 200 jobs every 2.22 s: 90 polls/s, about 270 in the window.
+	// 200 jobs every 2.22 s, shared by the two replicas: 90 polls/s, about 270 in the window.
 	if res.PollsPerS < 45 || res.PollsPerS > 120 {
 		t.Errorf("%.1f polls/s, want about 90", res.PollsPerS)
 	}
