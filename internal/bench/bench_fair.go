@@ -11,10 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/reducto-bridge/reducto-bridge/subject"
 )
 
 // The fair scenario (issue 13's fairness criterion): -jobs jobs that never finish are tracked
@@ -137,29 +133,15 @@ func benchFair(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer) 
 		n, fairLate, fairLateAfter, budget, bound)
 
 	tracked := make(map[string]time.Time, total)
-	trackAll := func(from, to int) ([]string, error) {
-		ids := make([]string, 0, to-from)
-		futures := make([]jetstream.PubAckFuture, 0, to-from)
-		for i := from; i < to; i++ {
-			id := r.sim.Create(wl.spec(i))
-			tracked[id] = time.Now()
-			f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
-			if err != nil {
-				return nil, fmt.Errorf("track %s: %w", id, err)
-			}
-			ids, futures = append(ids, id), append(futures, f)
-		}
-		return ids, waitFutures(ctx, futures)
-	}
 	start := time.Now()
-	early, err := trackAll(0, n)
+	early, err := r.trackJobs(ctx, wl, 0, n, tracked)
 	if err != nil {
 		return err
 	}
 	if err := r.waitFor(ctx, cfg.real(fairLateAfter)); err != nil {
 		return err
 	}
-	late, err := trackAll(n, total)
+	late, err := r.trackJobs(ctx, wl, n, total, tracked)
 	if err != nil {
 		return err
 	}

@@ -72,16 +72,7 @@ func benchParked(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer
 	n := len(wl.durations)
 	res := &parkedResult{Scenario: scenarioParked, Config: cfg, Jobs: n}
 	start := time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, n)
-	for i := range n {
-		id := r.sim.Create(wl.spec(i))
-		f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
-		if err != nil {
-			return fmt.Errorf("track %s: %w", id, err)
-		}
-		futures = append(futures, f)
-	}
-	if err := waitFutures(ctx, futures); err != nil {
+	if _, err := r.trackJobs(ctx, wl, 0, n, nil); err != nil {
 		return err
 	}
 	res.TrackSeconds = time.Since(start).Seconds()
@@ -138,6 +129,26 @@ func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error
 	return r.waitConsumer(ctx, n, progress, func(info *jetstream.ConsumerInfo, admitted float64) bool {
 		return info.NumPending == 0 && info.NumAckPending == n && admitted >= float64(n)
 	})
+}
+
+// trackJobs creates jobs from to to (excluded) of wl in the simulator and tracks them, all
+// at once, until every track message is stored; it returns their ids, and records when each
+// was tracked in tracked (when not nil).
+func (r *rig) trackJobs(ctx context.Context, wl *workload, from, to int, tracked map[string]time.Time) ([]string, error) {
+	ids := make([]string, 0, to-from)
+	futures := make([]jetstream.PubAckFuture, 0, to-from)
+	for i := from; i < to; i++ {
+		id := r.sim.Create(wl.spec(i))
+		if tracked != nil {
+			tracked[id] = time.Now()
+		}
+		f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("track %s: %w", id, err)
+		}
+		ids, futures = append(ids, id), append(futures, f)
+	}
+	return ids, waitFutures(ctx, futures)
 }
 
 // admitted is how many jobs the bridges (every replica) admitted, new or already reported;

@@ -221,16 +221,7 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 		n, interval, res.BudgetPerS, r.natsProc.pid(), r.child.Pid())
 
 	start := time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, n)
-	for i := range n {
-		id := r.sim.Create(wl.spec(i))
-		f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
-		if err != nil {
-			return fmt.Errorf("track %s: %w", id, err)
-		}
-		futures = append(futures, f)
-	}
-	if err := waitFutures(ctx, futures); err != nil {
+	if _, err := r.trackJobs(ctx, wl, 0, n, nil); err != nil {
 		return err
 	}
 	res.TrackSeconds = time.Since(start).Seconds()
