@@ -44,6 +44,7 @@ type Metrics struct {
 	authFailing     prometheus.Gauge
 	commands        *prometheus.CounterVec
 	tracks          *prometheus.CounterVec
+	parks           *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
 	listPages       *prometheus.CounterVec
 	listTerminal    prometheus.Counter
@@ -136,6 +137,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "track_messages_total",
 			Help: "Track messages admitted, by result (new, already_reported, invalid_subject, bad_body).",
 		}, []string{"result"}),
+		parks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "parks_total",
+			Help: "Unfinished jobs put back on the schedule, by how: delay (NakWithDelay), requeue (moved to the track queue's tail while the budget binds), superseded (a newer track message held the job), requeue_failed (parked with a delay instead).",
+		}, []string{"how"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhooks_total",
 			Help: "Reducto webhooks received, by result (accepted, replayed, unauthorized, malformed, failed).",
@@ -192,7 +197,7 @@ func New() *Metrics {
 	goVersion, revision := version.Build()
 	m.buildInfo.WithLabelValues(version.Version, goVersion, revision).Set(1)
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
-		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.webhooks,
+		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.parks, m.webhooks,
 		m.listPages, m.listTerminal, m.sweepDepth, m.sweepHealthy, m.sweepMisses, m.leaseHeld,
 		m.trackToEvent, m.detectionLag, m.pollsPerJob, m.webhookToEvent, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -285,6 +290,13 @@ func (m *Metrics) Command(command string, code int) {
 func (m *Metrics) Track(result string) {
 	if m != nil {
 		m.tracks.WithLabelValues(result).Inc()
+	}
+}
+
+// Park counts one unfinished job put back on the schedule, by how.
+func (m *Metrics) Park(how string) {
+	if m != nil {
+		m.parks.WithLabelValues(how).Inc()
 	}
 }
 

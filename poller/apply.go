@@ -53,7 +53,7 @@ func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *trackedJob, v 
 			after = p.eta.next(t.id, v.job, t.trackedAt, p.now(), after)
 		}
 		p.logPollAgain(t, v, after)
-		p.nak(msg, after)
+		p.park(ctx, msg, t, after)
 	default:
 		t.log.Error("unexpected verdict; polling again", "action", v.action)
 		p.nak(msg, p.o.InitialInterval)

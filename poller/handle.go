@@ -21,6 +21,9 @@ type trackedJob struct {
 	// hintedAt is when the hint arrived (a webhook's arrival, for webhook_to_event_seconds);
 	// zero for a delivery.
 	hintedAt time.Time
+	// requeued: the track message is one the bridge moved to the queue's tail (see
+	// [Poller.park]); its headers gave the job's position.
+	requeued bool
 }
 
 // handle processes one delivery of a track message. Delivery 1 admits the job (has it been
@@ -43,9 +46,17 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	// The trace context of this (the newest) track message, for the job's Reducto requests
 	// and its event.
 	ctx = tracing.Extract(ctx, msg.Headers())
+	// A message the bridge requeued says where the job stands; a producer's is delivery 1.
+	pos := track.PositionOf(msg.Headers(), md.Timestamp, md.NumDelivered)
 	t := &trackedJob{
-		delivery: delivery{id: id, trackedAt: md.Timestamp, attempt: md.NumDelivered},
-		log:      p.log.With("job_id", id, "attempt", md.NumDelivered),
+		delivery: delivery{id: id, trackedAt: pos.TrackedAt, attempt: pos.Attempt, step: pos.Step},
+		requeued: pos.Requeued,
+		log:      p.log.With("job_id", id, "attempt", pos.Attempt),
+	}
+	if wait := p.early(t, pos.Due); wait > 0 {
+		// The queue was shorter than the poll's delay: the job waits out the rest here.
+		p.nak(msg, wait)
+		return
 	}
 	p.readBody(t, msg.Data())
 	if p.o.Coverage != nil {
@@ -67,7 +78,11 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	defer p.unclaim(id)
 	if p.o.Origins != nil {
-		p.keepOrigin(ctx, t, p.o.Origins.First)
+		if !t.requeued {
+			// A requeued message carries the origin and the step; a producer's re-track
+			// (delivery 1 only) or a message from before requeues has them in the bucket.
+			p.keepOrigin(ctx, t, p.o.Origins.First)
+		}
 		msg = forgetOnAck{Msg: msg, forget: func(ctx context.Context) { p.forgetOrigin(ctx, t) }}
 	}
 	p.poll(ctx, msg, t)
@@ -176,7 +191,7 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		// Never past the TTL: the expired event is the schedule's.
 		due = max(due, min(max(p.o.SweptPollInterval, t.sweptEvery), p.o.JobTTL))
 	}
-	p.nak(msg, due-p.now().Sub(t.trackedAt))
+	p.park(ctx, msg, t, due-p.now().Sub(t.trackedAt))
 }
 
 // claim marks a job as being polled or hinted in this process; it reports false when it
@@ -241,4 +256,59 @@ func (p *Poller) every(share float64) time.Duration {
 		return 0
 	}
 	return time.Duration(n / (share * r) * float64(time.Second))
+}
+
+// early is how long a requeued job, delivered before its next poll is due, still has to wait
+// (0: poll now). It is never past the TTL, so that no header can hide a job: the expired
+// event is the schedule's.
+func (p *Poller) early(t *trackedJob, due time.Time) time.Duration {
+	if !t.requeued || due.IsZero() {
+		return 0
+	}
+	now := p.now()
+	wait := min(due.Sub(now), p.o.JobTTL-now.Sub(t.trackedAt))
+	if wait <= track.EarlyMargin {
+		return 0
+	}
+	return wait
+}
+
+// requeueSpan bounds the delays [Poller.park] turns into a move to the queue's tail, in
+// fairEvery: a move has no delay of its own, the job comes back after the jobs ahead of it,
+// about one fairEvery while the budget binds. Longer delays (a webhook's or a covered job's
+// safety net) keep a NakWithDelay: fewer than 0.45 x rate x delay jobs can have one that long.
+const requeueSpan = 2
+
+// park puts an unfinished job back on the schedule, due after d. While the GET /job budget
+// binds (fairEvery > 0) and d is about a fair cycle, it moves the track message to the tail of
+// the queue instead of parking it with NakWithDelay: a message waiting in the stream costs
+// nats-server nothing per poll, where a NAK'd one is consumer state that nats-server rewrites
+// and walks on every NAK (docs/operations.md, "How jobs wait"). The stream delivers in order,
+// so the jobs are polled round robin, new ones included. A move that fails parks the job with
+// the delay, as before.
+func (p *Poller) park(ctx context.Context, msg jetstream.Msg, t *trackedJob, d time.Duration) {
+	if t.fairEvery <= 0 || d <= 0 || d > requeueSpan*t.fairEvery {
+		p.m.Park("delay")
+		p.nak(msg, d)
+		return
+	}
+	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt}, p.now().Add(d))
+	if err != nil {
+		t.log.Debug("cannot move the job to the queue's tail; parking it", "error", err)
+		p.m.Park("requeue_failed")
+		p.nak(msg, d)
+		return
+	}
+	if moved {
+		p.m.Park("requeue")
+	} else {
+		// A newer track message holds the job (a re-track, or another replica's move):
+		// the delivered one is gone from the stream, and the newer one is the job's.
+		t.log.Debug("a newer track message holds the job")
+		p.m.Park("superseded")
+	}
+	if err := msg.Ack(); err != nil {
+		// The stream no longer holds the message: a redelivery finds nothing.
+		t.log.Debug("ack of a moved track message failed", "error", err)
+	}
 }

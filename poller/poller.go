@@ -47,6 +47,7 @@ type Queue interface {
 	Ensure(ctx context.Context, id string, req track.Request) (bool, error)
 	Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
 	Delete(ctx context.Context, seq uint64) error
+	Requeue(ctx context.Context, msg jetstream.Msg, p track.Position, due time.Time) (bool, error)
 }
 
 // Defaults of zero [Options] fields. config.Defaults() agrees with them (BRIDGE_POLL_*,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/sweep"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // probeEvery bounds how often /readyz and /metrics ask JetStream about the streams: however
@@ -27,7 +28,7 @@ type streamProbe struct {
 	at          time.Time
 	err         error
 	outstanding uint64
-	oldest      time.Time     // the track stream's first message time (zero when empty)
+	oldest      time.Time     // the track stream's first job's track time (zero when empty)
 	newest      time.Time     // its last message time (zero when empty)
 	last        atomic.Uint64 // outstanding, readable while a probe holds mu
 }
@@ -92,8 +93,24 @@ func (p *streamProbe) probe(ctx context.Context) (outstanding uint64, oldest, ne
 			outstanding = st.Msgs
 			if st.Msgs > 0 {
 				oldest, newest = st.FirstTime, st.LastTime
+				oldest = firstOrigin(ctx, s, st.FirstSeq, oldest)
 			}
 		}
 	}
 	return outstanding, oldest, newest, nil
+}
+
+// firstOrigin is when the job of the track stream's first message was tracked, when that
+// message is one the bridge moved to the queue's tail (its timestamp is the move's): the
+// stream keeps the jobs it moved in their order, so the first message's job is about the
+// oldest. Otherwise, or when the message cannot be read (acked meanwhile), first.
+func firstOrigin(ctx context.Context, s jetstream.Stream, seq uint64, first time.Time) time.Time {
+	msg, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return first
+	}
+	if pos := track.PositionOf(msg.Header, msg.Time, 1); pos.TrackedAt.Before(first) {
+		return pos.TrackedAt
+	}
+	return first
 }

@@ -1,0 +1,218 @@
+package track_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
+)
+
+func TestPositionOf(t *testing.T) {
+	stored := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	origin := stored.Add(-time.Hour)
+	due := stored.Add(time.Minute)
+	hdr := func(kv ...string) nats.Header {
+		h := nats.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	at := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	tests := []struct {
+		name string
+		h    nats.Header
+		want track.Position
+	}{
+		{"a producer's message", nil, track.Position{Attempt: 3, TrackedAt: stored}},
+		{"other headers only", hdr("traceparent", "00-abc"), track.Position{Attempt: 3, TrackedAt: stored}},
+		{"requeued, due when stored", hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin), track.HeaderDue, at(stored)),
+			track.Position{Attempt: 10, TrackedAt: origin, Due: stored, Requeued: true}},
+		{"requeued, due after stored: one delivery was a wait, not a poll", hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin), track.HeaderDue, at(due)),
+			track.Position{Attempt: 9, TrackedAt: origin, Due: due, Requeued: true}},
+		{"requeued with a step", hdr(track.HeaderAttempt, "1", track.HeaderStep, "4", track.HeaderTrackedAt, at(origin)),
+			track.Position{Attempt: 4, Step: 4, TrackedAt: origin, Requeued: true}},
+		{"an origin after the message's own time is not taken", hdr(track.HeaderAttempt, "1", track.HeaderTrackedAt, at(stored.Add(time.Second))),
+			track.Position{Attempt: 4, TrackedAt: stored, Requeued: true}},
+		{"an unreadable attempt: a producer's message", hdr(track.HeaderAttempt, "-1", track.HeaderTrackedAt, at(origin)),
+			track.Position{Attempt: 3, TrackedAt: stored}},
+		{"unreadable times and step are ignored", hdr(track.HeaderAttempt, "2", track.HeaderStep, "x", track.HeaderTrackedAt, "yesterday", track.HeaderDue, "soon"),
+			track.Position{Attempt: 5, TrackedAt: stored, Requeued: true}},
+		{"a huge attempt cannot wrap", hdr(track.HeaderAttempt, strconv.FormatUint(1<<64-1, 10)),
+			track.Position{Attempt: 1<<32 + 3, TrackedAt: stored, Requeued: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := track.PositionOf(tt.h, stored, 3)
+			if !got.TrackedAt.Equal(tt.want.TrackedAt) || !got.Due.Equal(tt.want.Due) {
+				t.Errorf("times: got tracked %v due %v, want %v, %v", got.TrackedAt, got.Due, tt.want.TrackedAt, tt.want.Due)
+			}
+			got.TrackedAt, got.Due, tt.want.TrackedAt, tt.want.Due = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// fetchOne takes the next delivery from the queue's consumer.
+func fetchOne(t *testing.T, q *track.Queue) jetstream.Msg {
+	t.Helper()
+	b, err := q.Consumer().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range b.Messages() {
+		return m
+	}
+	t.Fatalf("no delivery: %v", b.Error())
+	return nil
+}
+
+// TestRequeue: a moved message replaces the delivered one at the tail of the stream, keeps
+// its body and non-NATS headers, carries the job's position, and is delivered after the
+// jobs tracked before the move; a re-track in between is never overwritten.
+func TestRequeue(t *testing.T) {
+	ctx := t.Context()
+	js, q := setup(t)
+	origin := time.Now().Add(-time.Minute).UTC()
+	for _, id := range []string{"a", "b"} {
+		m := nats.NewMsg(subject.Track(prefix, id))
+		m.Data = []byte(`{"metadata":{"n":1}}`)
+		m.Header.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+		m.Header.Set(jetstream.MsgIDHeader, "producer-"+id) // must not make the copy a duplicate
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := fetchOne(t, q)
+	if a.Subject() != subject.Track(prefix, "a") {
+		t.Fatalf("first delivery %s", a.Subject())
+	}
+	due := time.Now().Add(30 * time.Second).UTC()
+	moved, err := q.Requeue(ctx, a, track.Position{Attempt: 5, Step: 2, TrackedAt: origin}, due)
+	if err != nil || !moved {
+		t.Fatalf("Requeue = %v, %v; want moved", moved, err)
+	}
+	if err := a.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	// b (tracked before the move) comes first, then a's copy.
+	if b := fetchOne(t, q); b.Subject() != subject.Track(prefix, "b") {
+		t.Fatalf("second delivery %s, want b's", b.Subject())
+	}
+	c := fetchOne(t, q)
+	if c.Subject() != subject.Track(prefix, "a") || string(c.Data()) != `{"metadata":{"n":1}}` {
+		t.Fatalf("copy: %s %q", c.Subject(), c.Data())
+	}
+	if h := c.Headers(); h.Get("traceparent") == "" || h.Get(jetstream.MsgIDHeader) != "" {
+		t.Errorf("copy headers %v: want the trace context kept and no Nats-Msg-Id", h)
+	}
+	md, err := c.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := track.PositionOf(c.Headers(), md.Timestamp, md.NumDelivered)
+	if pos.Attempt != 6 || pos.Step != 2 || !pos.TrackedAt.Equal(origin) || !pos.Due.Equal(due) || !pos.Requeued {
+		t.Errorf("copy's position %+v, want attempt 6, step 2, tracked %v, due %v", pos, origin, due)
+	}
+	st, err := js.Stream(ctx, subject.TrackStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("stream holds %d messages, want 2 (one per job)", n)
+	}
+
+	// A re-track after the delivery: the move must not overwrite it.
+	retrack := nats.NewMsg(subject.Track(prefix, "a"))
+	retrack.Data = []byte(`{"metadata":{"n":2}}`)
+	if _, err := js.PublishMsg(ctx, retrack); err != nil {
+		t.Fatal(err)
+	}
+	moved, err = q.Requeue(ctx, c, track.Position{Attempt: 6, TrackedAt: origin}, due)
+	if err != nil || moved {
+		t.Fatalf("Requeue after a re-track = %v, %v; want not moved, no error", moved, err)
+	}
+	last, err := q.Last(ctx, "a")
+	if err != nil || last == nil {
+		t.Fatal(last, err)
+	}
+	if string(last.Data) != `{"metadata":{"n":2}}` || last.Header.Get(track.HeaderAttempt) != "" {
+		t.Errorf("job a's message: %q %v, want the re-track untouched", last.Data, last.Header)
+	}
+}
+
+// TestSetupUpdatesFilteredConsumer: the consumer of an older bridge, filtered on P.track.>,
+// loses its filter at the next Setup and keeps every job, delivered, parked or not yet
+// delivered.
+func TestSetupUpdatesFilteredConsumer(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	q, err := track.Setup(ctx, js, track.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := q.Consumer().CachedInfo().Config
+	old.FilterSubject = subject.TrackAll(prefix)
+	if _, err := js.UpdateConsumer(ctx, subject.TrackStream, old); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := js.Publish(ctx, subject.Track(prefix, id), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parked := fetchOne(t, q)
+	if err := parked.NakWithDelay(200 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	q, err = track.Setup(ctx, js, track.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := q.Consumer().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.FilterSubject != "" || len(info.Config.FilterSubjects) > 0 {
+		t.Errorf("filter %q %v after Setup, want none", info.Config.FilterSubject, info.Config.FilterSubjects)
+	}
+	seen := map[string]bool{}
+	for len(seen) < 3 {
+		m := fetchOne(t, q)
+		seen[m.Subject()] = true
+		if err := m.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRequeueOnFullStream: a move replaces the job's message, so a stream at MaxJobs (discard
+// new) still takes it.
+func TestRequeueOnFullStream(t *testing.T) {
+	ctx := t.Context()
+	_, js := natstest.JetStream(t, natstest.RunServer(t))
+	q, err := track.Setup(ctx, js, track.Options{Prefix: prefix, MaxJobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := js.Publish(ctx, subject.Track(prefix, id), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, subject.Track(prefix, "c"), nil); err == nil {
+		t.Fatal("a third job fit a stream of 2")
+	}
+	m := fetchOne(t, q)
+	if moved, err := q.Requeue(ctx, m, track.Position{Attempt: 1, TrackedAt: time.Now()}, time.Now()); err != nil || !moved {
+		t.Fatalf("Requeue on a full stream = %v, %v; want moved", moved, err)
+	}
+}
