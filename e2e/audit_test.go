@@ -303,7 +303,10 @@ type report struct {
 	getsMean                            float64 // GET /job answered by the simulator, per job
 	getsMax                             int64
 	attemptsMean                        float64 // GET /job requests seen by the recorder (faults and 429s included)
-	events                              map[string][]event
+	// moved is how many track messages the bridges published beyond one per job: moves of
+	// jobs to the queue's tail while the budget bound (0: every job waited with NakWithDelay).
+	moved  int64
+	events map[string][]event
 }
 
 // audit checks that every job has exactly one terminal event of the expected kind, and that
@@ -313,6 +316,9 @@ func audit(t testing.TB, js jetstream.JetStream, r *reducto, jobs []*job, accept
 	t.Helper()
 	evs := readEvents(t, js)
 	rep := report{jobs: len(jobs), events: make(map[string][]event)}
+	if s, err := js.Stream(t.Context(), trackStream); err == nil {
+		rep.moved = int64(s.CachedInfo().State.LastSeq) - int64(len(jobs))
+	}
 	for _, ev := range evs {
 		rep.events[ev.jobID] = append(rep.events[ev.jobID], ev)
 	}
@@ -380,9 +386,9 @@ type run struct {
 // figure logs the scenario's one-line summary.
 func (rep report) figure(t testing.TB, scenario string, r run, start time.Time, extra string) {
 	t.Helper()
-	t.Logf("FIGURE %s: jobs=%d runs=%d kills=%d crashes=%d outages=%d lost=%d doubled=%d wrong=%d accepted=%d GETs/job mean=%.2f max=%d (requests/job %.2f) time=%s %s",
+	t.Logf("FIGURE %s: jobs=%d runs=%d kills=%d crashes=%d outages=%d lost=%d doubled=%d wrong=%d accepted=%d GETs/job mean=%.2f max=%d (requests/job %.2f) moved=%d time=%s %s",
 		scenario, rep.jobs, r.runs, r.kills, r.crashes, r.outages, rep.lost, rep.doubled, rep.wrong, rep.accepted,
-		rep.getsMean, rep.getsMax, rep.attemptsMean, time.Since(start).Round(100*time.Millisecond), extra)
+		rep.getsMean, rep.getsMax, rep.attemptsMean, rep.moved, time.Since(start).Round(100*time.Millisecond), extra)
 }
 
 // coreCounter counts the events a plain core-NATS subscriber sees, per job.

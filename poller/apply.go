@@ -53,6 +53,10 @@ func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *trackedJob, v 
 			after = p.eta.next(t.id, v.job, t.trackedAt, p.now(), after)
 		}
 		p.logPollAgain(t, v, after)
+		if v.class == classInterrupted {
+			p.nak(msg, 0) // shutting down: another replica takes the job at once
+			return
+		}
 		p.park(ctx, msg, t, after)
 	default:
 		t.log.Error("unexpected verdict; polling again", "action", v.action)

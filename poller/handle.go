@@ -47,7 +47,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	// and its event.
 	ctx = tracing.Extract(ctx, msg.Headers())
 	// A message the bridge requeued says where the job stands; a producer's is delivery 1.
-	pos := track.PositionOf(msg.Headers(), md.Timestamp, md.NumDelivered)
+	pos := p.queue.Position(msg.Headers(), md.Timestamp, md.NumDelivered)
 	t := &trackedJob{
 		delivery: delivery{id: id, trackedAt: pos.TrackedAt, attempt: pos.Attempt, step: pos.Step},
 		requeued: pos.Requeued,
@@ -279,7 +279,7 @@ func (p *Poller) early(t *trackedJob, due time.Time) time.Duration {
 // safety net) keep a NakWithDelay: fewer than 0.45 x rate x delay jobs can have one that long.
 const requeueSpan = 2
 
-// park puts an unfinished job back on the schedule, due after d. While the GET /job budget
+// park puts an unfinished job back on the schedule, due after d (at once when d <= 0). While the GET /job budget
 // binds (fairEvery > 0) and d is about a fair cycle, it moves the track message to the tail of
 // the queue instead of parking it with NakWithDelay: a message waiting in the stream costs
 // nats-server nothing per poll, where a NAK'd one is consumer state that nats-server rewrites
@@ -287,12 +287,18 @@ const requeueSpan = 2
 // so the jobs are polled round robin, new ones included. A move that fails parks the job with
 // the delay, as before.
 func (p *Poller) park(ctx context.Context, msg jetstream.Msg, t *trackedJob, d time.Duration) {
-	if t.fairEvery <= 0 || d <= 0 || d > requeueSpan*t.fairEvery {
+	if t.fairEvery <= 0 || d > requeueSpan*t.fairEvery {
 		p.m.Park("delay")
 		p.nak(msg, d)
 		return
 	}
-	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt}, p.now().Add(d))
+	// The stream hands the job back after the jobs ahead of it: about d while the budget
+	// binds, since nearly every job is then in the queue. Only a queue much shorter than
+	// that (most jobs parked for longer, by webhook or list-sweep intervals) hands it back
+	// early, and then it waits (NakWithDelay) until half its delay has passed: never sooner,
+	// and never so late that a job arriving on time from a long queue would wait (which would
+	// park every job of the queue with a NAK again).
+	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt}, p.now().Add(d/2))
 	if err != nil {
 		t.log.Debug("cannot move the job to the queue's tail; parking it", "error", err)
 		p.m.Park("requeue_failed")

@@ -2,12 +2,16 @@ package poller_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -92,9 +96,9 @@ func TestRequeueWhileBudgetBinds(t *testing.T) {
 	times := e.jobs.PollTimes("j")
 	for i := 1; i < len(times); i++ {
 		// A moved job is handed back at once (the queue holds only it) and waits out
-		// its delay, at most earlyMargin (50 ms) short.
-		if gap := times[i].Sub(times[i-1]); gap < cycle-60*time.Millisecond {
-			t.Errorf("poll %d came %v after the previous one, want about the fair cycle %v", i+1, gap, cycle)
+		// half its delay, at most track.EarlyMargin (50 ms) short.
+		if gap := times[i].Sub(times[i-1]); gap < cycle/2-60*time.Millisecond {
+			t.Errorf("poll %d came %v after the previous one, want at least half the fair cycle %v", i+1, gap, cycle)
 		}
 	}
 	if n := trackPending(t, e); n != 0 {
@@ -125,20 +129,119 @@ func TestRequeuedJobExpiresAtItsOrigin(t *testing.T) {
 	}
 }
 
-// TestForgedDueCannotHideAJob: a track message claiming a poll due in a year is still polled
-// at the TTL and reported expired.
-func TestForgedDueCannotHideAJob(t *testing.T) {
+// TestMovedHeadersCannotHideOrExpireAJob: a signed due time a year away is still polled at the
+// TTL and reported expired; an unsigned track time a day ago (a producer's forgery) is
+// ignored, so the job is not expired by it.
+func TestMovedHeadersCannotHideOrExpireAJob(t *testing.T) {
 	e := newEnv(t, 30*time.Second)
 	e.opts.JobTTL = 300 * time.Millisecond
 	e.jobs.Script("hidden", reductotest.Answer{Job: &reducto.Job{Status: "Pending"}})
 	e.start(t, e.jobs, e.pub)
 	m := nats.NewMsg(subject.Track(prefix, "hidden"))
 	m.Header.Set(track.HeaderAttempt, "1")
+	m.Header.Set(track.HeaderTrackedAt, time.Now().Format(time.RFC3339Nano))
 	m.Header.Set(track.HeaderDue, time.Now().Add(365*24*time.Hour).Format(time.RFC3339Nano))
+	track.Sign(nil, m.Header) // the test queue's key
 	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.next(t); got.subject != "reducto.job.expired.hidden" {
 		t.Fatalf("event %s, want expired", got.subject)
+	}
+}
+
+func TestForgedTrackTimeIsIgnored(t *testing.T) {
+	e := newEnv(t, 30*time.Second)
+	e.opts.JobTTL = time.Hour
+	p := reductotest.Status("Pending")
+	e.jobs.Script("victim", p, reductotest.Answer{Job: &reducto.Job{Status: "Completed", Result: []byte(`{"type":"full"}`)}})
+	e.start(t, e.jobs, e.pub)
+	m := nats.NewMsg(subject.Track(prefix, "victim"))
+	m.Header.Set(track.HeaderAttempt, "1")
+	m.Header.Set(track.HeaderTrackedAt, time.Now().Add(-24*time.Hour).Format(time.RFC3339Nano))
+	track.Sign(track.MoveKey("a guess at the key"), m.Header)
+	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	got := e.next(t)
+	if got.subject != "reducto.job.completed.victim" {
+		t.Fatalf("event %s, want completed: a forged track time must not expire the job", got.subject)
+	}
+	if time.Since(got.ev.TrackedAt) > time.Minute {
+		t.Errorf("tracked_at %v: the forged header was taken", got.ev.TrackedAt)
+	}
+}
+
+// TestUpgradeReportsJobsParkedTheOldWay: jobs parked by a bridge of the previous version
+// (its consumer filtered on P.track.>, each job delivered and NAK'd with a delay, some not
+// yet delivered) are each reported exactly once by the new one, which updates the consumer
+// in place and, as the budget binds, moves them to the queue's tail.
+func TestUpgradeReportsJobsParkedTheOldWay(t *testing.T) {
+	const jobs = 20
+	e := newEnv(t, 30*time.Second)
+	ctx := t.Context()
+	old := e.queue.Consumer().CachedInfo().Config
+	old.FilterSubject = subject.TrackAll(prefix)
+	if _, err := e.js.UpdateConsumer(ctx, subject.TrackStream, old); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, jobs)
+	for i := range ids {
+		ids[i] = "old-" + strconv.Itoa(i)
+		e.track(t, ids[i], `{"metadata":{"i":`+strconv.Itoa(i)+`}}`)
+		// Two answers while parked, then done.
+		p := reductotest.Status("Pending")
+		e.jobs.Script(ids[i], p, p, reductotest.Answer{Job: &reducto.Job{Status: "Completed", Result: []byte(`{"type":"full"}`)}})
+	}
+	// The old bridge admitted 15 of them: delivered once and parked with NakWithDelay.
+	b, err := e.queue.Consumer().Fetch(15, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked := 0
+	for m := range b.Messages() {
+		if err := m.NakWithDelay(300 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		parked++
+	}
+	if parked != 15 {
+		t.Fatalf("parked %d the old way, want 15", parked)
+	}
+
+	// The upgrade: Setup as the new bridge runs it, then its poller, with the budget binding.
+	q, err := track.Setup(ctx, e.js, track.Options{Prefix: prefix, AckWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := q.Consumer().CachedInfo().Config.FilterSubject; f != "" {
+		t.Fatalf("consumer still filtered on %q", f)
+	}
+	e.queue = q
+	binding(e)
+	w := &headerWatch{next: e.jobs, queue: q}
+	e.start(t, w, e.pub)
+	got := map[string]int{}
+	for range jobs {
+		m := e.next(t)
+		if m.ev.Kind != event.Completed {
+			t.Errorf("event %s, want completed", m.subject)
+		}
+		got[m.ev.JobID]++
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("job %s reported %d times, want once", id, got[id])
+		}
+		natstest.WaitFor(t, func() bool { return e.storedEvents(t, id) == 1 })
+	}
+	if w.moved() == 0 {
+		t.Error("no job was moved to the queue's tail: the new mechanism was not exercised")
+	}
+	natstest.WaitFor(t, func() bool { return trackPending(t, e) == 0 })
+	select {
+	case m := <-e.events:
+		t.Errorf("extra event %s", m.subject)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

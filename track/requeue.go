@@ -2,6 +2,9 @@ package track
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -30,6 +33,9 @@ const (
 	// HeaderDue is when the job's next poll is due, RFC 3339 with nanoseconds: a message
 	// delivered earlier (the queue was shorter than the poll's delay) waits until then.
 	HeaderDue = "Reducto-Bridge-Due"
+	// HeaderSignature is an HMAC-SHA256 of the others, with a key derived from the Reducto
+	// API key ([MoveKey]): headers a producer forged are ignored.
+	HeaderSignature = "Reducto-Bridge-Signature"
 )
 
 // maxAttempt bounds the attempt a header may claim, so that no header makes the count wrap.
@@ -46,11 +52,22 @@ type Position struct {
 	Requeued bool
 }
 
-// PositionOf reads a delivery's position: from the headers of a requeued message, else from
-// the delivery itself (stored is the message's timestamp, delivered its delivery count).
-// Unreadable headers count as absent, and no header moves the TTL origin after stored.
-func PositionOf(h nats.Header, stored time.Time, delivered uint64) Position {
+// Position reads a delivery's position: from the headers of a message the bridge moved
+// (signed with the queue's key), else from the delivery itself (stored is the message's
+// timestamp, delivered its delivery count). Headers without a valid signature, or unreadable,
+// count as absent, so only a bridge on the same API key can say where a job stands; and no
+// header moves the TTL origin after stored.
+func (q *Queue) Position(h nats.Header, stored time.Time, delivered uint64) Position {
+	return ReadPosition(q.key, h, stored, delivered)
+}
+
+// ReadPosition is [Queue.Position] for the key from [MoveKey].
+func ReadPosition(key []byte, h nats.Header, stored time.Time, delivered uint64) Position {
 	p := Position{Attempt: delivered, TrackedAt: stored}
+	sig, err := base64.RawURLEncoding.DecodeString(h.Get(HeaderSignature))
+	if err != nil || !hmac.Equal(sig, sign(key, h)) {
+		return p
+	}
 	base, err := strconv.ParseUint(h.Get(HeaderAttempt), 10, 64)
 	if err != nil {
 		return p
@@ -72,6 +89,30 @@ func PositionOf(h nats.Header, stored time.Time, delivered uint64) Position {
 		}
 	}
 	return p
+}
+
+// MoveKey derives the key that signs moved messages' headers from the Reducto API key: every
+// replica on the key (they share its jobs) has it, a producer does not, and the API key
+// cannot be recovered from it.
+func MoveKey(apiKey string) []byte {
+	m := hmac.New(sha256.New, []byte(apiKey))
+	m.Write([]byte("reducto-bridge track move v1"))
+	return m.Sum(nil)
+}
+
+// Sign sets h's HeaderSignature for its position headers, with key ([MoveKey]).
+func Sign(key []byte, h nats.Header) {
+	h.Set(HeaderSignature, base64.RawURLEncoding.EncodeToString(sign(key, h)))
+}
+
+// sign is the MAC of the position headers in h.
+func sign(key []byte, h nats.Header) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, k := range []string{HeaderAttempt, HeaderStep, HeaderTrackedAt, HeaderDue} {
+		v := h.Get(k)
+		m.Write([]byte(strconv.Itoa(len(v)) + ":" + v + ";"))
+	}
+	return m.Sum(nil)
 }
 
 // EarlyMargin is how early a requeued job may be delivered and still be polled at once; one
@@ -107,6 +148,7 @@ func (q *Queue) Requeue(ctx context.Context, msg jetstream.Msg, p Position, due 
 	}
 	out.Header.Set(HeaderTrackedAt, p.TrackedAt.UTC().Format(time.RFC3339Nano))
 	out.Header.Set(HeaderDue, due.UTC().Format(time.RFC3339Nano))
+	Sign(q.key, out.Header)
 	_, err = q.js.PublishMsg(ctx, out, jetstream.WithExpectLastSequencePerSubject(md.Sequence.Stream))
 	switch {
 	case err == nil:

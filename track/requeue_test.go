@@ -16,22 +16,40 @@ import (
 func TestPositionOf(t *testing.T) {
 	stored := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	origin := stored.Add(-time.Hour)
+	at := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
 	due := stored.Add(time.Minute)
-	hdr := func(kv ...string) nats.Header {
+	key := track.MoveKey("the-api-key")
+	unsigned := func(kv ...string) nats.Header {
 		h := nats.Header{}
 		for i := 0; i < len(kv); i += 2 {
 			h.Set(kv[i], kv[i+1])
 		}
 		return h
 	}
-	at := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	hdr := func(kv ...string) nats.Header {
+		h := unsigned(kv...)
+		track.Sign(key, h)
+		return h
+	}
+	otherKey := func(kv ...string) nats.Header {
+		h := unsigned(kv...)
+		track.Sign(track.MoveKey("another-key"), h)
+		return h
+	}
+	tampered := hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin))
+	tampered.Set(track.HeaderTrackedAt, at(origin.Add(-time.Hour)))
 	tests := []struct {
 		name string
 		h    nats.Header
 		want track.Position
 	}{
 		{"a producer's message", nil, track.Position{Attempt: 3, TrackedAt: stored}},
-		{"other headers only", hdr("traceparent", "00-abc"), track.Position{Attempt: 3, TrackedAt: stored}},
+		{"other headers only", unsigned("traceparent", "00-abc"), track.Position{Attempt: 3, TrackedAt: stored}},
+		{"position headers without a signature: a producer's", unsigned(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin)),
+			track.Position{Attempt: 3, TrackedAt: stored}},
+		{"signed with another API key's key: a producer's", otherKey(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin)),
+			track.Position{Attempt: 3, TrackedAt: stored}},
+		{"a header changed after signing: a producer's", tampered, track.Position{Attempt: 3, TrackedAt: stored}},
 		{"requeued, due when stored", hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin), track.HeaderDue, at(stored)),
 			track.Position{Attempt: 10, TrackedAt: origin, Due: stored, Requeued: true}},
 		{"requeued, due after stored: one delivery was a wait, not a poll", hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin), track.HeaderDue, at(due)),
@@ -49,7 +67,7 @@ func TestPositionOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := track.PositionOf(tt.h, stored, 3)
+			got := track.ReadPosition(key, tt.h, stored, 3)
 			if !got.TrackedAt.Equal(tt.want.TrackedAt) || !got.Due.Equal(tt.want.Due) {
 				t.Errorf("times: got tracked %v due %v, want %v, %v", got.TrackedAt, got.Due, tt.want.TrackedAt, tt.want.Due)
 			}
@@ -118,7 +136,7 @@ func TestRequeue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos := track.PositionOf(c.Headers(), md.Timestamp, md.NumDelivered)
+	pos := q.Position(c.Headers(), md.Timestamp, md.NumDelivered)
 	if pos.Attempt != 6 || pos.Step != 2 || !pos.TrackedAt.Equal(origin) || !pos.Due.Equal(due) || !pos.Requeued {
 		t.Errorf("copy's position %+v, want attempt 6, step 2, tracked %v, due %v", pos, origin, due)
 	}

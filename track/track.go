@@ -58,6 +58,9 @@ type Options struct {
 	MaxJobs int64
 	// MaxBytes caps the stream's size; default DefaultMaxBytes, negative for unlimited.
 	MaxBytes int64
+	// MoveKey signs the headers of the messages [Queue.Requeue] moves ([MoveKey] of the
+	// Reducto API key, the same on every replica); nil signs with an empty key.
+	MoveKey []byte
 }
 
 // JetStream is the part of jetstream.JetStream the queue uses.
@@ -75,6 +78,7 @@ type Queue struct {
 	prefix string
 	stream jetstream.Stream
 	ccfg   jetstream.ConsumerConfig // the consumer's configuration, for [Queue.Recreate]
+	key    []byte                   // signs moved messages' headers
 
 	mu   sync.Mutex
 	cons jetstream.Consumer
@@ -148,7 +152,7 @@ func Setup(ctx context.Context, js JetStream, o Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", ConsumerName, err)
 	}
-	return &Queue{js: js, prefix: o.Prefix, stream: stream, ccfg: ccfg, cons: cons}, nil
+	return &Queue{js: js, prefix: o.Prefix, stream: stream, ccfg: ccfg, cons: cons, key: o.MoveKey}, nil
 }
 
 // Consumer is the shared durable consumer the pollers fetch track messages from: the one

@@ -144,7 +144,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.BoolVar(&cfg.ListSweep, "list-sweep", true, "scenarios: BRIDGE_LIST_SWEEP of the scenario's bridge (the comparison sets it per contender)")
 	fs.DurationVar(&cfg.Window, "window", backlogWindow, "backlog scenario: measurement window, simulator time, from when every job is tracked and admitted; scheduler: from when every job has been polled once (default 1m)")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "scheduler scenario: bridge replicas on the one API key (they share the budget and the jobs)")
-	fs.DurationVar(&cfg.Interval, "interval", 0, "scheduler scenario: every job's fixed poll interval, simulator time (0 = jobs / (90% of bridge-rate), so the polls use what the bridge's fair floor allows)")
+	fs.DurationVar(&cfg.Interval, "interval", 0, "scheduler scenario: every job's fixed poll interval, simulator time (0 = jobs / (90% of bridge-rate) + 1%, so the polls use what the bridge's fair floor allows without the budget binding)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return nil, err

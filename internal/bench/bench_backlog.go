@@ -229,7 +229,7 @@ func benchBacklog(ctx context.Context, cfg *benchConfig, stdout, stderr io.Write
 // waitDelivered waits until the track consumer has no message left to deliver: each was
 // admitted, or deleted first because the list sweep reported its job (then it is never
 // delivered, so admissions alone may stay short of n). Jobs end meanwhile, so the
-// ack-pending count is not a condition here, unlike [rig.waitAdmitted].
+// ack-pending count is not a condition here.
 func (r *rig) waitDelivered(ctx context.Context, n int, progress io.Writer) error {
 	return r.waitConsumer(ctx, n, progress, func(info *jetstream.ConsumerInfo, admitted float64) bool {
 		return info.NumPending == 0 && admitted > 0

@@ -123,11 +123,13 @@ func benchParked(ctx context.Context, cfg *benchConfig, stdout, stderr io.Writer
 	return res.write(cfg.Out, stdout)
 }
 
-// waitAdmitted waits until the track consumer has delivered every job once and the bridge
-// has admitted each (parked it with a delayed Nak).
+// waitAdmitted waits until the bridges have admitted every job and put it back on the
+// schedule (a delayed Nak, or a move to the queue's tail).
 func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error {
 	return r.waitConsumer(ctx, n, progress, func(info *jetstream.ConsumerInfo, admitted float64) bool {
-		return info.NumPending == 0 && info.NumAckPending == n && admitted >= float64(n)
+		// Parked with NakWithDelay (ack pending) or, while the budget binds, moved to the
+		// queue's tail (pending again): either way counted in parks_total.
+		return admitted >= float64(n) && r.parks(ctx) >= float64(n)
 	})
 }
 
@@ -200,6 +202,22 @@ func (r *rig) waitConsumer(ctx context.Context, n int, progress io.Writer, done 
 		case <-t.C:
 		}
 	}
+}
+
+// parks is how many times the bridges (every replica) put a job back on the schedule;
+// -1 when one of them does not answer.
+func (r *rig) parks(ctx context.Context) float64 {
+	var n float64
+	for _, c := range append([]*childBridge{r.child}, r.replicas...) {
+		m, err := c.get(ctx, "/metrics")
+		if err != nil {
+			return -1
+		}
+		for _, how := range []string{"delay", "requeue", "superseded", "requeue_failed"} {
+			n += metricValue(m, `reducto_bridge_parks_total{how="`+how+`"}`)
+		}
+	}
+	return n
 }
 
 // metricValue reads one sample from Prometheus text (0 when absent).

@@ -372,7 +372,7 @@ func (b *Bridge) connect() error {
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	b.probe = &streamProbe{js: b.js, now: time.Now}
+	b.probe = &streamProbe{js: b.js, now: time.Now, key: track.MoveKey(b.cfg.APIKey.Reveal())}
 	return nil
 }
 
@@ -442,6 +442,7 @@ func (b *Bridge) setupStreams(ctx context.Context) (*track.Queue, error) {
 		queue, err = track.Setup(actx, b.js, track.Options{
 			Prefix: b.cfg.SubjectPrefix, Replicas: b.cfg.StreamReplicas, AckWait: b.cfg.AckWait,
 			MaxJobs: unlimitedIfZero(b.cfg.TrackMaxJobs), MaxBytes: unlimitedIfZero(b.cfg.TrackMaxBytes),
+			MoveKey: track.MoveKey(b.cfg.APIKey.Reveal()),
 		})
 		if err == nil && b.cfg.RetrackKeepsSchedule {
 			b.origins, err = track.SetupOrigins(actx, b.js, track.OriginsOptions{

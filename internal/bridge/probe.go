@@ -23,6 +23,7 @@ const probeEvery = time.Second
 type streamProbe struct {
 	js  jetstream.JetStream
 	now func() time.Time
+	key []byte // track.MoveKey: reads the origin of a moved message
 
 	mu          sync.Mutex // held during a probe: concurrent callers wait for its result
 	at          time.Time
@@ -93,7 +94,7 @@ func (p *streamProbe) probe(ctx context.Context) (outstanding uint64, oldest, ne
 			outstanding = st.Msgs
 			if st.Msgs > 0 {
 				oldest, newest = st.FirstTime, st.LastTime
-				oldest = firstOrigin(ctx, s, st.FirstSeq, oldest)
+				oldest = firstOrigin(ctx, s, st.FirstSeq, oldest, p.key)
 			}
 		}
 	}
@@ -104,12 +105,12 @@ func (p *streamProbe) probe(ctx context.Context) (outstanding uint64, oldest, ne
 // message is one the bridge moved to the queue's tail (its timestamp is the move's): the
 // stream keeps the jobs it moved in their order, so the first message's job is about the
 // oldest. Otherwise, or when the message cannot be read (acked meanwhile), first.
-func firstOrigin(ctx context.Context, s jetstream.Stream, seq uint64, first time.Time) time.Time {
+func firstOrigin(ctx context.Context, s jetstream.Stream, seq uint64, first time.Time, key []byte) time.Time {
 	msg, err := s.GetMsg(ctx, seq)
 	if err != nil {
 		return first
 	}
-	if pos := track.PositionOf(msg.Header, msg.Time, 1); pos.TrackedAt.Before(first) {
+	if pos := track.ReadPosition(key, msg.Header, msg.Time, 1); pos.TrackedAt.Before(first) {
 		return pos.TrackedAt
 	}
 	return first
