@@ -47,7 +47,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	// and its event.
 	ctx = tracing.Extract(ctx, msg.Headers())
 	// A message the bridge requeued says where the job stands; a producer's is delivery 1.
-	pos := p.queue.Position(msg.Headers(), md.Timestamp, md.NumDelivered)
+	pos := p.queue.Position(msg.Subject(), msg.Headers(), md.Timestamp, md.NumDelivered)
 	t := &trackedJob{
 		delivery: delivery{id: id, trackedAt: pos.TrackedAt, attempt: pos.Attempt, step: pos.Step},
 		requeued: pos.Requeued,
@@ -61,13 +61,21 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	p.readBody(t, msg.Data())
 	if p.o.Coverage != nil {
 		if t.swept = p.o.Coverage.Covers(id, t.trackedAt); t.swept {
-			t.sweptEvery = p.sweptEvery()
+			t.sweptEvery = p.sweptEvery(md.NumPending + 1)
 		}
 	}
-	t.fairEvery = p.fairEvery()
-	if t.attempt <= 1 {
-		p.admit(ctx, msg, t)
-		return
+	// The consumer's pending count (this message's, at delivery) is a floor of the
+	// outstanding jobs that is never stale: a burst of tracks binds the budget before the
+	// once-a-second count has seen it.
+	t.fairEvery = p.fairEvery(md.NumPending + 1)
+	admitted := t.attempt <= 1
+	if admitted {
+		if !p.admit(ctx, msg, t) {
+			return
+		}
+		// The budget binds and the first poll is due: the job has waited its turn in the
+		// stream already, so it is polled now rather than sent to the tail a second time.
+		t.attempt = 2
 	}
 	if !p.claim(id) {
 		// A hint (webhook, list) is fetching this job right now and reports it if it is
@@ -78,9 +86,9 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	defer p.unclaim(id)
 	if p.o.Origins != nil {
-		if !t.requeued {
-			// A requeued message carries the origin and the step; a producer's re-track
-			// (delivery 1 only) or a message from before requeues has them in the bucket.
+		if !t.requeued && !admitted {
+			// A requeued message carries the origin and the step, and admission has read
+			// them; a message from before requeues has them in the bucket.
 			p.keepOrigin(ctx, t, p.o.Origins.First)
 		}
 		msg = forgetOnAck{Msg: msg, forget: func(ctx context.Context) { p.forgetOrigin(ctx, t) }}
@@ -160,8 +168,9 @@ func (p *Poller) readBody(t *trackedJob, body []byte) {
 
 // admit handles the first delivery: a job already reported (tracked again after its event) is
 // acked without spending a Reducto request; otherwise its first poll is scheduled
-// InitialInterval after tracking.
-func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
+// InitialInterval after tracking. It reports true when that poll is to be made now: the
+// budget binds (so the message has waited its turn in the stream) and the poll is due.
+func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) bool {
 	ev, err := p.events.Lookup(ctx, t.id)
 	if err != nil {
 		t.log.Warn("event lookup failed; polling anyway", "error", err)
@@ -173,7 +182,7 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		if p.o.Origins != nil {
 			p.forgetOrigin(ctx, t) // a leftover, if any
 		}
-		return
+		return false
 	}
 	p.m.Track("new")
 	if p.o.Origins != nil {
@@ -191,7 +200,12 @@ func (p *Poller) admit(ctx context.Context, msg jetstream.Msg, t *trackedJob) {
 		// Never past the TTL: the expired event is the schedule's.
 		due = max(due, min(max(p.o.SweptPollInterval, t.sweptEvery), p.o.JobTTL))
 	}
-	p.park(ctx, msg, t, due-p.now().Sub(t.trackedAt))
+	d := due - p.now().Sub(t.trackedAt)
+	if t.fairEvery > 0 && d <= 0 {
+		return true
+	}
+	p.park(ctx, msg, t, d)
+	return false
 }
 
 // claim marks a job as being polled or hinted in this process; it reports false when it
@@ -228,7 +242,7 @@ const fairShare = 0.9
 // the outstanding count or the rate is not known. Without it, 100,000 covered jobs polled
 // every BRIDGE_LIST_SAFETY_INTERVAL would want 833 GETs/s, keep the budget busy, and make the
 // list's hints wait behind them.
-func (p *Poller) sweptEvery() time.Duration { return p.every(sweptShare) }
+func (p *Poller) sweptEvery(atLeast uint64) time.Duration { return p.every(sweptShare, atLeast) }
 
 // fairEvery is the interval at which every outstanding job, polled that often, takes
 // fairShare of the GET /job rate, when that is longer than MaxInterval: the floor of every
@@ -237,21 +251,22 @@ func (p *Poller) sweptEvery() time.Duration { return p.every(sweptShare) }
 // the polls within the budget. Without it, the jobs that got a poll kept every slot with
 // their re-polls and the others were never polled (100,000 jobs at 100/s: 96,890 never
 // polled in 12 minutes).
-func (p *Poller) fairEvery() time.Duration {
-	if f := p.every(fairShare); f > p.o.MaxInterval {
+func (p *Poller) fairEvery(atLeast uint64) time.Duration {
+	if f := p.every(fairShare, atLeast); f > p.o.MaxInterval {
 		return f
 	}
 	return 0
 }
 
-// every is outstanding / (share x the key's GET /job rate), or 0 when either is unknown. The
-// outstanding count is the key's (the track stream's), so the rate is the key's too: each of
-// R replicas holds about 1/R of the jobs and polls them within its 1/R of the rate.
-func (p *Poller) every(share float64) time.Duration {
+// every is outstanding (at least atLeast) / (share x the key's GET /job rate), or 0 when either
+// is unknown. The outstanding count is the key's (the track stream's), so the rate is the
+// key's too: each of R replicas holds about 1/R of the jobs and polls them within its 1/R of
+// the rate.
+func (p *Poller) every(share float64, atLeast uint64) time.Duration {
 	if p.o.Outstanding == nil || p.o.PollRate == nil {
 		return 0
 	}
-	n, r := float64(p.o.Outstanding()), p.o.PollRate()
+	n, r := float64(max(p.o.Outstanding(), atLeast)), p.o.PollRate()
 	if !(n > 0) || !(r > 0) || math.IsInf(r, 0) {
 		return 0
 	}
@@ -298,7 +313,15 @@ func (p *Poller) park(ctx context.Context, msg jetstream.Msg, t *trackedJob, d t
 	// early, and then it waits (NakWithDelay) until half its delay has passed: never sooner,
 	// and never so late that a job arriving on time from a long queue would wait (which would
 	// park every job of the queue with a NAK again).
-	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt}, p.now().Add(d/2))
+	//
+	// At admission (attempt 1) there is no wait: the message comes back after the jobs
+	// tracked with it, and a burst of fresh jobs admitted faster than their delay would
+	// otherwise all wait parked with a NAK.
+	due := p.now().Add(d / 2)
+	if t.attempt <= 1 {
+		due = time.Time{}
+	}
+	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt}, due)
 	if err != nil {
 		t.log.Debug("cannot move the job to the queue's tail; parking it", "error", err)
 		p.m.Park("requeue_failed")

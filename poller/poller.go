@@ -48,7 +48,7 @@ type Queue interface {
 	Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
 	Delete(ctx context.Context, seq uint64) error
 	Requeue(ctx context.Context, msg jetstream.Msg, p track.Position, due time.Time) (bool, error)
-	Position(h nats.Header, stored time.Time, delivered uint64) track.Position
+	Position(subj string, h nats.Header, stored time.Time, delivered uint64) track.Position
 }
 
 // Defaults of zero [Options] fields. config.Defaults() agrees with them (BRIDGE_POLL_*,

@@ -19,7 +19,7 @@ import (
 )
 
 // headerWatch is a JobGetter that, at each GET, records the job's track message as the
-// stream holds it then: whether the bridge moved it (HeaderAttempt) and what it says.
+// stream holds it then: whether the bridge moved it (HeaderMove).
 type headerWatch struct {
 	next  *reductotest.Jobs
 	queue *track.Queue
@@ -41,7 +41,7 @@ func (w *headerWatch) moved() int {
 	defer w.mu.Unlock()
 	n := 0
 	for _, h := range w.seen {
-		if h.Get(track.HeaderAttempt) != "" {
+		if h.Get(track.HeaderMove) != "" {
 			n++
 		}
 	}
@@ -138,10 +138,8 @@ func TestMovedHeadersCannotHideOrExpireAJob(t *testing.T) {
 	e.jobs.Script("hidden", reductotest.Answer{Job: &reducto.Job{Status: "Pending"}})
 	e.start(t, e.jobs, e.pub)
 	m := nats.NewMsg(subject.Track(prefix, "hidden"))
-	m.Header.Set(track.HeaderAttempt, "1")
-	m.Header.Set(track.HeaderTrackedAt, time.Now().Format(time.RFC3339Nano))
-	m.Header.Set(track.HeaderDue, time.Now().Add(365*24*time.Hour).Format(time.RFC3339Nano))
-	track.Sign(nil, m.Header) // the test queue's key
+	m.Header.Set(track.HeaderMove, track.MoveValue(nil, m.Subject, // the test queue's key
+		track.Position{Attempt: 1, TrackedAt: time.Now(), Due: time.Now().Add(365 * 24 * time.Hour)}))
 	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +155,8 @@ func TestForgedTrackTimeIsIgnored(t *testing.T) {
 	e.jobs.Script("victim", p, reductotest.Answer{Job: &reducto.Job{Status: "Completed", Result: []byte(`{"type":"full"}`)}})
 	e.start(t, e.jobs, e.pub)
 	m := nats.NewMsg(subject.Track(prefix, "victim"))
-	m.Header.Set(track.HeaderAttempt, "1")
-	m.Header.Set(track.HeaderTrackedAt, time.Now().Add(-24*time.Hour).Format(time.RFC3339Nano))
-	track.Sign(track.MoveKey("a guess at the key"), m.Header)
+	m.Header.Set(track.HeaderMove, track.MoveValue(track.MoveKey("a guess at the key"), m.Subject,
+		track.Position{Attempt: 1, TrackedAt: time.Now().Add(-24 * time.Hour), Due: time.Now()}))
 	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}

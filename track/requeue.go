@@ -17,26 +17,21 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/internal/jserr"
 )
 
-// Headers the bridge sets on a track message it moved to the queue's tail ([Queue.Requeue]),
-// so that the job's place in its schedule survives the move: a new message starts a new
-// delivery count and has a new timestamp. A producer's track message carries none of them.
-const (
-	// HeaderAttempt is how many deliveries the job had before this message (1: admitted,
-	// not yet polled); the message's own deliveries count on from it.
-	HeaderAttempt = "Reducto-Bridge-Attempt"
-	// HeaderStep is the job's schedule step when it was re-tracked with
-	// BRIDGE_RETRACK_KEEPS_SCHEDULE (absent when 0).
-	HeaderStep = "Reducto-Bridge-Step"
-	// HeaderTrackedAt is when the job was (first) tracked, RFC 3339 with nanoseconds: the
-	// origin of BRIDGE_JOB_TTL.
-	HeaderTrackedAt = "Reducto-Bridge-Tracked-At"
-	// HeaderDue is when the job's next poll is due, RFC 3339 with nanoseconds: a message
-	// delivered earlier (the queue was shorter than the poll's delay) waits until then.
-	HeaderDue = "Reducto-Bridge-Due"
-	// HeaderSignature is an HMAC-SHA256 of the others, with a key derived from the Reducto
-	// API key ([MoveKey]): headers a producer forged are ignored.
-	HeaderSignature = "Reducto-Bridge-Signature"
-)
+// HeaderMove is the header the bridge sets on a track message it moved to the queue's tail
+// ([Queue.Requeue]), so that the job's place in its schedule survives the move: a new message
+// starts a new delivery count and has a new timestamp. A producer's track message has none.
+// Its value, one line to keep the stream small (1,000,000 moved jobs are held by nats-server):
+//
+//	v1 <attempt> <step> <tracked_ms> <due_ms> <signature>
+//
+// attempt is how many deliveries the job had before this message (1: admitted, not yet
+// polled; the message's own deliveries count on from it), step its schedule step when it was
+// re-tracked with BRIDGE_RETRACK_KEEPS_SCHEDULE, tracked_ms when it was (first) tracked (the
+// origin of BRIDGE_JOB_TTL) and due_ms when its next poll is due (0: when delivered), both in
+// Unix milliseconds;
+// signature is the first 16 bytes of an HMAC-SHA256 of the rest and the subject, base64url,
+// with a key derived from the Reducto API key ([MoveKey]): a forged or copied value is ignored.
+const HeaderMove = "Reducto-Bridge-Move"
 
 // maxAttempt bounds the attempt a header may claim, so that no header makes the count wrap.
 const maxAttempt = 1 << 32
@@ -52,67 +47,78 @@ type Position struct {
 	Requeued bool
 }
 
-// Position reads a delivery's position: from the headers of a message the bridge moved
-// (signed with the queue's key), else from the delivery itself (stored is the message's
-// timestamp, delivered its delivery count). Headers without a valid signature, or unreadable,
-// count as absent, so only a bridge on the same API key can say where a job stands; and no
-// header moves the TTL origin after stored.
-func (q *Queue) Position(h nats.Header, stored time.Time, delivered uint64) Position {
-	return ReadPosition(q.key, h, stored, delivered)
+// Position reads a delivery's position (subj is the message's subject): from HeaderMove on a
+// message the bridge moved, else from the delivery itself (stored is the message's timestamp,
+// delivered its delivery count). A value that is unreadable or not signed with the queue's key
+// for this subject counts as absent, so only a bridge on the same API key can say where a job
+// stands; and no value moves the TTL origin after stored.
+func (q *Queue) Position(subj string, h nats.Header, stored time.Time, delivered uint64) Position {
+	return ReadPosition(q.key, subj, h, stored, delivered)
 }
 
-// ReadPosition is [Queue.Position] for the key from [MoveKey].
-func ReadPosition(key []byte, h nats.Header, stored time.Time, delivered uint64) Position {
+// ReadPosition is [Queue.Position] with the key from [MoveKey].
+func ReadPosition(key []byte, subj string, h nats.Header, stored time.Time, delivered uint64) Position {
 	p := Position{Attempt: delivered, TrackedAt: stored}
-	sig, err := base64.RawURLEncoding.DecodeString(h.Get(HeaderSignature))
-	if err != nil || !hmac.Equal(sig, sign(key, h)) {
+	body, sig, ok := strings.Cut(h.Get(HeaderMove), " sig=")
+	if !ok || !hmac.Equal([]byte(sig), []byte(signature(key, subj, body))) {
 		return p
 	}
-	base, err := strconv.ParseUint(h.Get(HeaderAttempt), 10, 64)
-	if err != nil {
+	f := strings.Fields(body)
+	if len(f) != 5 || f[0] != "v1" {
 		return p
+	}
+	var n [4]int64
+	for i, s := range f[1:] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return p
+		}
+		n[i] = v
 	}
 	p.Requeued = true
-	p.Attempt = min(base, maxAttempt) + delivered
-	if step, err := strconv.ParseUint(h.Get(HeaderStep), 10, 64); err == nil {
-		p.Step = min(step, maxAttempt)
-	}
-	if at, err := time.Parse(time.RFC3339Nano, h.Get(HeaderTrackedAt)); err == nil && !at.After(stored) {
+	p.Attempt = min(uint64(n[0]), maxAttempt) + delivered
+	p.Step = min(uint64(n[1]), maxAttempt)
+	if at := time.UnixMilli(n[2]); !at.After(stored) {
 		p.TrackedAt = at
 	}
-	if due, err := time.Parse(time.RFC3339Nano, h.Get(HeaderDue)); err == nil {
-		p.Due = due
-		if delivered >= 2 && due.Sub(stored) > EarlyMargin {
-			// Its first delivery could come before the poll was due (a queue shorter than
-			// the delay) and then only waited (see EarlyMargin): not a poll.
-			p.Attempt--
-		}
+	if n[3] == 0 {
+		return p
+	}
+	p.Due = time.UnixMilli(n[3])
+	if delivered >= 2 && p.Due.Sub(stored) > EarlyMargin {
+		// Its first delivery could come before the poll was due (a queue shorter than the
+		// delay) and then only waited (see EarlyMargin): not a poll.
+		p.Attempt--
 	}
 	return p
 }
 
-// MoveKey derives the key that signs moved messages' headers from the Reducto API key: every
-// replica on the key (they share its jobs) has it, a producer does not, and the API key
-// cannot be recovered from it.
+// MoveValue is HeaderMove's value for a job on subj at position p (p.Due its next poll),
+// signed with key ([MoveKey]).
+func MoveValue(key []byte, subj string, p Position) string {
+	var due int64 // 0: no due time
+	if !p.Due.IsZero() {
+		due = p.Due.UnixMilli()
+	}
+	body := fmt.Sprintf("v1 %d %d %d %d", p.Attempt, p.Step, p.TrackedAt.UnixMilli(), due)
+	return body + " sig=" + signature(key, subj, body)
+}
+
+// MoveKey derives the key that signs HeaderMove from the Reducto API key: every replica on
+// the key (they share its jobs) has it, a producer does not, and the API key cannot be
+// recovered from it.
 func MoveKey(apiKey string) []byte {
 	m := hmac.New(sha256.New, []byte(apiKey))
 	m.Write([]byte("reducto-bridge track move v1"))
 	return m.Sum(nil)
 }
 
-// Sign sets h's HeaderSignature for its position headers, with key ([MoveKey]).
-func Sign(key []byte, h nats.Header) {
-	h.Set(HeaderSignature, base64.RawURLEncoding.EncodeToString(sign(key, h)))
-}
-
-// sign is the MAC of the position headers in h.
-func sign(key []byte, h nats.Header) []byte {
+// signature is the MAC of a HeaderMove body for subj: bound to the job, so a value copied
+// from another job's message is not taken.
+func signature(key []byte, subj, body string) string {
 	m := hmac.New(sha256.New, key)
-	for _, k := range []string{HeaderAttempt, HeaderStep, HeaderTrackedAt, HeaderDue} {
-		v := h.Get(k)
-		m.Write([]byte(strconv.Itoa(len(v)) + ":" + v + ";"))
-	}
-	return m.Sum(nil)
+	m.Write([]byte(subj + "\n" + body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 // EarlyMargin is how early a requeued job may be delivered and still be polled at once; one
@@ -120,7 +126,7 @@ func sign(key []byte, h nats.Header) []byte {
 const EarlyMargin = 50 * time.Millisecond
 
 // Requeue moves a delivered track message to the tail of the queue: it publishes a copy on
-// the job's subject, with the job's position in the headers (p.Attempt the deliveries so far,
+// the job's subject, with the job's position in HeaderMove (p.Attempt the deliveries so far,
 // due when the next poll is), which replaces the delivered message (one message per subject).
 // The copy is published only while the subject's last message is still the delivered one, so
 // a track message published since (a re-track) is never overwritten, and of two replicas
@@ -137,18 +143,13 @@ func (q *Queue) Requeue(ctx context.Context, msg jetstream.Msg, p Position, due 
 	}
 	out := &nats.Msg{Subject: msg.Subject(), Header: nats.Header{}, Data: msg.Data()}
 	for k, v := range msg.Headers() {
-		if strings.HasPrefix(strings.ToLower(k), "nats-") || strings.HasPrefix(k, "Reducto-Bridge-") {
+		if strings.HasPrefix(strings.ToLower(k), "nats-") || k == HeaderMove {
 			continue
 		}
 		out.Header[k] = v
 	}
-	out.Header.Set(HeaderAttempt, strconv.FormatUint(p.Attempt, 10))
-	if p.Step > 0 {
-		out.Header.Set(HeaderStep, strconv.FormatUint(p.Step, 10))
-	}
-	out.Header.Set(HeaderTrackedAt, p.TrackedAt.UTC().Format(time.RFC3339Nano))
-	out.Header.Set(HeaderDue, due.UTC().Format(time.RFC3339Nano))
-	Sign(q.key, out.Header)
+	p.Due = due
+	out.Header.Set(HeaderMove, MoveValue(q.key, out.Subject, p))
 	_, err = q.js.PublishMsg(ctx, out, jetstream.WithExpectLastSequencePerSubject(md.Sequence.Stream))
 	switch {
 	case err == nil:

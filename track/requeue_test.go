@@ -1,7 +1,7 @@
 package track_test
 
 import (
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,61 +13,50 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
-func TestPositionOf(t *testing.T) {
+func TestPosition(t *testing.T) {
+	const subj = "reducto.track.j"
 	stored := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	origin := stored.Add(-time.Hour)
-	at := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
 	due := stored.Add(time.Minute)
 	key := track.MoveKey("the-api-key")
-	unsigned := func(kv ...string) nats.Header {
-		h := nats.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			h.Set(kv[i], kv[i+1])
-		}
-		return h
+	moved := func(p track.Position) nats.Header {
+		return nats.Header{track.HeaderMove: {track.MoveValue(key, subj, p)}}
 	}
-	hdr := func(kv ...string) nats.Header {
-		h := unsigned(kv...)
-		track.Sign(key, h)
-		return h
-	}
-	otherKey := func(kv ...string) nats.Header {
-		h := unsigned(kv...)
-		track.Sign(track.MoveKey("another-key"), h)
-		return h
-	}
-	tampered := hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin))
-	tampered.Set(track.HeaderTrackedAt, at(origin.Add(-time.Hour)))
+	raw := func(v string) nats.Header { return nats.Header{track.HeaderMove: {v}} }
+	valid := track.MoveValue(key, subj, track.Position{Attempt: 7, TrackedAt: origin, Due: stored})
+	body, sig, _ := strings.Cut(valid, " sig=")
+	producer := track.Position{Attempt: 3, TrackedAt: stored}
 	tests := []struct {
 		name string
 		h    nats.Header
 		want track.Position
 	}{
-		{"a producer's message", nil, track.Position{Attempt: 3, TrackedAt: stored}},
-		{"other headers only", unsigned("traceparent", "00-abc"), track.Position{Attempt: 3, TrackedAt: stored}},
-		{"position headers without a signature: a producer's", unsigned(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin)),
-			track.Position{Attempt: 3, TrackedAt: stored}},
-		{"signed with another API key's key: a producer's", otherKey(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin)),
-			track.Position{Attempt: 3, TrackedAt: stored}},
-		{"a header changed after signing: a producer's", tampered, track.Position{Attempt: 3, TrackedAt: stored}},
-		{"requeued, due when stored", hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin), track.HeaderDue, at(stored)),
+		{"a producer's message", nil, producer},
+		{"other headers only", nats.Header{"traceparent": {"00-abc"}}, producer},
+		{"moved, due when stored", moved(track.Position{Attempt: 7, TrackedAt: origin, Due: stored}),
 			track.Position{Attempt: 10, TrackedAt: origin, Due: stored, Requeued: true}},
-		{"requeued, due after stored: one delivery was a wait, not a poll", hdr(track.HeaderAttempt, "7", track.HeaderTrackedAt, at(origin), track.HeaderDue, at(due)),
+		{"moved, due after stored: one delivery was a wait, not a poll", moved(track.Position{Attempt: 7, TrackedAt: origin, Due: due}),
 			track.Position{Attempt: 9, TrackedAt: origin, Due: due, Requeued: true}},
-		{"requeued with a step", hdr(track.HeaderAttempt, "1", track.HeaderStep, "4", track.HeaderTrackedAt, at(origin)),
-			track.Position{Attempt: 4, Step: 4, TrackedAt: origin, Requeued: true}},
-		{"an origin after the message's own time is not taken", hdr(track.HeaderAttempt, "1", track.HeaderTrackedAt, at(stored.Add(time.Second))),
-			track.Position{Attempt: 4, TrackedAt: stored, Requeued: true}},
-		{"an unreadable attempt: a producer's message", hdr(track.HeaderAttempt, "-1", track.HeaderTrackedAt, at(origin)),
-			track.Position{Attempt: 3, TrackedAt: stored}},
-		{"unreadable times and step are ignored", hdr(track.HeaderAttempt, "2", track.HeaderStep, "x", track.HeaderTrackedAt, "yesterday", track.HeaderDue, "soon"),
-			track.Position{Attempt: 5, TrackedAt: stored, Requeued: true}},
-		{"a huge attempt cannot wrap", hdr(track.HeaderAttempt, strconv.FormatUint(1<<64-1, 10)),
-			track.Position{Attempt: 1<<32 + 3, TrackedAt: stored, Requeued: true}},
+		{"moved at admission: no due time, every delivery counts", moved(track.Position{Attempt: 1, TrackedAt: origin}),
+			track.Position{Attempt: 4, TrackedAt: origin, Requeued: true}},
+		{"moved with a step", moved(track.Position{Attempt: 1, Step: 4, TrackedAt: origin, Due: stored}),
+			track.Position{Attempt: 4, Step: 4, TrackedAt: origin, Due: stored, Requeued: true}},
+		{"an origin after the message's own time is not taken", moved(track.Position{Attempt: 1, TrackedAt: stored.Add(time.Second), Due: stored}),
+			track.Position{Attempt: 4, TrackedAt: stored, Due: stored, Requeued: true}},
+		{"a huge attempt cannot wrap", moved(track.Position{Attempt: 1<<63 - 1, TrackedAt: origin, Due: stored}),
+			track.Position{Attempt: 1<<32 + 3, TrackedAt: origin, Due: stored, Requeued: true}},
+		{"no signature: a producer's", raw(body), producer},
+		{"signed with another API key's key: a producer's",
+			nats.Header{track.HeaderMove: {track.MoveValue(track.MoveKey("another"), subj, track.Position{Attempt: 7, TrackedAt: origin})}}, producer},
+		{"copied from another job's message: a producer's",
+			nats.Header{track.HeaderMove: {track.MoveValue(key, "reducto.track.other", track.Position{Attempt: 7, TrackedAt: origin})}}, producer},
+		{"a field changed after signing: a producer's", raw(strings.Replace(body, " 7 ", " 8 ", 1) + " sig=" + sig), producer},
+		{"signed but not a v1 value: a producer's", raw(track.MoveValue(key, subj, track.Position{})[2:]), producer},
+		{"garbage", raw("v1 x y z w sig=???"), producer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := track.ReadPosition(key, tt.h, stored, 3)
+			got := track.ReadPosition(key, subj, tt.h, stored, 3)
 			if !got.TrackedAt.Equal(tt.want.TrackedAt) || !got.Due.Equal(tt.want.Due) {
 				t.Errorf("times: got tracked %v due %v, want %v, %v", got.TrackedAt, got.Due, tt.want.TrackedAt, tt.want.Due)
 			}
@@ -76,6 +65,9 @@ func TestPositionOf(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+	if n := len(track.HeaderMove) + len(valid); n > 100 {
+		t.Errorf("the move header takes %d bytes; every moved job holds one in nats-server", n)
 	}
 }
 
@@ -136,8 +128,8 @@ func TestRequeue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos := q.Position(c.Headers(), md.Timestamp, md.NumDelivered)
-	if pos.Attempt != 6 || pos.Step != 2 || !pos.TrackedAt.Equal(origin) || !pos.Due.Equal(due) || !pos.Requeued {
+	pos := q.Position(c.Subject(), c.Headers(), md.Timestamp, md.NumDelivered)
+	if pos.Attempt != 6 || pos.Step != 2 || !pos.TrackedAt.Equal(origin.Truncate(time.Millisecond)) || !pos.Due.Equal(due.Truncate(time.Millisecond)) || !pos.Requeued {
 		t.Errorf("copy's position %+v, want attempt 6, step 2, tracked %v, due %v", pos, origin, due)
 	}
 	st, err := js.Stream(ctx, subject.TrackStream)
@@ -162,7 +154,7 @@ func TestRequeue(t *testing.T) {
 	if err != nil || last == nil {
 		t.Fatal(last, err)
 	}
-	if string(last.Data) != `{"metadata":{"n":2}}` || last.Header.Get(track.HeaderAttempt) != "" {
+	if string(last.Data) != `{"metadata":{"n":2}}` || last.Header.Get(track.HeaderMove) != "" {
 		t.Errorf("job a's message: %q %v, want the re-track untouched", last.Data, last.Header)
 	}
 }

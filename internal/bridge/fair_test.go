@@ -12,6 +12,8 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
+	"github.com/reducto-bridge/reducto-bridge/subject"
+	"github.com/reducto-bridge/reducto-bridge/track"
 )
 
 // getLog records when each job was asked for (GET /job/{id}) at the simulator.
@@ -41,9 +43,10 @@ func (g *getLog) times(id string) []time.Time {
 // 1 s, so the budget binds (it could cycle only 50 jobs every second); 5 more come 2 s later.
 // Every job must be first polled within outstanding / budget + 10% (plus the initial interval
 // and a margin) of its tracking, the later ones too, and no job may wait more than twice that
-// between two polls. Before the fair interval (every poll at least outstanding / 90% of the
-// budget after the previous one), JetStream served the due re-polls first and the later jobs
-// were never polled at all.
+// between two polls, and the jobs must wait in the stream (moved to its tail), not parked in
+// the consumer. Before the fair interval (every poll at least outstanding / 90% of the budget
+// after the previous one), JetStream served the due re-polls first and the later jobs were
+// never polled at all.
 func TestFairScheduleWhenTheBudgetBinds(t *testing.T) {
 	const (
 		budget  = 50.0
@@ -104,7 +107,15 @@ func TestFairScheduleWhenTheBudgetBinds(t *testing.T) {
 		return true
 	}
 	deadline := start.Add(2*time.Second + firstBound + gapBound)
+	cons, err := h.js.Consumer(t.Context(), subject.TrackStream, track.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxAckPending := 0 // the jobs wait in the stream, moved to its tail, not parked by NAKs
 	for !done() && time.Now().Before(deadline) {
+		if info, err := cons.Info(t.Context()); err == nil {
+			maxAckPending = max(maxAckPending, info.NumAckPending)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	end := time.Now()
@@ -145,6 +156,9 @@ func TestFairScheduleWhenTheBudgetBinds(t *testing.T) {
 		worstFirst.Round(time.Millisecond), firstBound, worstGap.Round(time.Millisecond), gapBound)
 	if rate > budget*1.1 {
 		t.Errorf("%.1f GET /job per second, want at most the budget %.0f/s +10%%", rate, budget)
+	}
+	if limit := 2 * cfg.Concurrency; maxAckPending > limit {
+		t.Errorf("up to %d jobs ack pending (parked in the consumer), want at most %d (twice the workers): while the budget binds they wait in the stream", maxAckPending, limit)
 	}
 	if rate < budget*0.6 {
 		t.Errorf("%.1f GET /job per second: the budget (%.0f/s) does not bind, the test proves nothing", rate, budget)

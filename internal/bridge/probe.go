@@ -110,7 +110,7 @@ func firstOrigin(ctx context.Context, s jetstream.Stream, seq uint64, first time
 	if err != nil {
 		return first
 	}
-	if pos := track.ReadPosition(key, msg.Header, msg.Time, 1); pos.TrackedAt.Before(first) {
+	if pos := track.ReadPosition(key, msg.Subject, msg.Header, msg.Time, 1); pos.TrackedAt.Before(first) {
 		return pos.TrackedAt
 	}
 	return first
