@@ -31,7 +31,7 @@ func failed(out string) map[string]string {
 }
 
 // TestDoctor: a bridge's own set-up passes every check; a consumer mis-set by hand (BackOff,
-// a small MaxAckPending), a dedup window that differs from BRIDGE_DUPLICATE_WINDOW and a wrong
+// a small MaxAckPending, an older bridge's filter subject), a dedup window that differs from BRIDGE_DUPLICATE_WINDOW and a wrong
 // API key are each found, with a fix, and make doctor fail (exit 1).
 func TestDoctor(t *testing.T) {
 	st := newStack(t)
@@ -48,6 +48,7 @@ func TestDoctor(t *testing.T) {
 	cc := cons.CachedInfo().Config
 	cc.BackOff = []time.Duration{time.Second, 5 * time.Second}
 	cc.MaxAckPending = 5
+	cc.FilterSubject = "reducto.track.>" // as an older bridge set it
 	if _, err := js.UpdateConsumer(t.Context(), subject.TrackStream, cc); err != nil {
 		t.Fatalf("mis-set the consumer: %v", err)
 	}
@@ -69,7 +70,7 @@ func TestDoctor(t *testing.T) {
 	t.Logf("doctor's report:\n%s", out)
 	got := failed(out)
 	want := map[string][]string{
-		"track consumer reducto-bridge":                       {"BackOff is set ([1s 5s])", "MaxAckPending 5", "fix: start (or restart) a bridge"},
+		"track consumer reducto-bridge":                       {"BackOff is set ([1s 5s])", "MaxAckPending 5", `filter subject "reducto.track.>"`, "fix: start (or restart) a bridge"},
 		"events stream REDUCTO_EVENTS and its dedup window":   {"dedup window 2m0s, BRIDGE_DUPLICATE_WINDOW is 1h0m0s"},
 		"Reducto accepts REDUCTO_API_KEY (GET /jobs?limit=1)": {"Reducto rejected the API key", "fix: set REDUCTO_API_KEY"},
 	}
