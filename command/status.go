@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
@@ -19,6 +20,9 @@ type StatusSources struct {
 	// Event returns the job's stored terminal event and its stream sequence, nil when there
 	// is none; (*publisher.Publisher).Find.
 	Event func(ctx context.Context, id string) (*event.Event, uint64, error)
+	// Position reads a track message's signed position, for a job the bridge moved to the
+	// stream's tail; (*track.Queue).Position. Nil: positions are not read.
+	Position func(subj string, h nats.Header, stored time.Time, delivered uint64) track.Position
 }
 
 // StatusRequest is the body of a P.status request. Unknown keys are ignored.
@@ -29,17 +33,25 @@ type StatusRequest struct {
 // StatusReply is the body of a successful P.status reply: what the streams say about the job.
 // A job the bridge knows nothing of is a normal reply with Tracked false and no Event.
 //
-// The delivery count, the last status polled and the next poll's time are not in it: they
-// live only with the replica that holds the track message at that moment (the consumer's
-// per-message state is not readable from outside), and the event's Polls is the count once
-// the job is reported.
+// For a job parked with NakWithDelay, the delivery count, the last status polled and the next
+// poll's time are not in it: they live only with the replica that holds the track message at
+// that moment (the consumer's per-message state is not readable from outside), and the event's
+// Polls is the count once the job is reported. For a job the bridge moved to the stream's
+// tail (while the budget binds) the message itself says them, but the last status.
 type StatusReply struct {
 	JobID string `json:"job_id"`
 	// Tracked: the job has a track message in REDUCTO_TRACK (it is outstanding, or its event
 	// has just been published and the message is being acked).
 	Tracked bool `json:"tracked"`
-	// TrackedAt is when the job's current track message was stored (a re-track replaces it).
+	// TrackedAt is when the job's current track message was stored (a re-track replaces it);
+	// for a moved job, when the track it carries along was.
 	TrackedAt *time.Time `json:"tracked_at,omitempty"`
+	// Moved: the track message is a copy the bridge moved to the stream's tail; then
+	// Deliveries is how many deliveries the job had before it (1: admitted, not yet polled)
+	// and NextPoll when its next poll is due (absent: when the stream delivers it).
+	Moved      bool       `json:"moved,omitempty"`
+	Deliveries uint64     `json:"deliveries,omitempty"`
+	NextPoll   *time.Time `json:"next_poll,omitempty"`
 	// TrackSequence is the track message's sequence in REDUCTO_TRACK.
 	TrackSequence uint64 `json:"track_sequence,omitempty"`
 	// Webhook is the track body's webhook flag: polls are only a safety net.
@@ -73,6 +85,16 @@ func (s *Service) status(ctx context.Context, data []byte) result {
 		at := msg.Time.UTC()
 		body, _ := track.ParseBody(msg.Data, track.DefaultMaxMetadata) // the flag is read whatever the metadata
 		reply.Tracked, reply.TrackedAt, reply.TrackSequence, reply.Webhook = true, &at, msg.Sequence, body.Webhook
+		if s.statusSrc.Position != nil {
+			if pos := s.statusSrc.Position(msg.Subject, msg.Header, msg.Time, 0); pos.Requeued {
+				origin := pos.TrackedAt.UTC()
+				reply.TrackedAt, reply.Moved, reply.Deliveries = &origin, true, pos.Attempt
+				if !pos.Due.IsZero() {
+					due := pos.Due.UTC()
+					reply.NextPoll = &due
+				}
+			}
+		}
 	}
 	ev, seq, err := s.statusSrc.Event(ctx, id)
 	if err != nil {

@@ -48,7 +48,7 @@ func TestStatus(t *testing.T) {
 	}
 	jobs := &reductotest.Jobs{}
 	e := startOn(t, nc, natstest.Connect(t, s), jobs, pub, queue.Ensure,
-		Options{Status: &StatusSources{Track: queue.Last, Event: pub.Find}})
+		Options{Status: &StatusSources{Track: queue.Last, Event: pub.Find, Position: queue.Position}})
 	req := `{"job_id":"` + jobID + `"}`
 
 	// Unknown: a normal reply, nothing tracked, no event.
@@ -71,6 +71,29 @@ func TestStatus(t *testing.T) {
 	}
 	if r.TrackedAt == nil || r.TrackedAt.Before(before) || r.TrackedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("tracked_at = %v, want about now", r.TrackedAt)
+	}
+
+	if r.Moved || r.Deliveries != 0 || r.NextPoll != nil {
+		t.Errorf("a producer's track message reads as moved: %+v", r)
+	}
+
+	// Moved by a bridge (while the budget binds): the copy says where the job stands.
+	origin, due := time.Now().Add(-time.Hour).Truncate(time.Millisecond), time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	b, err := queue.Consumer().Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range b.Messages() {
+		if moved, err := queue.Requeue(ctx, m, track.Position{Attempt: 3, TrackedAt: origin}, due); err != nil || !moved {
+			t.Fatalf("move: %v %v", moved, err)
+		}
+		if err := m.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, code, desc = statusOf(t, e, req)
+	if code != 200 || !r.Tracked || !r.Moved || r.Deliveries != 3 || !r.Webhook || r.TrackedAt == nil || !r.TrackedAt.Equal(origin) || r.NextPoll == nil || !r.NextPoll.Equal(due) {
+		t.Fatalf("moved job: %d %q %+v, want moved, 3 deliveries, tracked %v, next poll %v, webhook kept", code, desc, r, origin, due)
 	}
 
 	// A message another client published on the job's event subject is not its event.

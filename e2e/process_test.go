@@ -68,6 +68,10 @@ func newBridge(t testing.TB, name string, env map[string]string) *bridgeProc {
 	t.Helper()
 	env = maps.Clone(env)
 	env["GORACE"] = "halt_on_error=1 exitcode=" + strconv.Itoa(raceExitCode)
+	if budget := os.Getenv("E2E_BUDGET"); budget != "" {
+		// A budget that binds: the bridges then move jobs to the stream's tail.
+		env["BRIDGE_RATE_LIMIT"] = budget
+	}
 	b := &bridgeProc{t: t, name: name, Process: bridgeproc.New(bridgeproc.Options{
 		Name:    name,
 		Argv:    []string{bridgeBin},

@@ -1,8 +1,10 @@
 // Package poller is the bridge's scheduler. It consumes track messages from the REDUCTO_TRACK
 // work queue ([track.Queue]) through one durable pull consumer shared by every replica, polls each job
 // through a [JobGetter], answers an unfinished job with NakWithDelay (so the delay lives in
-// JetStream and survives crashes), and hands a finished job to an [EventPublisher], acking the
-// track message only after the event's PubAck.
+// JetStream and survives crashes) or, while the GET /job budget binds, moves its message to
+// the stream's tail ([track.Queue.Requeue]: the jobs are then polled round robin, and wait in
+// the stream at no cost per poll to nats-server), and hands a finished job to an
+// [EventPublisher], acking the track message only after the event's PubAck.
 package poller
 
 import (

@@ -1,7 +1,9 @@
 // Package track is the REDUCTO_TRACK work queue: the stream that holds one message per
 // outstanding job (P.track.<job_id>, docs/contract.md section 1), the durable consumer every
 // replica's poller shares, the track body format (encoded by [Queue.Ensure], decoded by
-// [ParseBody]), and the look-ups the bridge makes on it ([Queue.Last], [Queue.Delete]).
+// [ParseBody]), the look-ups the bridge makes on it ([Queue.Last], [Queue.Delete]), and the
+// move of a job to the stream's tail with its signed position ([Queue.Requeue],
+// [Queue.Position]).
 package track
 
 import (

@@ -48,22 +48,22 @@ type procFigures struct {
 
 // schedulerResult is the scheduler scenario's outcome; times are real.
 type schedulerResult struct {
-	Scenario       string        `json:"scenario"`
-	Config         *benchConfig  `json:"config"`
-	Jobs           int           `json:"jobs"`
-	IntervalS      float64       `json:"interval_s"`   // each job's poll interval
-	BudgetPerS     float64       `json:"budget_per_s"` // BRIDGE_RATE_LIMIT as the child got it
-	TrackSeconds   float64       `json:"track_s"`      // storing every track message
-	AdmitSeconds   float64       `json:"admitted_s"`   // until every job was admitted, from the start
-	IntakePerS     float64       `json:"intake_per_s"` // jobs admitted per second
-	WarmupSeconds  float64       `json:"warmup_s"`     // from admission until every job had been polled once
-	WindowSeconds  float64       `json:"window_s"`     // the measurement window as it ran
-	AckPending     int           `json:"ack_pending"`  // the track consumer's, at the window's end
-	Pending        uint64        `json:"pending"`      // jobs waiting in the stream (moved to its tail), then
+	Scenario      string       `json:"scenario"`
+	Config        *benchConfig `json:"config"`
+	Jobs          int          `json:"jobs"`
+	IntervalS     float64      `json:"interval_s"`   // each job's poll interval
+	BudgetPerS    float64      `json:"budget_per_s"` // BRIDGE_RATE_LIMIT as the child got it
+	TrackSeconds  float64      `json:"track_s"`      // storing every track message
+	AdmitSeconds  float64      `json:"admitted_s"`   // until every job was admitted, from the start
+	IntakePerS    float64      `json:"intake_per_s"` // jobs admitted per second
+	WarmupSeconds float64      `json:"warmup_s"`     // from admission until every job had been polled once
+	WindowSeconds float64      `json:"window_s"`     // the measurement window as it ran
+	AckPending    int          `json:"ack_pending"`  // the track consumer's, at the window's end
+	Pending       uint64       `json:"pending"`      // jobs waiting in the stream (moved to its tail), then
 	// Binding: the budget cannot poll every job at the interval, so the bridge moves them to
 	// the queue's tail (polled round robin, a cycle of CycleS) instead of parking them.
-	Binding bool    `json:"binding"`
-	CycleS  float64 `json:"fair_cycle_s"` // N / (90% of the budget), real seconds
+	Binding        bool          `json:"binding"`
+	CycleS         float64       `json:"fair_cycle_s"` // N / (90% of the budget), real seconds
 	NATS           procFigures   `json:"nats_server"`  // the nats-server process
 	Bridge         procFigures   `json:"bridge"`       // the bridge child process (the first replica)
 	Replicas       int           `json:"replicas"`     // bridge processes on the key

@@ -288,7 +288,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 			return m != nil, err
 		},
 		RefuseWebhooks: !cfg.SubmitWebhooks,
-		Status:         &command.StatusSources{Track: queue.Last, Event: b.pub.Find},
+		Status:         &command.StatusSources{Track: queue.Last, Event: b.pub.Find, Position: queue.Position},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("command service: %w", err)

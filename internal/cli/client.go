@@ -150,6 +150,13 @@ func (c *Client) Status(ctx context.Context, id string, asJSON bool) error {
 			line += ", webhook announced"
 		}
 		fmt.Fprintf(c.Out, "tracked  %s\n", line)
+		if r.Moved {
+			next := "at its turn in the stream"
+			if r.NextPoll != nil {
+				next = "not before " + r.NextPoll.Format(time.RFC3339)
+			}
+			fmt.Fprintf(c.Out, "queued   %d deliveries so far; next poll %s\n", r.Deliveries, next)
+		}
 	default:
 		fmt.Fprintf(c.Out, "tracked  no\n")
 	}
