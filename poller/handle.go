@@ -22,7 +22,7 @@ type trackedJob struct {
 	// zero for a delivery.
 	hintedAt time.Time
 	// requeued: the track message is one the bridge moved to the queue's tail (see
-	// [Poller.park]); its headers gave the job's position.
+	// [Poller.park]); its signed header gave the job's position.
 	requeued bool
 }
 
@@ -46,7 +46,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	// The trace context of this (the newest) track message, for the job's Reducto requests
 	// and its event.
 	ctx = tracing.Extract(ctx, msg.Headers())
-	// A message the bridge requeued says where the job stands; a producer's is delivery 1.
+	// A message the bridge moved says where the job stands; a producer's starts at delivery 1.
 	pos := p.queue.Position(msg.Subject(), msg.Headers(), md.Timestamp, md.NumDelivered)
 	t := &trackedJob{
 		delivery: delivery{id: id, trackedAt: pos.TrackedAt, attempt: pos.Attempt, step: pos.Step},
@@ -294,13 +294,13 @@ func (p *Poller) early(t *trackedJob, due time.Time) time.Duration {
 // safety net) keep a NakWithDelay: fewer than 0.45 x rate x delay jobs can have one that long.
 const requeueSpan = 2
 
-// park puts an unfinished job back on the schedule, due after d (at once when d <= 0). While the GET /job budget
-// binds (fairEvery > 0) and d is about a fair cycle, it moves the track message to the tail of
-// the queue instead of parking it with NakWithDelay: a message waiting in the stream costs
-// nats-server nothing per poll, where a NAK'd one is consumer state that nats-server rewrites
-// and walks on every NAK (docs/operations.md, "How jobs wait"). The stream delivers in order,
-// so the jobs are polled round robin, new ones included. A move that fails parks the job with
-// the delay, as before.
+// park puts an unfinished job back on the schedule, due after d (at once when d <= 0). While
+// the GET /job budget binds (fairEvery > 0) and d is about a fair cycle, it moves the track
+// message to the tail of the queue instead of parking it with NakWithDelay: a message waiting
+// in the stream costs nats-server nothing per poll, where a NAK'd one is consumer state that
+// nats-server rewrites and walks on every NAK (docs/operations.md, "How jobs wait"). The
+// stream delivers in order, so the jobs are polled round robin, new ones included. A move
+// that fails parks the job with the delay, as before.
 func (p *Poller) park(ctx context.Context, msg jetstream.Msg, t *trackedJob, d time.Duration) {
 	if t.fairEvery <= 0 || d > requeueSpan*t.fairEvery {
 		p.m.Park("delay")
