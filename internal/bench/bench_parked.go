@@ -156,14 +156,32 @@ func (r *rig) trackJobs(ctx context.Context, wl *workload, from, to int, tracked
 // admitted is how many jobs the bridges (every replica) admitted, new or already reported;
 // -1 when one of them does not answer.
 func (r *rig) admitted(ctx context.Context) float64 {
+	return r.metricSum(ctx, `reducto_bridge_track_messages_total{result="new"}`,
+		`reducto_bridge_track_messages_total{result="already_reported"}`)
+}
+
+// parks is how many times the bridges (every replica) put a job back on the schedule;
+// -1 when one of them does not answer.
+func (r *rig) parks(ctx context.Context) float64 {
+	var series []string
+	for _, how := range []string{"delay", "requeue", "superseded", "requeue_failed"} {
+		series = append(series, `reducto_bridge_parks_total{how="`+how+`"}`)
+	}
+	return r.metricSum(ctx, series...)
+}
+
+// metricSum is the sum of the series over every replica's /metrics; -1 when one of them does
+// not answer.
+func (r *rig) metricSum(ctx context.Context, series ...string) float64 {
 	var n float64
 	for _, c := range append([]*childBridge{r.child}, r.replicas...) {
 		m, err := c.get(ctx, "/metrics")
 		if err != nil {
 			return -1
 		}
-		n += metricValue(m, `reducto_bridge_track_messages_total{result="new"}`) +
-			metricValue(m, `reducto_bridge_track_messages_total{result="already_reported"}`)
+		for _, s := range series {
+			n += metricValue(m, s)
+		}
 	}
 	return n
 }
@@ -202,22 +220,6 @@ func (r *rig) waitConsumer(ctx context.Context, n int, progress io.Writer, done 
 		case <-t.C:
 		}
 	}
-}
-
-// parks is how many times the bridges (every replica) put a job back on the schedule;
-// -1 when one of them does not answer.
-func (r *rig) parks(ctx context.Context) float64 {
-	var n float64
-	for _, c := range append([]*childBridge{r.child}, r.replicas...) {
-		m, err := c.get(ctx, "/metrics")
-		if err != nil {
-			return -1
-		}
-		for _, how := range []string{"delay", "requeue", "superseded", "requeue_failed"} {
-			n += metricValue(m, `reducto_bridge_parks_total{how="`+how+`"}`)
-		}
-	}
-	return n
 }
 
 // metricValue reads one sample from Prometheus text (0 when absent).
