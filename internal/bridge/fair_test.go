@@ -111,9 +111,12 @@ func TestFairScheduleWhenTheBudgetBinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	maxAckPending := 0 // the jobs wait in the stream, moved to its tail, not parked by NAKs
+	// Once every job has had its first poll (the first cycle), the jobs wait in the stream,
+	// moved to its tail, not parked by NAKs. During the first cycle some may be: a job
+	// admitted before the once-a-second count has seen the burst is parked until its poll.
+	maxAckPending, steady := 0, start.Add(firstBound)
 	for !done() && time.Now().Before(deadline) {
-		if info, err := cons.Info(t.Context()); err == nil {
+		if info, err := cons.Info(t.Context()); err == nil && time.Now().After(steady) {
 			maxAckPending = max(maxAckPending, info.NumAckPending)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -158,7 +161,7 @@ func TestFairScheduleWhenTheBudgetBinds(t *testing.T) {
 		t.Errorf("%.1f GET /job per second, want at most the budget %.0f/s +10%%", rate, budget)
 	}
 	if limit := 2 * cfg.Concurrency; maxAckPending > limit {
-		t.Errorf("up to %d jobs ack pending (parked in the consumer), want at most %d (twice the workers): while the budget binds they wait in the stream", maxAckPending, limit)
+		t.Errorf("up to %d jobs ack pending (parked in the consumer) after the first cycle, want at most %d (twice the workers): while the budget binds they wait in the stream", maxAckPending, limit)
 	}
 	if rate < budget*0.6 {
 		t.Errorf("%.1f GET /job per second: the budget (%.0f/s) does not bind, the test proves nothing", rate, budget)
