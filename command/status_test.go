@@ -84,7 +84,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for m := range b.Messages() {
-		if moved, err := queue.Requeue(ctx, m, track.Position{Attempt: 3, TrackedAt: origin}, due); err != nil || !moved {
+		if moved, err := queue.Requeue(ctx, m, track.Position{Attempt: 3, TrackedAt: origin, Due: due}); err != nil || !moved {
 			t.Fatalf("move: %v %v", moved, err)
 		}
 		if err := m.Ack(); err != nil {

@@ -321,7 +321,7 @@ func (p *Poller) park(ctx context.Context, msg jetstream.Msg, t *trackedJob, d t
 	if t.attempt <= 1 {
 		due = time.Time{}
 	}
-	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt}, due)
+	moved, err := p.queue.Requeue(ctx, msg, track.Position{Attempt: t.attempt, Step: t.step, TrackedAt: t.trackedAt, Due: due})
 	if err != nil {
 		t.log.Debug("cannot move the job to the queue's tail; parking it", "error", err)
 		p.m.Park("requeue_failed")

@@ -49,7 +49,7 @@ type Queue interface {
 	Ensure(ctx context.Context, id string, req track.Request) (bool, error)
 	Last(ctx context.Context, id string) (*jetstream.RawStreamMsg, error)
 	Delete(ctx context.Context, seq uint64) error
-	Requeue(ctx context.Context, msg jetstream.Msg, p track.Position, due time.Time) (bool, error)
+	Requeue(ctx context.Context, msg jetstream.Msg, p track.Position) (bool, error)
 	Position(subj string, h nats.Header, stored time.Time, delivered uint64) track.Position
 }
 

@@ -22,14 +22,13 @@ import (
 // starts a new delivery count and has a new timestamp. A producer's track message has none.
 // Its value, one line to keep the stream small (1,000,000 moved jobs are held by nats-server):
 //
-//	v1 <attempt> <step> <tracked_ms> <due_ms> <signature>
+//	v1 <attempt> <step> <tracked_ms> <due_ms> sig=<signature>
 //
 // attempt is how many deliveries the job had before this message (1: admitted, not yet
 // polled; the message's own deliveries count on from it), step its schedule step when it was
 // re-tracked with BRIDGE_RETRACK_KEEPS_SCHEDULE, tracked_ms when it was (first) tracked (the
 // origin of BRIDGE_JOB_TTL) and due_ms when its next poll is due (0: when delivered), both in
-// Unix milliseconds;
-// signature is the first 16 bytes of an HMAC-SHA256 of the rest and the subject, base64url,
+// Unix milliseconds; signature is the first 16 bytes of an HMAC-SHA256 of the rest and the subject, base64url,
 // with a key derived from the Reducto API key ([MoveKey]): a forged or copied value is ignored.
 const HeaderMove = "Reducto-Bridge-Move"
 
@@ -42,7 +41,7 @@ type Position struct {
 	Step      uint64    // schedule step of a re-track (BRIDGE_RETRACK_KEEPS_SCHEDULE)
 	TrackedAt time.Time // the TTL origin
 	Due       time.Time // when the next poll is due; zero when the message does not say
-	// Requeued: the message is one the bridge moved (it carries HeaderAttempt), so its
+	// Requeued: the message is one the bridge moved (it carries a valid HeaderMove), so its
 	// timestamp is not the job's track time.
 	Requeued bool
 }
@@ -127,8 +126,8 @@ const EarlyMargin = 50 * time.Millisecond
 
 // Requeue moves a delivered track message to the tail of the queue: it publishes a copy on
 // the job's subject, with the job's position in HeaderMove (p.Attempt the deliveries so far,
-// due when the next poll is), which replaces the delivered message (one message per subject).
-// The copy is published only while the subject's last message is still the delivered one, so
+// p.Due when the next poll is, zero for when the stream delivers it), which replaces the
+// delivered message (one message per subject). The copy is published only while the subject's last message is still the delivered one, so
 // a track message published since (a re-track) is never overwritten, and of two replicas
 // holding one job only one moves it. It reports whether it moved the message; false with a
 // nil error means a newer message holds the job, so the delivered one is gone either way.
@@ -136,7 +135,7 @@ const EarlyMargin = 50 * time.Millisecond
 //
 // Nothing is copied from the delivery's NATS headers (Nats-Msg-Id would make the stream
 // drop the copy as a duplicate); its other headers (trace context, content type) travel on.
-func (q *Queue) Requeue(ctx context.Context, msg jetstream.Msg, p Position, due time.Time) (bool, error) {
+func (q *Queue) Requeue(ctx context.Context, msg jetstream.Msg, p Position) (bool, error) {
 	md, err := msg.Metadata()
 	if err != nil {
 		return false, fmt.Errorf("requeue: %w", err)
@@ -148,7 +147,6 @@ func (q *Queue) Requeue(ctx context.Context, msg jetstream.Msg, p Position, due 
 		}
 		out.Header[k] = v
 	}
-	p.Due = due
 	out.Header.Set(HeaderMove, MoveValue(q.key, out.Subject, p))
 	_, err = q.js.PublishMsg(ctx, out, jetstream.WithExpectLastSequencePerSubject(md.Sequence.Stream))
 	switch {

@@ -106,7 +106,7 @@ func TestRequeue(t *testing.T) {
 		t.Fatalf("first delivery %s", a.Subject())
 	}
 	due := time.Now().Add(30 * time.Second).UTC()
-	moved, err := q.Requeue(ctx, a, track.Position{Attempt: 5, Step: 2, TrackedAt: origin}, due)
+	moved, err := q.Requeue(ctx, a, track.Position{Attempt: 5, Step: 2, TrackedAt: origin, Due: due})
 	if err != nil || !moved {
 		t.Fatalf("Requeue = %v, %v; want moved", moved, err)
 	}
@@ -146,7 +146,7 @@ func TestRequeue(t *testing.T) {
 	if _, err := js.PublishMsg(ctx, retrack); err != nil {
 		t.Fatal(err)
 	}
-	moved, err = q.Requeue(ctx, c, track.Position{Attempt: 6, TrackedAt: origin}, due)
+	moved, err = q.Requeue(ctx, c, track.Position{Attempt: 6, TrackedAt: origin, Due: due})
 	if err != nil || moved {
 		t.Fatalf("Requeue after a re-track = %v, %v; want not moved, no error", moved, err)
 	}
@@ -222,7 +222,7 @@ func TestRequeueOnFullStream(t *testing.T) {
 		t.Fatal("a third job fit a stream of 2")
 	}
 	m := fetchOne(t, q)
-	if moved, err := q.Requeue(ctx, m, track.Position{Attempt: 1, TrackedAt: time.Now()}, time.Now()); err != nil || !moved {
+	if moved, err := q.Requeue(ctx, m, track.Position{Attempt: 1, TrackedAt: time.Now(), Due: time.Now()}); err != nil || !moved {
 		t.Fatalf("Requeue on a full stream = %v, %v; want moved", moved, err)
 	}
 }
