@@ -22,9 +22,12 @@ import (
 )
 
 // The scheduler scenario (issue 13, "measure first"): -jobs jobs that never finish are tracked
-// at once and polled on a fixed interval (no backoff, no jitter, no list sweep), by default
-// -jobs / -bridge-rate, so that the polls use the budget and every poll parks the job again
-// with NakWithDelay. nats-server runs as its own process ('bridge nats-server'); over -window
+// at a steady pace over one interval (-at-once: all at once) and polled on a fixed interval
+// (no backoff, no jitter, no list sweep), by default -jobs / (90% of -bridge-rate) + 1%, so
+// that the polls use what the fair floor allows and every poll parks the job again with
+// NakWithDelay. Tracked at once, the first polls fall due together and are paced by the
+// budget, and every later cycle keeps that spacing: polls fall due at the budget's own rate,
+// and each one's lateness includes the wait for it. nats-server runs as its own process ('bridge nats-server'); over -window
 // (real time, from when every job is admitted and has been polled once) the bench measures
 // its CPU and RSS and the bridge's, the latency of a JetStream API request, the polls per
 // second and each poll's lateness at the simulator.
@@ -72,6 +75,9 @@ type schedulerResult struct {
 	APIErrors      int           `json:"api_errors"`       // probes that failed
 	PollsPerS      float64       `json:"polls_per_s"`      // answered GET /job per second in the window
 	PollLatenessMs dist          `json:"poll_lateness_ms"` // gap between two GETs of a job minus the interval
+	AtOnce         bool          `json:"at_once"`          // tracked at once, not paced over an interval
+	BudgetWaits    float64       `json:"budget_waits"`     // requests that waited for the budget in the window, every replica
+	BudgetWaitS    float64       `json:"budget_wait_s"`    // the time they waited, summed
 	WallSeconds    float64       `json:"wall_s"`
 }
 
@@ -233,9 +239,17 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	fmt.Fprintf(stderr, "bench: scheduler: %d jobs that never finish, polled every %s (jitter 0, no list sweep), budget %g/s; nats-server pid %d, bridge pid %d ...\n",
 		n, interval, res.BudgetPerS, r.natsProc.pid(), r.child.Pid())
 
+	res.AtOnce = cfg.AtOnce || res.Binding
 	start := time.Now()
-	if _, err := r.trackJobs(ctx, wl, 0, n, nil); err != nil {
-		return err
+	if res.AtOnce {
+		if _, err := r.trackJobs(ctx, wl, 0, n, nil); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stderr, "bench: scheduler: tracking at %.0f jobs/s for %s ...\n", float64(n)/interval.Seconds(), interval)
+		if err := r.trackPaced(ctx, wl, n, interval); err != nil {
+			return err
+		}
 	}
 	res.TrackSeconds = time.Since(start).Seconds()
 	if !res.Binding {
@@ -263,10 +277,13 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 		if err := r.waitPolled(ctx, rec, n, stderr); err != nil {
 			return err
 		}
-		// The first polls all fall due at once and take N / budget; the second cycle starts
-		// two intervals after admission, so a window opened before that could fall between.
-		if err := r.waitFor(ctx, time.Until(admitted.Add(2*interval))); err != nil {
-			return err
+		// Tracked at once, the first polls all fall due together and take N / budget; the
+		// second cycle starts two intervals after admission, so a window opened before that
+		// could fall between. Paced, every poll from now on is a job's second or later.
+		if res.AtOnce {
+			if err := r.waitFor(ctx, time.Until(admitted.Add(2*interval))); err != nil {
+				return err
+			}
 		}
 	}
 	res.WarmupSeconds = time.Since(admitted).Seconds()
@@ -283,6 +300,7 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	for i, c := range others {
 		otherCPU0[i], _ = procCPU(c.Pid())
 	}
+	waits0, waitS0 := r.budgetWaits(ctx)
 	w0 := time.Now()
 	rec.window(true)
 	pctx, stopProbe := context.WithCancel(ctx)
@@ -298,6 +316,7 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 		otherCPU1[i], _ = procCPU(c.Pid())
 	}
 	w1 := time.Now()
+	waits1, waitS1 := r.budgetWaits(ctx)
 	stopProbe()
 	lat := <-probed
 	if werr != nil {
@@ -334,6 +353,9 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 		late[i] = float64(g-interval) / float64(time.Millisecond)
 	}
 	res.PollLatenessMs = summarize(late)
+	if waits0 >= 0 && waits1 >= 0 {
+		res.BudgetWaits, res.BudgetWaitS = waits1-waits0, waitS1-waitS0
+	}
 	if info, err := cons.Info(ctx); err == nil {
 		res.AckPending, res.Pending = info.NumAckPending, info.NumPending
 	}
@@ -348,6 +370,34 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	}
 	res.WallSeconds = time.Since(began).Seconds()
 	return res.write(cfg.Out, stdout)
+}
+
+// trackPaced creates and tracks the workload's n jobs at a steady pace over d (real time),
+// in the batches a 10 ms tick allows, each stored before the next.
+func (r *rig) trackPaced(ctx context.Context, wl *workload, n int, d time.Duration) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	for done := 0; done < n; {
+		if due := min(n, 1+int(float64(n)*float64(time.Since(start))/float64(d))); due > done {
+			if _, err := r.trackJobs(ctx, wl, done, due, nil); err != nil {
+				return err
+			}
+			done = due
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// budgetWaits is how many requests waited for the budget and how long, summed over every
+// replica; -1 when one of them does not answer.
+func (r *rig) budgetWaits(ctx context.Context) (n, seconds float64) {
+	return r.metricSum(ctx, "reducto_bridge_rate_limit_waits_total"), r.metricSum(ctx, "reducto_bridge_rate_limit_wait_seconds_total")
 }
 
 // waitPolled waits until every one of n jobs has had an answered GET: the first cycle of
@@ -410,8 +460,12 @@ func (s *schedulerResult) write(dir string, stdout io.Writer) error {
 	var md bytes.Buffer
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
 	fmt.Fprintf(&md, "## bridge bench (scheduler)\n\n`%s`\n\n", strings.Join(s.Config.Args, " "))
-	fmt.Fprintf(&md, "%d jobs that never finish, tracked at once and polled every %.1f s (fixed: no backoff, jitter 0, BRIDGE_LIST_SWEEP=false), so each poll parks its job again with NakWithDelay; bridge budget %g GET/s; speed x%g. nats-server runs as its own process (`bridge nats-server`, JetStream file storage). Tracked in %.1f s, admitted after %.1f s (%.0f jobs/s); every job polled once and the second cycle begun %.1f s later; then a window of %.1f s. Wall time %.0f s.\n\n",
-		s.Jobs, s.IntervalS, s.BudgetPerS, s.Config.Speed, s.TrackSeconds, s.AdmitSeconds, s.IntakePerS, s.WarmupSeconds, s.WindowSeconds, s.WallSeconds)
+	how := fmt.Sprintf("tracked at a steady pace over one interval (%.0f jobs/s)", float64(s.Jobs)/s.IntervalS)
+	if s.AtOnce {
+		how = "tracked at once"
+	}
+	fmt.Fprintf(&md, "%d jobs that never finish, %s and polled every %.1f s (fixed: no backoff, jitter 0, BRIDGE_LIST_SWEEP=false), so each poll parks its job again with NakWithDelay; bridge budget %g GET/s; speed x%g. nats-server runs as its own process (`bridge nats-server`, JetStream file storage). Tracked in %.1f s, admitted after %.1f s (%.0f jobs/s); every job polled once and the second cycle begun %.1f s later; then a window of %.1f s. Wall time %.0f s.\n\n",
+		s.Jobs, how, s.IntervalS, s.BudgetPerS, s.Config.Speed, s.TrackSeconds, s.AdmitSeconds, s.IntakePerS, s.WarmupSeconds, s.WindowSeconds, s.WallSeconds)
 	if s.Binding {
 		fmt.Fprintf(&md, "The budget binds (%d jobs / 90%% of %g GET/s = a %.0f s cycle, above the %.1f s interval): the bridge moves each polled job to the queue's tail instead of parking it, so jobs wait in the stream (%d pending at the window's end) and are polled round robin. No job is polled twice in the window, so no lateness is measured. Each job is admitted at its turn, with its first poll, so \"admitted\" above is when every track message was stored; the window opened %.0f s after that.\n\n",
 			s.Jobs, s.BudgetPerS, s.CycleS, s.IntervalS, s.Pending, s.WarmupSeconds)
@@ -429,7 +483,7 @@ func (s *schedulerResult) write(dir string, stdout io.Writer) error {
 		s.PollsPerS, s.PollLatenessMs.P50, s.PollLatenessMs.P99, s.PollLatenessMs.Max, s.IntakePerS)
 	fmt.Fprintf(&md, "- CPU: utime + stime from /proc/<pid>/stat over the window, in %% of one core. RSS: VmRSS at the window's end (VmHWM).\n")
 	fmt.Fprintf(&md, "- API latency: consumer info of %s's consumer, timed by the bench every %s (%d samples, %d failed).\n", subject.TrackStream, apiProbeEvery, s.APILatencyMs.N, s.APIErrors)
-	fmt.Fprintf(&md, "- Poll lateness: at the simulator, the gap between two answered GET /job of a job minus the interval (%d gaps); it includes waits for the budget.\n", s.PollLatenessMs.N)
+	fmt.Fprintf(&md, "- Poll lateness: at the simulator, the gap between two answered GET /job of a job minus the interval (%d gaps); it includes waits for the budget: %.0f requests waited in the window, %.1f s in all (every replica).\n", s.PollLatenessMs.N, s.BudgetWaits, s.BudgetWaitS)
 	if _, err := stdout.Write(md.Bytes()); err != nil {
 		return err
 	}

@@ -407,6 +407,7 @@ func TestBenchFlags(t *testing.T) {
 		}},
 		{name: "negative interval", args: []string{"-scenario", "scheduler", "-interval", "-1s"}, wantErr: true, wantMsg: "-interval"},
 		{name: "no replica", args: []string{"-scenario", "scheduler", "-replicas", "0"}, wantErr: true, wantMsg: "-replicas must be 1 to 16"},
+		{name: "at once outside the scheduler scenario", args: []string{"-scenario", "fair", "-at-once"}, wantErr: true, wantMsg: "-at-once applies to -scenario scheduler only"},
 		{name: "replicas outside the scheduler scenario", args: []string{"-scenario", "backlog", "-replicas", "3"}, wantErr: true, wantMsg: "-replicas applies to -scenario scheduler only"},
 		{name: "fair scenario", args: []string{"-scenario", "fair"}, check: func(c *benchConfig) string {
 			if c.Jobs != fairJobs || c.ListSweep || len(c.Modes) != 1 || c.Modes[0] != modePoll {
@@ -806,6 +807,11 @@ func TestBenchScheduler(t *testing.T) {
 	}
 	if a := res.APILatencyMs; a.N < 15 || !(a.Min > 0) || !(a.P50 <= a.Max) || res.APIErrors != 0 {
 		t.Errorf("API latency %+v, %d errors; want about 30 samples above 0, none failed", a, res.APIErrors)
+	}
+	// Paced: the tracks take an interval, so that polls fall due at 200 / 2.24 s, not at the
+	// budget's own pace.
+	if res.AtOnce || res.TrackSeconds < 0.9*res.IntervalS || res.BudgetWaits < 0 || res.BudgetWaitS < 0 {
+		t.Errorf("at once %v, tracked in %.2f s, %v budget waits (%v s); want paced over the %.2f s interval, waits counted", res.AtOnce, res.TrackSeconds, res.BudgetWaits, res.BudgetWaitS, res.IntervalS)
 	}
 	if !(res.IntakePerS > 0) || !(res.WarmupSeconds > 0) || res.WindowSeconds < 3 {
 		t.Errorf("intake %v/s, warm-up %v s, window %v s", res.IntakePerS, res.WarmupSeconds, res.WindowSeconds)
