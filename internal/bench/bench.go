@@ -89,6 +89,7 @@ type benchConfig struct {
 	Interval      time.Duration `json:"-"`               // the scheduler scenario's poll interval; 0 = jobs / bridge rate
 	Replicas      int           `json:"replicas"`        // the scheduler scenario's bridges on the one key
 	AtOnce        bool          `json:"at_once"`         // the scheduler scenario tracks every job at once, not paced over an interval
+	Moved         bool          `json:"moved"`           // the scheduler scenario's track messages carry a bridge's move header
 	IntervalS     float64       `json:"interval_s,omitempty"`
 	ListStaleS    float64       `json:"list_staleness_s"`
 	WindowS       float64       `json:"window_s,omitempty"`
@@ -146,6 +147,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.DurationVar(&cfg.Window, "window", backlogWindow, "backlog scenario: measurement window, simulator time, from when every job is tracked and admitted; scheduler: from when every job has been polled once (default 1m)")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "scheduler scenario: bridge replicas on the one API key (they share the budget and the jobs)")
 	fs.DurationVar(&cfg.Interval, "interval", 0, "scheduler scenario: every job's fixed poll interval, simulator time (0 = jobs / (90% of bridge-rate) + 1%, so the polls use what the bridge's fair floor allows without the budget binding)")
+	fs.BoolVar(&cfg.Moved, "moved", false, "scheduler scenario: track every job with the signed header of a job the bridge has already moved (3 deliveries), as a whole cycle of polls leaves the stream while the budget binds: the steady state without waiting a cycle (N / budget seconds)")
 	fs.BoolVar(&cfg.AtOnce, "at-once", false, "scheduler scenario: track every job at once, so that the first polls fall due together and are paced by the budget, and every later cycle with them (default: at a steady pace over one interval, so that polls fall due at jobs / interval; while the budget binds, always at once)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "real-time bound of one contender (0 = derived from the workload)")
 	if err := cli.ParseFlags(fs, args); err != nil {
@@ -275,6 +277,9 @@ func (c *benchConfig) validate() error {
 	}
 	if c.AtOnce && c.Scenario != scenarioScheduler {
 		bad("-at-once applies to -scenario %s only", scenarioScheduler)
+	}
+	if c.Moved && c.Scenario != scenarioScheduler {
+		bad("-moved applies to -scenario %s only", scenarioScheduler)
 	}
 	if c.ListStaleness < 0 {
 		bad("-list-staleness must not be negative, got %s", c.ListStaleness)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
@@ -137,6 +138,12 @@ func (r *rig) waitAdmitted(ctx context.Context, n int, progress io.Writer) error
 // at once, until every track message is stored; it returns their ids, and records when each
 // was tracked in tracked (when not nil).
 func (r *rig) trackJobs(ctx context.Context, wl *workload, from, to int, tracked map[string]time.Time) ([]string, error) {
+	return r.trackJobsWith(ctx, wl, from, to, tracked, nil)
+}
+
+// trackJobsWith is trackJobs, each track message with the headers header returns for its
+// subject (nil: none).
+func (r *rig) trackJobsWith(ctx context.Context, wl *workload, from, to int, tracked map[string]time.Time, header func(subj string) nats.Header) ([]string, error) {
 	ids := make([]string, 0, to-from)
 	futures := make([]jetstream.PubAckFuture, 0, to-from)
 	for i := from; i < to; i++ {
@@ -144,7 +151,11 @@ func (r *rig) trackJobs(ctx context.Context, wl *workload, from, to int, tracked
 		if tracked != nil {
 			tracked[id] = time.Now()
 		}
-		f, err := r.js.PublishAsync(subject.Track(benchPrefix, id), nil, jetstream.WithStallWait(30*time.Second))
+		m := nats.NewMsg(subject.Track(benchPrefix, id))
+		if header != nil {
+			m.Header = header(m.Subject)
+		}
+		f, err := r.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("track %s: %w", id, err)
 		}

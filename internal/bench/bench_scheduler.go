@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/internal/bridgeproc"
@@ -76,6 +77,7 @@ type schedulerResult struct {
 	PollsPerS      float64       `json:"polls_per_s"`      // answered GET /job per second in the window
 	PollLatenessMs dist          `json:"poll_lateness_ms"` // gap between two GETs of a job minus the interval
 	AtOnce         bool          `json:"at_once"`          // tracked at once, not paced over an interval
+	Moved          bool          `json:"moved"`            // tracked as moved already (the steady state of a binding budget)
 	BudgetWaits    float64       `json:"budget_waits"`     // requests that waited for the budget in the window, every replica
 	BudgetWaitS    float64       `json:"budget_wait_s"`    // the time they waited, summed
 	WallSeconds    float64       `json:"wall_s"`
@@ -239,10 +241,15 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	fmt.Fprintf(stderr, "bench: scheduler: %d jobs that never finish, polled every %s (jitter 0, no list sweep), budget %g/s; nats-server pid %d, bridge pid %d ...\n",
 		n, interval, res.BudgetPerS, r.natsProc.pid(), r.child.Pid())
 
-	res.AtOnce = cfg.AtOnce || res.Binding
+	res.AtOnce = cfg.AtOnce || res.Binding || cfg.Moved
+	res.Moved = cfg.Moved
+	var header func(string) nats.Header
+	if cfg.Moved {
+		header = movedHeader(time.Now())
+	}
 	start := time.Now()
 	if res.AtOnce {
-		if _, err := r.trackJobs(ctx, wl, 0, n, nil); err != nil {
+		if _, err := r.trackJobsWith(ctx, wl, 0, n, nil, header); err != nil {
 			return err
 		}
 	} else {
@@ -372,6 +379,16 @@ func benchScheduler(ctx context.Context, cfg *benchConfig, stdout, stderr io.Wri
 	return res.write(cfg.Out, stdout)
 }
 
+// movedHeader gives a track message the header of a job the bridge moved: where a whole cycle
+// of moves leaves every job, delivered three times (admitted, polled twice), tracked at
+// trackedAt, its next poll at its turn (its fourth delivery).
+func movedHeader(trackedAt time.Time) func(subj string) nats.Header {
+	key := track.MoveKey(benchAPIKey)
+	return func(subj string) nats.Header {
+		return nats.Header{track.HeaderMove: []string{track.MoveValue(key, subj, track.Position{Attempt: 3, Step: 2, TrackedAt: trackedAt})}}
+	}
+}
+
 // trackPaced creates and tracks the workload's n jobs at a steady pace over d (real time),
 // in the batches a 10 ms tick allows, each stored before the next.
 func (r *rig) trackPaced(ctx context.Context, wl *workload, n int, d time.Duration) error {
@@ -461,14 +478,17 @@ func (s *schedulerResult) write(dir string, stdout io.Writer) error {
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
 	fmt.Fprintf(&md, "## bridge bench (scheduler)\n\n`%s`\n\n", strings.Join(s.Config.Args, " "))
 	how := fmt.Sprintf("tracked at a steady pace over one interval (%.0f jobs/s)", float64(s.Jobs)/s.IntervalS)
-	if s.AtOnce {
+	switch {
+	case s.Moved:
+		how = "tracked at once, each with the signed header of a job the bridge has moved (3 deliveries), as a whole cycle leaves the stream,"
+	case s.AtOnce:
 		how = "tracked at once"
 	}
 	fmt.Fprintf(&md, "%d jobs that never finish, %s and polled every %.1f s (fixed: no backoff, jitter 0, BRIDGE_LIST_SWEEP=false), so each poll parks its job again with NakWithDelay; bridge budget %g GET/s; speed x%g. nats-server runs as its own process (`bridge nats-server`, JetStream file storage). Tracked in %.1f s, admitted after %.1f s (%.0f jobs/s); every job polled once and the second cycle begun %.1f s later; then a window of %.1f s. Wall time %.0f s.\n\n",
 		s.Jobs, how, s.IntervalS, s.BudgetPerS, s.Config.Speed, s.TrackSeconds, s.AdmitSeconds, s.IntakePerS, s.WarmupSeconds, s.WindowSeconds, s.WallSeconds)
 	if s.Binding {
-		fmt.Fprintf(&md, "The budget binds (%d jobs / 90%% of %g GET/s = a %.0f s cycle, above the %.1f s interval): the bridge moves each polled job to the queue's tail instead of parking it, so jobs wait in the stream (%d pending at the window's end) and are polled round robin. No job is polled twice in the window, so no lateness is measured. Each job is admitted at its turn, with its first poll, so \"admitted\" above is when every track message was stored; the window opened %.0f s after that.\n\n",
-			s.Jobs, s.BudgetPerS, s.CycleS, s.IntervalS, s.Pending, s.WarmupSeconds)
+		fmt.Fprintf(&md, "The budget binds (%d jobs / 90%% of %g GET/s = a %.0f s cycle, above the %.1f s interval): the bridge moves each polled job to the queue's tail instead of parking it, so jobs wait in the stream (%d pending at the window's end) and are polled round robin: a moved job is not polled twice in the window, and the %d gaps of the lateness column are of jobs parked with NakWithDelay instead (polled during the intake, before the bridge's count of outstanding jobs had seen it). Each job is admitted at its turn, with its first poll, so \"admitted\" above is when every track message was stored; the window opened %.0f s after that.\n\n",
+			s.Jobs, s.BudgetPerS, s.CycleS, s.IntervalS, s.Pending, s.PollLatenessMs.N, s.WarmupSeconds)
 	}
 	fmt.Fprintln(&md, "| parked: ack pending / in the stream | nats-server CPU | nats-server RSS (peak) | JetStream API latency p50 / p99 / max (ms) | bridges | bridge CPU (all) | bridge RSS (peak, largest) | polls/s | poll lateness p50 / p99 / max (ms) | intake (jobs/s) |")
 	fmt.Fprintln(&md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
