@@ -5,9 +5,11 @@
 // gets a JSON reply or a micro error (Nats-Service-Error and Nats-Service-Error-Code headers);
 // none is dropped silently.
 //
-// micro runs an endpoint's handler serially, and a command waits for Reducto (the shared rate
-// budget, then HTTP) for up to seconds, so each handler only hands the request to a goroutine,
-// bounded by [Options.Concurrency], which replies when done.
+// A command waits for Reducto (the shared rate budget, then HTTP) for up to seconds, so each
+// endpoint's handler only hands the request to a goroutine, bounded by [Options.Concurrency],
+// which replies when done. The service answers the NATS service API ($SRV.PING, $SRV.INFO,
+// $SRV.STATS) itself, with micro's types, so that its statistics count the replies, not the
+// hand-offs (discovery.go).
 package command
 
 import (
@@ -24,6 +26,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/redact"
@@ -116,18 +121,29 @@ type Options struct {
 	RefuseWebhooks bool
 	// Status, when set, serves P.status from these look-ups; nil serves no P.status.
 	Status *StatusSources
+	// Tracer makes one server span per command, a child of the request's trace context
+	// (spanCommand); nil records none. The context is carried either way.
+	Tracer *tracing.Tracer
 }
+
+// Span of a command and its attributes (README "Tracing"): job ids and codes only.
+const (
+	spanCommand   = "command " // + the endpoint's name
+	attrJobID     = "reducto.job_id"
+	attrReplyCode = "reducto.command.code"
+)
 
 // Service is the running micro service. Construct it with [Start]; end it with [Service.Stop].
 type Service struct {
 	nc      *nats.Conn
-	svc     micro.Service
+	svc     *discovery
 	jobs    Jobs
 	events  Events // may be nil: no lookup
 	track   Tracker
 	timeout time.Duration
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	tracer  *tracing.Tracer
 	webhook *webhookConfig // nil: submit adds no webhook
 	redact  *redact.Redactor
 
@@ -147,16 +163,11 @@ type Service struct {
 	idle   *sync.Cond // signalled when active drops to zero
 	active int        // handler calls and command goroutines not yet finished
 	closed bool       // Stop has finished waiting: late requests get 503
-
-	stats map[string]*endpointStats // by endpoint name; fixed after Start
 }
 
-// Start registers the micro service on nc and starts serving P.cancel, P.submit and (with
-// [Options.Status]) P.status, in the default queue group so that replicas share the load. jobs
-// and tracker are required; events may be nil (no check for an already-published event).
-//
-// micro installs its own closed and error handlers on nc (chaining to those already set), so
-// set nc's handlers before calling Start.
+// Start registers the service on nc and starts serving P.cancel, P.submit and (with
+// [Options.Status]) P.status, in micro's default queue group so that replicas share the load.
+// jobs and tracker are required; events may be nil (no check for an already-published event).
 func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) (*Service, error) {
 	if nc == nil || jobs == nil || tracker == nil {
 		return nil, errors.New("start command service: nil connection, jobs or tracker")
@@ -179,6 +190,9 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Tracer == nil {
+		o.Tracer = tracing.New(nil)
+	}
 	if o.Status != nil && (o.Status.Track == nil || o.Status.Event == nil) {
 		return nil, errors.New("start command service: Status needs Track and Event")
 	}
@@ -197,6 +211,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		timeout: o.Timeout,
 		log:     o.Logger,
 		metrics: o.Metrics,
+		tracer:  o.Tracer,
 		webhook: wh,
 		redact:  redact.New(append([]string{o.WebhookToken}, o.Secrets...)...),
 		sem:     make(chan struct{}, o.Concurrency),
@@ -206,33 +221,15 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		refuseWebhooks:    o.RefuseWebhooks,
 		prefix:            o.Prefix,
 		statusSrc:         o.Status,
-		stats: map[string]*endpointStats{
-			EndpointCancel: {},
-			EndpointSubmit: {},
-			EndpointStatus: {},
-		},
 	}
 	s.idle = sync.NewCond(&s.mu)
 	s.base, s.abortBase = context.WithCancel(context.Background())
 
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:        ServiceName,
-		Version:     o.Version,
-		Description: "Reducto async jobs as NATS events: cancel, submit and status commands",
-		Metadata:    map[string]string{"prefix": o.Prefix},
-		// micro's own counters see only the hand-off to a goroutine, not the reply; the real
-		// figures are in each endpoint's "data".
-		StatsHandler: func(e *micro.Endpoint) any {
-			if st, ok := s.stats[e.Name]; ok {
-				return st.snapshot()
-			}
-			return nil
-		},
-	})
+	s.svc, err = newDiscovery(ServiceName, o.Version, "Reducto async jobs as NATS events: cancel, submit and status commands",
+		map[string]string{"prefix": o.Prefix}, o.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("add micro service: %w", err)
+		return nil, fmt.Errorf("start command service: %w", err)
 	}
-	s.svc = svc
 	endpoints := []struct {
 		name, subject string
 		run           func(context.Context, []byte) result
@@ -247,12 +244,14 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		}{EndpointStatus, subject.Status(o.Prefix), s.status})
 	}
 	for _, e := range endpoints {
-		err := svc.AddEndpoint(e.name, s.handler(e.name, e.run), micro.WithEndpointSubject(e.subject),
-			micro.WithEndpointMetadata(map[string]string{"format": "application/json"}))
-		if err != nil {
-			_ = svc.Stop()
-			return nil, fmt.Errorf("add endpoint %s: %w", e.name, err)
+		if err := s.svc.addEndpoint(nc, e.name, e.subject, s.handler(e.name, e.run)); err != nil {
+			_ = s.svc.stop(context.Background())
+			return nil, fmt.Errorf("start command service: %w", err)
 		}
+	}
+	if err := s.svc.subscribeVerbs(nc); err != nil {
+		_ = s.svc.stop(context.Background())
+		return nil, fmt.Errorf("start command service: %w", err)
 	}
 	// Subscribing only queues the SUBs; after the round trip the server has them, so a
 	// request sent once Start has returned finds a responder. While disconnected the SUBs go
@@ -267,23 +266,16 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 // Stop is Shutdown without a bound: it waits for every command, however long.
 func (s *Service) Stop() error { return s.Shutdown(context.Background()) }
 
-// Shutdown stops the micro service (its subscriptions are drained, so requests NATS has
-// already delivered are still handled) and waits until every command has replied. micro gives
-// no signal when a drain ends, so a request the drain hands over after the last command
-// finished (a narrow window) is answered 503 "bridge is stopping, retry" rather than handled.
+// Shutdown stops the service: the service API is unsubscribed and the endpoints drained, so
+// requests NATS has already delivered are still handled, and it waits until every command has
+// replied. A request arriving after that (a drain that did not end in time) is answered 503
+// "bridge is stopping, retry".
 //
 // When ctx ends first, the commands in flight are cancelled (their callers get the error of a
 // cancelled Reducto call) and those still queued are answered 503 without being run, so that
 // Shutdown returns promptly however many requests are queued (BRIDGE_DRAIN_TIMEOUT bounds it
 // in the bridge). Shutdown is idempotent.
 func (s *Service) Shutdown(ctx context.Context) error {
-	err := s.svc.Stop()
-	// After the round trip the server has processed the unsubscribes, so every request it
-	// will ever deliver here is already queued locally and counted in active as soon as its
-	// handler runs. A closed connection has nothing queued.
-	if ferr := s.nc.FlushTimeout(flushTimeout); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "flush before stop failed", slog.String("error", ferr.Error()))
-	}
 	stopWake := context.AfterFunc(ctx, func() {
 		s.abortBase()
 		s.mu.Lock()
@@ -291,17 +283,20 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 	})
 	defer stopWake()
+	// Once the drains are over, every request NATS delivered has been handed to its handler
+	// and is counted in active.
+	err := s.svc.stop(ctx)
 	s.mu.Lock()
 	for s.active > 0 {
 		s.idle.Wait()
 	}
 	s.closed = true
 	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("stop micro service: %w", err)
-	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("stop micro service: commands cut short: %w", context.Cause(ctx))
+		return fmt.Errorf("stop command service: commands cut short: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("stop command service: %w", err)
 	}
 	return nil
 }
@@ -328,12 +323,14 @@ func fail(code int, desc string) result { return result{code: code, desc: desc} 
 
 // handler adapts a command to micro: it reserves a slot (blocking the endpoint's subscription
 // while all are busy) and runs the command on its own goroutine.
-func (s *Service) handler(name string, run func(context.Context, []byte) result) micro.HandlerFunc {
-	return func(req micro.Request) {
+func (s *Service) handler(name string, run func(context.Context, []byte) result) nats.MsgHandler {
+	return func(req *nats.Msg) {
+		// A reply's processing time runs from here: a wait for a free slot counts.
+		start := time.Now()
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			s.finish(name, req, fail(503, "bridge is stopping, retry"), 0)
+			s.finish(name, req, fail(503, "bridge is stopping, retry"), time.Since(start))
 			return
 		}
 		s.active++
@@ -350,13 +347,16 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 			if acquired {
 				<-s.sem
 			}
-			s.finish(name, req, fail(503, "bridge is stopping, retry"), 0)
+			s.finish(name, req, fail(503, "bridge is stopping, retry"), time.Since(start))
 			s.done()
 			return
 		}
 		go func() {
 			defer s.release()
-			start := time.Now()
+			// The request's trace context goes to Reducto and to the job's track message,
+			// through the command's span when spans are recorded.
+			ctx, span := s.tracer.Start(tracing.Extract(s.base, req.Header), spanCommand+name, trace.SpanKindServer,
+				attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", req.Subject))
 			var res result
 			func() {
 				defer func() {
@@ -364,13 +364,19 @@ func (s *Service) handler(name string, run func(context.Context, []byte) result)
 						res = result{code: 500, desc: "internal error", err: fmt.Errorf("panic: %v", p)}
 					}
 				}()
-				ctx, cancel := context.WithTimeout(s.base, s.timeout)
+				ctx, cancel := context.WithTimeout(ctx, s.timeout)
 				defer cancel()
-				// The request's trace context goes to Reducto and to the job's track message.
-				ctx = tracing.Extract(ctx, req.Headers())
-				res = run(ctx, req.Data())
+				res = run(ctx, req.Data)
 			}()
 			s.finish(name, req, res, time.Since(start))
+			span.SetAttributes(attribute.Int(attrReplyCode, res.code))
+			if res.jobID != "" {
+				span.SetAttributes(attribute.String(attrJobID, res.jobID))
+			}
+			if res.code >= 500 {
+				span.SetStatus(codes.Error, s.redact.String(res.desc))
+			}
+			span.End()
 		}()
 	}
 }
@@ -391,21 +397,17 @@ func (s *Service) done() {
 }
 
 // finish sends the reply, counts it and logs it. The secrets are redacted from the
-// description and the cause first, so none reaches the caller, the log or $SRV.STATS.
-//
-// It publishes the reply itself rather than through req.Respond/req.Error: those record the
-// outcome in the request for micro's stats, which micro reads as soon as the handler returns,
-// so calling them from another goroutine is a data race. The message is the same: the body,
-// or micro's two error headers and no body.
-func (s *Service) finish(name string, req micro.Request, res result, elapsed time.Duration) {
+// description and the cause first, so none reaches the caller, the log or $SRV.STATS. The
+// reply is the body, or micro's two error headers and no body.
+func (s *Service) finish(name string, req *nats.Msg, res result, elapsed time.Duration) {
 	res.desc = s.redact.String(res.desc)
 	var cause string
 	if res.err != nil {
 		cause = s.redact.String(res.err.Error())
 	}
 	s.metrics.Command(name, res.code)
-	if st := s.stats[name]; st != nil {
-		st.record(res, elapsed)
+	if e := s.svc.endpoint(name); e != nil {
+		e.record(res.code, headerValue(res.desc), elapsed)
 	}
 
 	attrs := []slog.Attr{slog.String("command", name), slog.Int("code", res.code), slog.Duration("elapsed", elapsed)}
@@ -424,12 +426,12 @@ func (s *Service) finish(name string, req micro.Request, res result, elapsed tim
 	}
 	s.log.LogAttrs(context.Background(), level, "command", attrs...)
 
-	if req.Reply() == "" {
+	if req.Reply == "" {
 		s.log.LogAttrs(context.Background(), slog.LevelDebug, "command reply not sent: no reply subject",
 			slog.String("command", name), slog.Int("code", res.code))
 		return
 	}
-	msg := &nats.Msg{Subject: req.Reply()}
+	msg := &nats.Msg{Subject: req.Reply}
 	if res.code == 200 {
 		msg.Data = res.body
 	} else {
@@ -467,45 +469,6 @@ func headerValue(s string) string {
 		s = "error"
 	}
 	return s
-}
-
-// endpointStats are the figures of one endpoint's commands, served as the endpoint's "data"
-// in $SRV.STATS. Field names follow micro's own.
-type endpointStats struct {
-	mu        sync.Mutex
-	requests  int
-	errors    int
-	lastError string
-	total     time.Duration
-}
-
-type statsData struct {
-	NumRequests           int           `json:"num_requests"`
-	NumErrors             int           `json:"num_errors"`
-	LastError             string        `json:"last_error"`
-	ProcessingTime        time.Duration `json:"processing_time"`
-	AverageProcessingTime time.Duration `json:"average_processing_time"`
-}
-
-func (st *endpointStats) record(res result, elapsed time.Duration) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.requests++
-	st.total += elapsed
-	if res.code != 200 {
-		st.errors++
-		st.lastError = fmt.Sprintf("%d:%s", res.code, headerValue(res.desc))
-	}
-}
-
-func (st *endpointStats) snapshot() statsData {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	d := statsData{NumRequests: st.requests, NumErrors: st.errors, LastError: st.lastError, ProcessingTime: st.total}
-	if st.requests > 0 {
-		d.AverageProcessingTime = st.total / time.Duration(st.requests)
-	}
-	return d
 }
 
 // webhookConfig is the webhook the bridge asks Reducto for on submissions.

@@ -71,7 +71,16 @@ func TestMalformedKeepsServing(t *testing.T) {
 }
 
 func TestDiscovery(t *testing.T) {
-	e := start(t, &reductotest.Jobs{}, nil, (&fakeTracker{}).track, Options{Version: "1.2.3"})
+	// A cancel's Reducto call takes 50 ms, for the processing time in STATS.
+	jobs := &reductotest.Jobs{GetJobFunc: func(ctx context.Context, id string) (*reducto.Job, error) {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &reducto.Job{Status: "Pending"}, nil
+	}}
+	e := start(t, jobs, nil, (&fakeTracker{}).track, Options{Version: "1.2.3"})
 
 	var ping micro.Ping
 	msg := request(t, e.nc, "$SRV.PING."+ServiceName, nil)
@@ -102,7 +111,8 @@ func TestDiscovery(t *testing.T) {
 		t.Error("info has no description")
 	}
 
-	// STATS: the endpoint's data counts replies and errors of the real work.
+	// STATS counts the replies and errors of the real work, and its processing time runs to the
+	// reply: a cancel whose Reducto call takes 50 ms is not an 11 us hand-off.
 	replyCode(t, request(t, e.nc, prefix+".cancel", []byte(`{"job_id":"`+jobID+`"}`)))
 	replyCode(t, request(t, e.nc, prefix+".cancel", []byte(`{}`)))
 	var stats micro.Stats
@@ -110,20 +120,30 @@ func TestDiscovery(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		t.Fatalf("stats reply %q: %v", msg.Data, err)
 	}
-	var data *statsData
+	if stats.Type != micro.StatsResponseType || stats.ID != ping.ID || stats.Started.IsZero() {
+		t.Errorf("stats type %q, id %q, started %v; want %s, the ping's id %q, a start time", stats.Type, stats.ID, stats.Started, micro.StatsResponseType, ping.ID)
+	}
+	var cancel *micro.EndpointStats
 	for _, ep := range stats.Endpoints {
 		if ep.Name == EndpointCancel {
-			data = new(statsData)
-			if err := json.Unmarshal(ep.Data, data); err != nil {
-				t.Fatalf("cancel endpoint data %q: %v", ep.Data, err)
-			}
+			cancel = ep
 		}
 	}
-	if data == nil {
+	if cancel == nil {
 		t.Fatalf("stats has no cancel endpoint: %s", msg.Data)
 	}
-	if data.NumRequests != 2 || data.NumErrors != 1 || !strings.HasPrefix(data.LastError, "400:") {
-		t.Errorf("cancel stats data = %+v, want 2 requests, 1 error, last error 400", data)
+	if cancel.NumRequests != 2 || cancel.NumErrors != 1 || !strings.HasPrefix(cancel.LastError, "400:") || cancel.QueueGroup != micro.DefaultQueueGroup {
+		t.Errorf("cancel stats = %+v, want 2 requests, 1 error, last error 400, queue group q", cancel)
+	}
+	if cancel.ProcessingTime < 50*time.Millisecond || cancel.AverageProcessingTime != cancel.ProcessingTime/2 {
+		t.Errorf("cancel processing time %v (average %v), want at least the 50 ms Reducto took, averaged over 2", cancel.ProcessingTime, cancel.AverageProcessingTime)
+	}
+	// The service answers at every scope micro does: all services, by name, by name and id.
+	for _, subj := range []string{"$SRV.PING", "$SRV.INFO." + ServiceName + "." + ping.ID, "$SRV.STATS." + ServiceName + "." + ping.ID} {
+		var id micro.ServiceIdentity
+		if err := json.Unmarshal(request(t, e.nc, subj, nil).Data, &id); err != nil || id.ID != ping.ID {
+			t.Errorf("%s: identity %+v (%v), want id %s", subj, id, err, ping.ID)
+		}
 	}
 }
 
@@ -331,7 +351,7 @@ func TestLateRequestAfterStop(t *testing.T) {
 	if err := client.Flush(); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
-	svc.handler(EndpointCancel, svc.cancel)(&fakeRequest{data: []byte(`{"job_id":"` + jobID + `"}`), reply: inbox})
+	svc.handler(EndpointCancel, svc.cancel)(&nats.Msg{Subject: prefix + ".cancel", Data: []byte(`{"job_id":"` + jobID + `"}`), Reply: inbox})
 	msg, err := sub.NextMsg(reqWait)
 	if err != nil {
 		t.Fatalf("no reply to a late request: %v", err)
@@ -343,23 +363,6 @@ func TestLateRequestAfterStop(t *testing.T) {
 		t.Errorf("late request reached Reducto %d times, want 0", len(gets))
 	}
 }
-
-// fakeRequest is a micro.Request for calling a handler directly; the service replies on its
-// connection to reply, never through these methods.
-type fakeRequest struct {
-	data  []byte
-	reply string
-}
-
-func (r *fakeRequest) Respond([]byte, ...micro.RespondOpt) error  { return errors.New("not used") }
-func (r *fakeRequest) RespondJSON(any, ...micro.RespondOpt) error { return errors.New("not used") }
-func (r *fakeRequest) Error(string, string, []byte, ...micro.RespondOpt) error {
-	return errors.New("not used")
-}
-func (r *fakeRequest) Data() []byte           { return r.data }
-func (r *fakeRequest) Headers() micro.Headers { return nil }
-func (r *fakeRequest) Subject() string        { return prefix + ".cancel" }
-func (r *fakeRequest) Reply() string          { return r.reply }
 
 // TestNoLeak runs commands of every kind, including fire-and-forget, and checks that Stop
 // leaves no goroutine behind.
