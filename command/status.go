@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/lastpoll"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
 )
@@ -23,6 +24,9 @@ type StatusSources struct {
 	// Position reads a track message's signed position, for a job the bridge moved to the
 	// stream's tail; (*track.Queue).Position. Nil: positions are not read.
 	Position func(subj string, h nats.Header, stored time.Time, delivered uint64) track.Position
+	// LastPoll returns the newest record of the job's last poll that a replica of the key
+	// has; (*lastpoll.Peers).Ask. Nil: no last poll is returned.
+	LastPoll func(ctx context.Context, id string) (lastpoll.Poll, bool)
 }
 
 // StatusRequest is the body of a P.status request. Unknown keys are ignored.
@@ -33,11 +37,10 @@ type StatusRequest struct {
 // StatusReply is the body of a successful P.status reply: what the streams say about the job.
 // A job the bridge knows nothing of is a normal reply with Tracked false and no Event.
 //
-// For a job parked with NakWithDelay, the delivery count, the last status polled and the next
-// poll's time are not in it: they live only with the replica that holds the track message at
-// that moment (the consumer's per-message state is not readable from outside), and the event's
-// Polls is the count once the job is reported. For a job the bridge moved to the stream's
-// tail (while the budget binds) the message itself says them, but the last status.
+// The streams do not hold what the job's last poll saw: the replicas ask each other for it
+// (LastPoll). For a job the bridge moved to the stream's tail (while the budget binds) the
+// track message itself gives the deliveries and the next poll; for a job parked with
+// NakWithDelay they come from the last poll, when it was of the current track message.
 type StatusReply struct {
 	JobID string `json:"job_id"`
 	// Tracked: the job has a track message in REDUCTO_TRACK (it is outstanding, or its event
@@ -48,7 +51,9 @@ type StatusReply struct {
 	TrackedAt *time.Time `json:"tracked_at,omitempty"`
 	// Moved: the track message is a copy the bridge moved to the stream's tail; then
 	// Deliveries is how many deliveries the job had before it (1: admitted, not yet polled)
-	// and NextPoll when its next poll is due (absent: when the stream delivers it).
+	// and NextPoll when its next poll is due (absent: when the stream delivers it). For a job
+	// parked with NakWithDelay, Deliveries is the delivery count at its last poll (admission
+	// included) and NextPoll when that poll scheduled the next.
 	Moved      bool       `json:"moved,omitempty"`
 	Deliveries uint64     `json:"deliveries,omitempty"`
 	NextPoll   *time.Time `json:"next_poll,omitempty"`
@@ -56,6 +61,10 @@ type StatusReply struct {
 	TrackSequence uint64 `json:"track_sequence,omitempty"`
 	// Webhook is the track body's webhook flag: polls are only a safety net.
 	Webhook bool `json:"webhook,omitempty"`
+	// LastPoll is what the job's last poll saw (status and progress, or why it got none),
+	// when a live replica remembers it (each remembers up to lastpoll.DefaultMax jobs) and
+	// the job has no event.
+	LastPoll *lastpoll.Poll `json:"last_poll,omitempty"`
 	// Event is the job's terminal event, when it has been reported.
 	Event *StatusEvent `json:"event,omitempty"`
 }
@@ -70,7 +79,8 @@ type StatusEvent struct {
 	Polls      int        `json:"polls,omitempty"`
 }
 
-// status runs one P.status command: two stream reads, no Reducto request.
+// status runs one P.status command: two stream reads and a question to the replicas, no
+// Reducto request.
 func (s *Service) status(ctx context.Context, data []byte) result {
 	id, res, valid := decodeCancel(data)
 	if !valid {
@@ -104,6 +114,16 @@ func (s *Service) status(ctx context.Context, data []byte) result {
 		reply.Event = &StatusEvent{
 			Kind: ev.Kind, Sequence: seq, Subject: subject.Event(s.prefix, string(ev.Kind), id),
 			Status: ev.Status, ObservedAt: ev.ObservedAt, Polls: ev.Polls,
+		}
+	} else if s.statusSrc.LastPoll != nil {
+		// Once reported, the event says how the job ended; another replica may still
+		// remember an earlier poll.
+		if last, ok := s.statusSrc.LastPoll(ctx, id); ok {
+			reply.LastPoll = &last
+			if msg != nil && !reply.Moved && last.Since.Equal(msg.Time) {
+				next := last.NextPoll
+				reply.Deliveries, reply.NextPoll = last.Deliveries, &next
+			}
 		}
 	}
 	return success(id, reply)

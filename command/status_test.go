@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/event"
 	"github.com/reducto-bridge/reducto-bridge/internal/natstest"
 	"github.com/reducto-bridge/reducto-bridge/internal/reductotest"
+	"github.com/reducto-bridge/reducto-bridge/lastpoll"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/subject"
 	"github.com/reducto-bridge/reducto-bridge/track"
@@ -47,8 +49,23 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("publisher.Setup: %v", err)
 	}
 	jobs := &reductotest.Jobs{}
+	var mu sync.Mutex
+	var lastPoll *lastpoll.Poll // what the replicas answer
+	setPoll := func(p *lastpoll.Poll) {
+		mu.Lock()
+		lastPoll = p
+		mu.Unlock()
+	}
+	askPolls := func(_ context.Context, id string) (lastpoll.Poll, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if lastPoll == nil || id != jobID {
+			return lastpoll.Poll{}, false
+		}
+		return *lastPoll, true
+	}
 	e := startOn(t, nc, natstest.Connect(t, s), jobs, pub, queue.Ensure,
-		Options{Status: &StatusSources{Track: queue.Last, Event: pub.Find, Position: queue.Position}})
+		Options{Status: &StatusSources{Track: queue.Last, Event: pub.Find, Position: queue.Position, LastPoll: askPolls}})
 	req := `{"job_id":"` + jobID + `"}`
 
 	// Unknown: a normal reply, nothing tracked, no event.
@@ -73,9 +90,27 @@ func TestStatus(t *testing.T) {
 		t.Errorf("tracked_at = %v, want about now", r.TrackedAt)
 	}
 
-	if r.Moved || r.Deliveries != 0 || r.NextPoll != nil {
-		t.Errorf("a producer's track message reads as moved: %+v", r)
+	if r.Moved || r.Deliveries != 0 || r.NextPoll != nil || r.LastPoll != nil {
+		t.Errorf("a producer's track message reads as moved, or polled: %+v", r)
 	}
+
+	// Polled and parked with NakWithDelay: the last poll of this track message gives its
+	// deliveries and next poll; one of an older track message gives only what it saw.
+	progress := 0.25
+	polled := lastpoll.Poll{Status: "InProgress", Progress: &progress, PolledAt: time.Now().UTC(), Deliveries: 2, Since: last.Time, NextPoll: time.Now().Add(20 * time.Second).UTC()}
+	setPoll(&polled)
+	r, code, desc = statusOf(t, e, req)
+	if code != 200 || r.LastPoll == nil || r.LastPoll.Status != "InProgress" || r.LastPoll.Progress == nil || *r.LastPoll.Progress != 0.25 ||
+		r.Deliveries != 2 || r.NextPoll == nil || !r.NextPoll.Equal(polled.NextPoll) || r.Moved {
+		t.Fatalf("polled job: %d %q %+v (last poll %+v), want its last poll, 2 deliveries, next poll %v", code, desc, r, r.LastPoll, polled.NextPoll)
+	}
+	stale := polled
+	stale.Since = last.Time.Add(-time.Hour)
+	setPoll(&stale)
+	if r, _, _ = statusOf(t, e, req); r.LastPoll == nil || r.Deliveries != 0 || r.NextPoll != nil {
+		t.Fatalf("polled before a re-track: %+v, want the last poll without deliveries or next poll", r)
+	}
+	setPoll(&polled)
 
 	// Moved by a bridge (while the budget binds): the copy says where the job stands.
 	origin, due := time.Now().Add(-time.Hour).Truncate(time.Millisecond), time.Now().Add(time.Minute).Truncate(time.Millisecond)
@@ -93,7 +128,7 @@ func TestStatus(t *testing.T) {
 	}
 	r, code, desc = statusOf(t, e, req)
 	if code != 200 || !r.Tracked || !r.Moved || r.Deliveries != 3 || !r.Webhook || r.TrackedAt == nil || !r.TrackedAt.Equal(origin) || r.NextPoll == nil || !r.NextPoll.Equal(due) {
-		t.Fatalf("moved job: %d %q %+v, want moved, 3 deliveries, tracked %v, next poll %v, webhook kept", code, desc, r, origin, due)
+		t.Fatalf("moved job: %d %q %+v, want moved, 3 deliveries, tracked %v, next poll %v, webhook kept (the message's, not the last poll's)", code, desc, r, origin, due)
 	}
 
 	// A message another client published on the job's event subject is not its event.
@@ -112,8 +147,8 @@ func TestStatus(t *testing.T) {
 	r, code, desc = statusOf(t, e, req)
 	want := StatusEvent{Kind: event.Failed, Sequence: res.Seq, Subject: subject.Event(prefix, "failed", jobID),
 		Status: "Failed", ObservedAt: observed, Polls: 4}
-	if code != 200 || r.Event == nil || *r.Event != want || !r.Tracked {
-		t.Fatalf("reported job: %d %q %+v, want tracked and event %+v", code, desc, r, want)
+	if code != 200 || r.Event == nil || *r.Event != want || !r.Tracked || r.LastPoll != nil {
+		t.Fatalf("reported job: %d %q %+v, want tracked and event %+v, no last poll (a replica still has one)", code, desc, r, want)
 	}
 	if n := len(jobs.Gets()) + len(jobs.Cancels()) + len(jobs.Submits()); n != 0 {
 		t.Errorf("status made %d Reducto requests, want 0", n)

@@ -45,6 +45,8 @@ type Metrics struct {
 	commands        *prometheus.CounterVec
 	tracks          *prometheus.CounterVec
 	parks           *prometheus.CounterVec
+	captures        *prometheus.CounterVec
+	captureBytes    prometheus.Counter
 	webhooks        *prometheus.CounterVec
 	listPages       *prometheus.CounterVec
 	listTerminal    prometheus.Counter
@@ -141,6 +143,14 @@ func New() *Metrics {
 			Namespace: namespace, Name: "parks_total",
 			Help: "Unfinished jobs put back on the schedule, by how: delay (NakWithDelay), requeue (moved to the track queue's tail while the budget binds), superseded (a newer track message held the job), requeue_failed (parked with a delay instead).",
 		}, []string{"how"}),
+		captures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "url_captures_total",
+			Help: "Downloads of completed jobs' URL results into REDUCTO_RESULTS (BRIDGE_CAPTURE_URL_RESULTS), by result: captured, refused (over BRIDGE_CAPTURE_MAX_BYTES or not https: the event carries capture_error), failed (retried like a transient poll).",
+		}, []string{"result"}),
+		captureBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "url_capture_bytes_total",
+			Help: "Bytes of URL results captured into REDUCTO_RESULTS.",
+		}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhooks_total",
 			Help: "Reducto webhooks received, by result (accepted, replayed, unauthorized, malformed, failed).",
@@ -197,7 +207,7 @@ func New() *Metrics {
 	goVersion, revision := version.Build()
 	m.buildInfo.WithLabelValues(version.Version, goVersion, revision).Set(1)
 	reg.MustRegister(m.polls, m.events, m.reductoRequests, m.reductoLatency, m.rateWaits,
-		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.parks, m.webhooks,
+		m.rateWaitSeconds, m.rateLimit, m.replicas, m.paused, m.authFailing, m.commands, m.tracks, m.parks, m.captures, m.captureBytes, m.webhooks,
 		m.listPages, m.listTerminal, m.sweepDepth, m.sweepHealthy, m.sweepMisses, m.leaseHeld,
 		m.trackToEvent, m.detectionLag, m.pollsPerJob, m.webhookToEvent, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -297,6 +307,24 @@ func (m *Metrics) Track(result string) {
 func (m *Metrics) Park(how string) {
 	if m != nil {
 		m.parks.WithLabelValues(how).Inc()
+	}
+}
+
+// Capture results of [Metrics.Capture].
+const (
+	CaptureCaptured = "captured"
+	CaptureRefused  = "refused"
+	CaptureFailed   = "failed"
+)
+
+// Capture counts one download of a URL result: result is a Capture* value, size the bytes
+// stored (captured only).
+func (m *Metrics) Capture(result string, size int64) {
+	if m != nil {
+		m.captures.WithLabelValues(result).Inc()
+		if result == CaptureCaptured && size > 0 {
+			m.captureBytes.Add(float64(size))
+		}
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/reducto-bridge/reducto-bridge/capture"
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/lastpoll"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 )
@@ -57,11 +59,32 @@ func (p *Poller) apply(ctx context.Context, msg jetstream.Msg, t *trackedJob, v 
 			p.nak(msg, 0) // shutting down: another replica takes the job at once
 			return
 		}
+		p.recordPoll(t, v, after)
 		p.park(ctx, msg, t, after)
 	default:
 		t.log.Error("unexpected verdict; polling again", "action", v.action)
 		p.nak(msg, p.o.InitialInterval)
 	}
+}
+
+// recordPoll tells o.Polls what this poll saw and when the next one is due.
+func (p *Poller) recordPoll(t *trackedJob, v verdict, after time.Duration) {
+	if p.o.Polls == nil {
+		return
+	}
+	now := p.now()
+	rec := lastpoll.Poll{PolledAt: now.UTC(), Deliveries: t.attempt, Since: t.stored.UTC(), NextPoll: now.Add(after).UTC()}
+	if v.job != nil {
+		rec.Status = string(v.job.Status)
+		if pr := v.job.Progress; pr != nil {
+			progress := *pr // not a pointer into the job, which the book would keep alive
+			rec.Progress = &progress
+		}
+	}
+	if v.class != classPending && v.class != classTerminal {
+		rec.Failure = pollOutcome(v.class)
+	}
+	p.o.Polls.Record(t.id, rec)
 }
 
 func (p *Poller) logPollAgain(t *trackedJob, v verdict, after time.Duration) {
@@ -260,6 +283,9 @@ func (p *Poller) report(ctx context.Context, t *trackedJob, v verdict, settle fu
 	if p.o.Coverage != nil {
 		p.o.Coverage.Done(t.id)
 	}
+	if p.o.Polls != nil {
+		p.o.Polls.Forget(t.id)
+	}
 	settle(ctx)
 	return nil
 }
@@ -335,10 +361,18 @@ func (p *Poller) capture(ctx context.Context, t *trackedJob, a answer, msg jetst
 		a.captureErr = context.Canceled // cut short by shutdown, not a failed download
 	}
 	switch {
+	case errors.Is(a.captureErr, context.Canceled):
+		// Shutdown: not an outcome.
 	case a.captureErr != nil:
 		t.log.Warn("url result not captured", "error", a.captureErr)
+		if capture.Permanent(a.captureErr) {
+			p.m.Capture(metrics.CaptureRefused, 0)
+		} else {
+			p.m.Capture(metrics.CaptureFailed, 0)
+		}
 	default:
 		t.log.Debug("url result captured", "size", a.captured.Size)
+		p.m.Capture(metrics.CaptureCaptured, int64(a.captured.Size))
 	}
 	return a
 }

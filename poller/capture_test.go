@@ -12,6 +12,7 @@ import (
 
 	"github.com/reducto-bridge/reducto-bridge/capture"
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
 	"github.com/reducto-bridge/reducto-bridge/reducto/reductosim"
 	"github.com/reducto-bridge/reducto-bridge/subject"
@@ -83,6 +84,7 @@ func newCaptureEnv(t *testing.T, links *urlHost, o capture.Options) *captureEnv 
 		t.Fatal(err)
 	}
 	e.opts.Capture = c
+	e.opts.Metrics = metrics.New()
 	e.start(t, client, e.pub)
 	return &captureEnv{env: e, sim: sim, links: links}
 }
@@ -121,6 +123,27 @@ func (c *captureEnv) stored(t *testing.T, ref *event.ResultRef) []byte {
 		t.Fatalf("get %s/%s: %v", ref.Bucket, ref.Name, err)
 	}
 	return b
+}
+
+// captures is reducto_bridge_url_captures_total{result=result}, or with result "bytes"
+// reducto_bridge_url_capture_bytes_total.
+func (c *captureEnv) captures(t *testing.T, result string) float64 {
+	t.Helper()
+	mfs, err := c.opts.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case result == "bytes" && mf.GetName() == "reducto_bridge_url_capture_bytes_total":
+				return m.GetCounter().GetValue()
+			case mf.GetName() == "reducto_bridge_url_captures_total" && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == result:
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // checkCaptured: one completed event, Reducto's url result in it, and the link's content,
@@ -195,6 +218,9 @@ func TestCaptureURLResult(t *testing.T) {
 		if n := c.links.requests.Load(); n != 1 {
 			t.Errorf("%d downloads, want 1", n)
 		}
+		if got, bytes := c.captures(t, "captured"), c.captures(t, "bytes"); got != 1 || bytes != float64(len(c.served(t, id))) {
+			t.Errorf("captures_total{captured} %v, capture_bytes_total %v; want 1 and the %d bytes stored", got, bytes, len(c.served(t, id)))
+		}
 	})
 	t.Run("download fails twice, then one event with the capture", func(t *testing.T) {
 		c := newCaptureEnv(t, &urlHost{fail: 2}, capture.Options{})
@@ -207,6 +233,9 @@ func TestCaptureURLResult(t *testing.T) {
 		}
 		if gets := c.sim.Stats().Requests[reductosim.EndpointGetJob]; gets != 3 {
 			t.Errorf("%d GET /job, want 3: each failed download is retried like a transient poll", gets)
+		}
+		if failed, got := c.captures(t, "failed"), c.captures(t, "captured"); failed != 2 || got != 1 {
+			t.Errorf("captures_total failed %v captured %v, want 2 and 1", failed, got)
 		}
 	})
 	t.Run("expired link: the next GET /job's fresh link is captured", func(t *testing.T) {
@@ -232,5 +261,8 @@ func TestCaptureURLResult(t *testing.T) {
 			t.Fatalf("event kind %s result %.100s ref %+v capture_error %q", ev.Kind, ev.Result, ev.ResultRef, ev.CaptureError)
 		}
 		c.onlyEvent(t, id)
+		if refused, got := c.captures(t, "refused"), c.captures(t, "captured"); refused != 1 || got != 0 {
+			t.Errorf("captures_total refused %v captured %v, want 1 and 0", refused, got)
+		}
 	})
 }

@@ -24,6 +24,8 @@ type trackedJob struct {
 	// requeued: the track message is one the bridge moved to the queue's tail (see
 	// [Poller.park]); its signed header gave the job's position.
 	requeued bool
+	// stored is when the delivered track message was stored; zero for a hint.
+	stored time.Time
 }
 
 // handle processes one delivery of a track message. Delivery 1 admits the job (has it been
@@ -51,6 +53,7 @@ func (p *Poller) handle(ctx context.Context, msg jetstream.Msg) {
 	t := &trackedJob{
 		delivery: delivery{id: id, trackedAt: pos.TrackedAt, attempt: pos.Attempt, step: pos.Step},
 		requeued: pos.Requeued,
+		stored:   md.Timestamp,
 		log:      p.log.With("job_id", id, "attempt", pos.Attempt),
 	}
 	if wait := p.early(t, pos.Due); wait > 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reducto-bridge/reducto-bridge/event"
+	"github.com/reducto-bridge/reducto-bridge/lastpoll"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
 	"github.com/reducto-bridge/reducto-bridge/reducto"
@@ -121,6 +122,16 @@ type Options struct {
 	// into the object store before its event is published; nil leaves URL results as they
 	// are.
 	Capture Capturer
+	// Polls, when set, records what each poll of an unfinished job saw, and forgets the job
+	// once its event is stored (for P.status); nil records nothing.
+	Polls Polls
+}
+
+// Polls keeps each job's last poll; *lastpoll.Book satisfies it. Record is called once per
+// poll that leaves the job unfinished, Forget once the job's event is stored.
+type Polls interface {
+	Record(id string, p lastpoll.Poll)
+	Forget(id string)
 }
 
 // Capturer downloads a URL result into the results object store under name and says where;

@@ -35,6 +35,8 @@ func TestAsyncAPIDocumentCoversSubjects(t *testing.T) {
 	}
 	replicas := subject.Replicas(p, "any key")
 	replicas = replicas[:strings.LastIndexByte(replicas, '.')] + ".{key_id}"
+	polls := subject.Polls(p, "any key")
+	polls = polls[:strings.LastIndexByte(polls, '.')] + ".{key_id}"
 	covered := map[string][]string{
 		"Track":     {"address: " + subject.Track(p, id)},
 		"TrackAll":  {subject.TrackAll(p)},
@@ -47,6 +49,7 @@ func TestAsyncAPIDocumentCoversSubjects(t *testing.T) {
 		"Submit":     {"address: " + subject.Submit(p)},
 		"Status":     {"address: " + subject.Status(p)},
 		"Replicas":   {"address: " + replicas},
+		"Polls":      {"address: " + polls},
 	}
 	notSubjects := map[string]bool{"ValidJobID": true, "ValidPrefix": true, "TrackJobID": true}
 	for _, name := range exportedFuncs(t, "subject.go") {

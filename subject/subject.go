@@ -123,6 +123,17 @@ func Status(prefix string) string { return prefix + ".status" }
 // P.bridge.replicas.<key id>: the key id is the first 16 hex digits of the SHA-256 of the key,
 // so replicas of one key find each other and the key itself is never on the wire.
 func Replicas(prefix, apiKey string) string {
+	return prefix + ".bridge.replicas." + keyID(apiKey)
+}
+
+// Polls is the subject on which the replicas of one API key ask each other what the last poll
+// of a job saw (for P.status), P.bridge.polls.<key id>.
+func Polls(prefix, apiKey string) string {
+	return prefix + ".bridge.polls." + keyID(apiKey)
+}
+
+// keyID names an API key on the wire: the first 16 hex digits of its SHA-256.
+func keyID(apiKey string) string {
 	sum := sha256.Sum256([]byte(apiKey))
-	return prefix + ".bridge.replicas." + hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:8])
 }

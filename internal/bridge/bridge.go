@@ -25,6 +25,7 @@ import (
 	"github.com/reducto-bridge/reducto-bridge/command"
 	"github.com/reducto-bridge/reducto-bridge/config"
 	"github.com/reducto-bridge/reducto-bridge/internal/redact"
+	"github.com/reducto-bridge/reducto-bridge/lastpoll"
 	"github.com/reducto-bridge/reducto-bridge/metrics"
 	"github.com/reducto-bridge/reducto-bridge/poller"
 	"github.com/reducto-bridge/reducto-bridge/publisher"
@@ -57,7 +58,9 @@ type Bridge struct {
 	poller *poller.Poller // set before started; /readyz asks it whether Reducto takes the key
 	// replicas announces this replica and counts the key's live ones, which share its budget.
 	replicas        *replica.Tracker
-	replicaInterval time.Duration // tests only: the announcement period instead of replica.DefaultInterval
+	polls           *lastpoll.Book  // this replica's last poll of each job, for P.status
+	peers           *lastpoll.Peers // answers and asks the key's other replicas about them
+	replicaInterval time.Duration   // tests only: the announcement period instead of replica.DefaultInterval
 	// origins is the first-track-time bucket (BRIDGE_RETRACK_KEEPS_SCHEDULE); nil without it.
 	origins *track.Origins
 	kv      jetstream.KeyValue // the lease bucket (BRIDGE_LIST_SWEEP); nil without the sweep
@@ -174,6 +177,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 	if err != nil {
 		return nil, fmt.Errorf("replica announcements: %w", err)
 	}
+	b.polls = lastpoll.NewBook(lastpoll.DefaultMax)
+	if b.peers, err = lastpoll.Serve(b.nc, subject.Polls(cfg.SubjectPrefix, cfg.APIKey.Reveal()), b.polls, b.replicas.Live); err != nil {
+		return nil, fmt.Errorf("last polls: %w", err)
+	}
 	b.hc = &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: cfg.Concurrency,
@@ -217,6 +224,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 		Logger:              log.With("component", "poller"),
 		Metrics:             b.m,
 		AfterPublish:        crashAfterPublish(log),
+		Polls:               b.polls,
 	}
 	if b.origins != nil {
 		po.Origins = b.origins // never a nil *track.Origins in the interface
@@ -288,7 +296,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(
 			return m != nil, err
 		},
 		RefuseWebhooks: !cfg.SubmitWebhooks,
-		Status:         &command.StatusSources{Track: queue.Last, Event: b.pub.Find, Position: queue.Position},
+		Status:         &command.StatusSources{Track: queue.Last, Event: b.pub.Find, Position: queue.Position, LastPoll: b.peers.Ask},
+		Tracer:         b.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("command service: %w", err)
@@ -571,6 +580,9 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	}
 	if b.hc != nil {
 		b.hc.CloseIdleConnections()
+	}
+	if b.peers != nil {
+		b.peers.Stop()
 	}
 	if b.replicas != nil {
 		// After the poller and the commands: no more requests from this replica, so the

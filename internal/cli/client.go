@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -150,12 +151,25 @@ func (c *Client) Status(ctx context.Context, id string, asJSON bool) error {
 			line += ", webhook announced"
 		}
 		fmt.Fprintf(c.Out, "tracked  %s\n", line)
-		if r.Moved {
+		switch {
+		case r.Moved:
 			next := "at its turn in the stream"
 			if r.NextPoll != nil {
 				next = "not before " + r.NextPoll.Format(time.RFC3339)
 			}
 			fmt.Fprintf(c.Out, "queued   %d deliveries so far; next poll %s\n", r.Deliveries, next)
+		case r.NextPoll != nil:
+			fmt.Fprintf(c.Out, "parked   %d deliveries so far; next poll %s\n", r.Deliveries, r.NextPoll.Format(time.RFC3339))
+		}
+		if p := r.LastPoll; p != nil {
+			line := p.Status
+			if p.Progress != nil {
+				line += fmt.Sprintf(", progress %g", *p.Progress)
+			}
+			if p.Failure != "" {
+				line = strings.TrimPrefix(line+", no answer: "+p.Failure, ", ")
+			}
+			fmt.Fprintf(c.Out, "polled   %s at %s\n", line, p.PolledAt.Format(time.RFC3339))
 		}
 	default:
 		fmt.Fprintf(c.Out, "tracked  no\n")

@@ -161,6 +161,17 @@ func TestVerbs(t *testing.T) {
 		}
 	}
 
+	// status of a job still running: where its last poll left it.
+	running := st.sim.Create(reductosim.JobSpec{Outcome: reductosim.OutcomeNever})
+	if out, err := verb(t, "track", running); err != nil {
+		t.Fatalf("track: %v\n%s", err, out)
+	}
+	natstest.WaitFor(t, func() bool {
+		out, err := verb(t, "status", running)
+		return err == nil && strings.Contains(out, "\nparked   ") && strings.Contains(out, " deliveries so far; next poll ") &&
+			(strings.Contains(out, "\npolled   Idle") || strings.Contains(out, "\npolled   Pending"))
+	})
+
 	// status after the event: the kind, and the sequence the stream gave it.
 	out, err = verb(t, "status", done)
 	if err != nil || !strings.Contains(out, "event    completed (status Completed) at ") || !strings.Contains(out, "REDUCTO_EVENTS sequence 1") {
