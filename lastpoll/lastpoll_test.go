@@ -52,8 +52,13 @@ func TestAskFindsTheNewestPoll(t *testing.T) {
 	live := func() int { return 4 } // the three replicas and the rogue client below
 	var peers []*lastpoll.Peers
 	for _, b := range books {
-		p, err := lastpoll.Serve(natstest.Connect(t, s), subj, b, live)
+		nc := natstest.Connect(t, s)
+		p, err := lastpoll.Serve(nc, subj, b, live)
 		if err != nil {
+			t.Fatal(err)
+		}
+		// The server has the subscription after a round trip (a replica's is long there).
+		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
 		peers = append(peers, p)
