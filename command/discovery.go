@@ -192,24 +192,25 @@ func (d *discovery) stop(ctx context.Context) error {
 		}
 		closed = append(closed, ch)
 	}
+	if len(closed) == 0 {
+		return errors.Join(errs...)
+	}
+	down := d.nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CLOSED)
+	defer d.nc.RemoveStatusListener(down)
+	if !d.nc.IsConnected() {
+		return errors.Join(errs...)
+	}
 	limit := time.NewTimer(drainLimit)
 	defer limit.Stop()
-	down := time.NewTicker(50 * time.Millisecond)
-	defer down.Stop()
 	for _, ch := range closed {
-		for done := false; !done; {
-			select {
-			case <-ch:
-				done = true
-			case <-ctx.Done():
-				return errors.Join(append(errs, fmt.Errorf("drain: %w", context.Cause(ctx)))...)
-			case <-limit.C:
-				return errors.Join(append(errs, fmt.Errorf("drain: not over after %s", drainLimit))...)
-			case <-down.C:
-				if d.nc != nil && !d.nc.IsConnected() {
-					return errors.Join(errs...)
-				}
-			}
+		select {
+		case <-ch:
+		case <-down:
+			return errors.Join(errs...)
+		case <-ctx.Done():
+			return errors.Join(append(errs, fmt.Errorf("drain: %w", context.Cause(ctx)))...)
+		case <-limit.C:
+			return errors.Join(append(errs, fmt.Errorf("drain: not over after %s", drainLimit))...)
 		}
 	}
 	return errors.Join(errs...)
