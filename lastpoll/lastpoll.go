@@ -39,7 +39,8 @@ type Poll struct {
 	NextPoll time.Time `json:"next_poll"`
 }
 
-// DefaultMax is how many jobs a [Book] remembers by default: about 150 bytes each.
+// DefaultMax is how many jobs a [Book] remembers by default, a few hundred bytes each (tens
+// of MB in all).
 const DefaultMax = 100_000
 
 // Book is one replica's last polls, by job id, at most max of them: when full, a new job
