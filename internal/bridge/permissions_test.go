@@ -192,6 +192,13 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 	}
 	waitViolation(t, rerrs, "$JS.API.STREAM.DELETE."+subject.EventsStream)
 
+	// P.status of a job still running gives its last poll: the bridge's user may ask the
+	// replicas on P.bridge.polls.<key id> and answer there.
+	natstest.WaitFor(t, func() bool {
+		resp, err := pnc.Request(subject.Status("reducto"), fmt.Appendf(nil, `{"job_id":%q}`, tracked), 10*time.Second)
+		return err == nil && strings.Contains(string(resp.Data), `"last_poll":{"status":`)
+	})
+
 	clock.Advance(2 * time.Second)
 	got := h.collect(tracked, submitted.JobID, cancelled)
 	sub.Unsubscribe()
