@@ -225,7 +225,7 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 	s.idle = sync.NewCond(&s.mu)
 	s.base, s.abortBase = context.WithCancel(context.Background())
 
-	s.svc, err = newDiscovery(ServiceName, o.Version, "Reducto async jobs as NATS events: cancel, submit and status commands",
+	s.svc, err = newDiscovery(nc, ServiceName, o.Version, "Reducto async jobs as NATS events: cancel, submit and status commands",
 		map[string]string{"prefix": o.Prefix}, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("start command service: %w", err)
@@ -244,12 +244,12 @@ func Start(nc *nats.Conn, jobs Jobs, events Events, tracker Tracker, o Options) 
 		}{EndpointStatus, subject.Status(o.Prefix), s.status})
 	}
 	for _, e := range endpoints {
-		if err := s.svc.addEndpoint(nc, e.name, e.subject, s.handler(e.name, e.run)); err != nil {
+		if err := s.svc.addEndpoint(e.name, e.subject, s.handler(e.name, e.run)); err != nil {
 			_ = s.svc.stop(context.Background())
 			return nil, fmt.Errorf("start command service: %w", err)
 		}
 	}
-	if err := s.svc.subscribeVerbs(nc); err != nil {
+	if err := s.svc.subscribeVerbs(); err != nil {
 		_ = s.svc.stop(context.Background())
 		return nil, fmt.Errorf("start command service: %w", err)
 	}
@@ -321,7 +321,7 @@ func success(jobID string, v any) result {
 
 func fail(code int, desc string) result { return result{code: code, desc: desc} }
 
-// handler adapts a command to micro: it reserves a slot (blocking the endpoint's subscription
+// handler adapts a command to its endpoint's subscription: it reserves a slot (blocking the endpoint's subscription
 // while all are busy) and runs the command on its own goroutine.
 func (s *Service) handler(name string, run func(context.Context, []byte) result) nats.MsgHandler {
 	return func(req *nats.Msg) {

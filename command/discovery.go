@@ -49,11 +49,12 @@ type endpoint struct {
 // semVer is semver.org's expression for a version (micro requires one).
 var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 
-func newDiscovery(name, version, description string, metadata map[string]string, log *slog.Logger) (*discovery, error) {
+func newDiscovery(nc *nats.Conn, name, version, description string, metadata map[string]string, log *slog.Logger) (*discovery, error) {
 	if !semVer.MatchString(version) {
 		return nil, fmt.Errorf("version %q is not a semantic version", version)
 	}
 	return &discovery{
+		nc:          nc,
 		identity:    micro.ServiceIdentity{Name: name, ID: nuid.Next(), Version: version, Metadata: metadata},
 		description: description,
 		started:     time.Now().UTC(),
@@ -62,12 +63,11 @@ func newDiscovery(name, version, description string, metadata map[string]string,
 }
 
 // addEndpoint subscribes handle to subject in the queue group.
-func (d *discovery) addEndpoint(nc *nats.Conn, name, subject string, handle nats.MsgHandler) error {
-	sub, err := nc.QueueSubscribe(subject, micro.DefaultQueueGroup, handle)
+func (d *discovery) addEndpoint(name, subject string, handle nats.MsgHandler) error {
+	sub, err := d.nc.QueueSubscribe(subject, micro.DefaultQueueGroup, handle)
 	if err != nil {
 		return fmt.Errorf("subscribe endpoint %s to %s: %w", name, subject, err)
 	}
-	d.nc = nc
 	d.endpoints = append(d.endpoints, &endpoint{name: name, subject: subject, sub: sub})
 	return nil
 }
@@ -84,14 +84,14 @@ func (d *discovery) endpoint(name string) *endpoint {
 
 // subscribeVerbs answers PING, INFO and STATS on $SRV.<VERB>, $SRV.<VERB>.<name> and
 // $SRV.<VERB>.<name>.<id>, as micro does.
-func (d *discovery) subscribeVerbs(nc *nats.Conn) error {
+func (d *discovery) subscribeVerbs() error {
 	for _, verb := range []micro.Verb{micro.PingVerb, micro.InfoVerb, micro.StatsVerb} {
 		for _, scope := range [][2]string{{}, {d.identity.Name, ""}, {d.identity.Name, d.identity.ID}} {
 			subj, err := micro.ControlSubject(verb, scope[0], scope[1])
 			if err != nil {
 				return err
 			}
-			sub, err := nc.Subscribe(subj, func(m *nats.Msg) { d.answer(verb, m) })
+			sub, err := d.nc.Subscribe(subj, func(m *nats.Msg) { d.answer(verb, m) })
 			if err != nil {
 				return fmt.Errorf("subscribe %s: %w", subj, err)
 			}
